@@ -1,0 +1,236 @@
+//! Adapter choice, device creation with the adapter's limits, weight upload and GPU error capture.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::pipelines::PipelineCache;
+
+/// How to choose the GPU adapter. Explicit fields win over the environment
+/// (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), which wins over the defaults.
+#[derive(Clone, Debug, Default)]
+pub struct AdapterOptions {
+    /// Backends to consider, e.g. `wgpu::Backends::VULKAN`. `None`: `WGPU_BACKEND` or all primary backends.
+    pub backends: Option<wgpu::Backends>,
+    /// Case-insensitive substring of the adapter name. `None`: `WGPU_ADAPTER_NAME` or the best adapter.
+    pub adapter_name: Option<String>,
+}
+
+impl AdapterOptions {
+    /// Parses a backend list such as `vulkan`, `metal`, `dx12`, `gl` or `vulkan,metal`.
+    pub fn parse_backends(s: &str) -> Result<wgpu::Backends> {
+        let b = wgpu::Backends::from_comma_list(s);
+        if b.is_empty() {
+            return Err(Error::Config(format!(
+                "unknown backend list '{s}': expected vulkan, metal, dx12 or gl"
+            )));
+        }
+        Ok(b)
+    }
+}
+
+/// An f32 weight tensor uploaded to the GPU once and bound read-only.
+#[derive(Clone, Debug)]
+pub struct Weight {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub buffer: Arc<wgpu::Buffer>,
+}
+
+impl Weight {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The device, its queue, the adapter it came from and the cache of compiled pipelines.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub features: wgpu::Features,
+    pub(crate) pipelines: PipelineCache,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "GpuContext({})", self.describe())
+    }
+}
+
+/// Features used when the adapter has them; none is required.
+fn wanted_features() -> wgpu::Features {
+    wgpu::Features::SHADER_F16
+        | wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+        | wgpu::Features::SUBGROUP
+}
+
+impl GpuContext {
+    /// Chooses an adapter (see [`AdapterOptions`]) and opens a device with the adapter's own limits.
+    pub fn new(opts: &AdapterOptions) -> Result<Self> {
+        let env_backends = std::env::var("WGPU_BACKEND").ok();
+        let backends = match (&opts.backends, &env_backends) {
+            (Some(b), _) => *b,
+            (None, Some(s)) => AdapterOptions::parse_backends(s)?,
+            (None, None) => wgpu::Backends::PRIMARY,
+        };
+        let name = opts
+            .adapter_name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .filter(|s| !s.is_empty());
+
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+        desc.backends = backends;
+        let instance = wgpu::Instance::new(desc);
+        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
+        let listed: Vec<String> = adapters
+            .iter()
+            .map(|a| {
+                let i = a.get_info();
+                format!("{} ({:?})", i.name, i.backend)
+            })
+            .collect();
+        if let Some(n) = &name {
+            let n = n.to_lowercase();
+            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&n));
+        }
+        // Prefer real GPUs over software ones, discrete over integrated.
+        adapters.sort_by_key(|a| match a.get_info().device_type {
+            wgpu::DeviceType::DiscreteGpu => 0,
+            wgpu::DeviceType::IntegratedGpu => 1,
+            wgpu::DeviceType::VirtualGpu => 2,
+            wgpu::DeviceType::Other => 3,
+            wgpu::DeviceType::Cpu => 4,
+        });
+        let Some(adapter) = adapters.into_iter().next() else {
+            let tried = format!(
+                "backends {backends:?}{}; adapters present: {}",
+                name.as_ref()
+                    .map(|n| format!(", name containing '{n}'"))
+                    .unwrap_or_default(),
+                if listed.is_empty() {
+                    "none".to_string()
+                } else {
+                    listed.join(", ")
+                }
+            );
+            return Err(Error::NoAdapter { tried });
+        };
+        let info = adapter.get_info();
+        let features = adapter.features() & wanted_features();
+        let limits = adapter.limits();
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("sshface"),
+            required_features: features,
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        }))
+        .map_err(|e| Error::Device {
+            adapter: info.name.clone(),
+            msg: e.to_string(),
+        })?;
+        // Errors are caught by error scopes around each call; anything that escapes is reported, not a panic.
+        device.on_uncaptured_error(Arc::new(|e| {
+            eprintln!("sshface: uncaptured GPU error: {e}")
+        }));
+        Ok(GpuContext {
+            device,
+            queue,
+            info,
+            limits,
+            features,
+            pipelines: PipelineCache::default(),
+        })
+    }
+
+    /// One line naming the adapter, backend and driver, for logs and `--verbose` output.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({:?}, {:?}, driver {} {})",
+            self.info.name,
+            self.info.backend,
+            self.info.device_type,
+            self.info.driver,
+            self.info.driver_info
+        )
+    }
+
+    /// The largest buffer one storage binding may cover on this device.
+    pub fn max_binding(&self) -> u64 {
+        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+    }
+
+    /// Checks that a tensor of `shape` (f32 elements) is non-empty and fits one storage binding.
+    pub fn check_size(&self, name: &str, shape: &[usize]) -> Result<u64> {
+        if shape.is_empty() || shape.contains(&0) {
+            return Err(Error::Empty {
+                name: name.to_string(),
+                shape: shape.to_vec(),
+            });
+        }
+        let bytes = shape
+            .iter()
+            .try_fold(4u64, |acc, &d| acc.checked_mul(d as u64))
+            .unwrap_or(u64::MAX);
+        if bytes > self.max_binding() {
+            return Err(Error::TooLarge {
+                name: name.to_string(),
+                bytes,
+                limit: self.max_binding(),
+                shape: shape.to_vec(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Uploads an f32 tensor that shaders read (weights, biases, constant tables).
+    pub fn weight(&self, name: &str, data: &[f32], shape: &[usize]) -> Result<Weight> {
+        self.check_size(name, shape)?;
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::shape(
+                name,
+                format!(
+                    "{} values given for shape {shape:?} ({n} values)",
+                    data.len()
+                ),
+            ));
+        }
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size: (n as u64 * 4).next_multiple_of(16),
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue
+            .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
+        Ok(Weight {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            buffer: Arc::new(buffer),
+        })
+    }
+
+    /// Runs `f` inside validation and out-of-memory error scopes; a captured GPU error becomes [`Error::Gpu`].
+    pub fn scoped<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        let oom = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let val = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let r = f();
+        let e1 = pollster::block_on(val.pop());
+        let e2 = pollster::block_on(oom.pop());
+        if let Some(e) = e1.or(e2) {
+            return Err(Error::Gpu {
+                what: what.to_string(),
+                msg: e.to_string(),
+            });
+        }
+        r
+    }
+}

@@ -1,0 +1,220 @@
+//! A graph of labelled steps over symbolic tensors. Ops append steps; `compile` assigns arena buffers
+//! from tensor lifetimes, builds every bind group once and returns a [`Plan`] that runs in one submit.
+
+use std::sync::Arc;
+
+use crate::error::{Error, Result};
+use crate::gpu::pipelines::Constants;
+use crate::gpu::{GpuContext, Plan, Weight};
+use crate::ops::Shader;
+
+/// Handle of a tensor in a [`Graph`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TensorId(pub(crate) usize);
+
+/// How long a tensor's buffer must live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TensorKind {
+    /// Written by the host before each run; never shared.
+    Input,
+    /// Lives from its first to its last step; its buffer is reused by later tensors.
+    Transient,
+    /// Read back or kept after the run; never shared.
+    Output,
+}
+
+#[derive(Clone, Debug)]
+pub struct TensorInfo {
+    pub name: String,
+    /// Row-major shape; feature maps are `[N, C, H, W]`. Elements are 4 bytes (f32, u32 or i32).
+    pub shape: Vec<usize>,
+    pub kind: TensorKind,
+}
+
+impl TensorInfo {
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A buffer bound to a step, after the `Params` uniform at binding 0.
+#[derive(Clone, Debug)]
+pub enum Binding {
+    /// A graph tensor (read-only or read-write, as the shader declares).
+    Tensor(TensorId),
+    /// A constant buffer such as a weight or bias.
+    Weight(Arc<wgpu::Buffer>),
+}
+
+impl From<TensorId> for Binding {
+    fn from(t: TensorId) -> Self {
+        Binding::Tensor(t)
+    }
+}
+impl From<&Weight> for Binding {
+    fn from(w: &Weight) -> Self {
+        Binding::Weight(w.buffer.clone())
+    }
+}
+
+/// One compute dispatch. Bindings: params at 0, then `bindings` at 1.. in order (inputs, weights, bias, output last).
+#[derive(Clone, Debug)]
+pub struct StepDesc {
+    /// The weight name or layer name, e.g. `m2.ssh_5x5`; shown in debug groups, timings and errors.
+    pub label: String,
+    pub shader: &'static Shader,
+    pub entry: &'static str,
+    pub constants: Constants,
+    /// The bytes of the op's `Params` struct.
+    pub params: Vec<u8>,
+    pub bindings: Vec<Binding>,
+    pub workgroups: [u32; 3],
+}
+
+/// Symbolic tensors and the steps that compute them.
+#[derive(Default, Debug)]
+pub struct Graph {
+    pub(crate) tensors: Vec<TensorInfo>,
+    pub(crate) steps: Vec<StepDesc>,
+}
+
+impl Graph {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn add(&mut self, name: &str, shape: &[usize], kind: TensorKind) -> Result<TensorId> {
+        if shape.is_empty() || shape.contains(&0) {
+            return Err(Error::Empty {
+                name: name.to_string(),
+                shape: shape.to_vec(),
+            });
+        }
+        self.tensors.push(TensorInfo {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            kind,
+        });
+        Ok(TensorId(self.tensors.len() - 1))
+    }
+
+    /// A tensor the host writes before each run.
+    pub fn input(&mut self, name: &str, shape: &[usize]) -> Result<TensorId> {
+        self.add(name, shape, TensorKind::Input)
+    }
+
+    /// An intermediate tensor whose buffer may be shared with tensors that do not overlap in time.
+    pub fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<TensorId> {
+        self.add(name, shape, TensorKind::Transient)
+    }
+
+    /// Keeps `id` alive to the end of the run so it can be read back.
+    pub fn mark_output(&mut self, id: TensorId) {
+        if self.tensors[id.0].kind == TensorKind::Transient {
+            self.tensors[id.0].kind = TensorKind::Output;
+        }
+    }
+
+    pub fn info(&self, id: TensorId) -> &TensorInfo {
+        &self.tensors[id.0]
+    }
+
+    pub fn shape(&self, id: TensorId) -> &[usize] {
+        &self.tensors[id.0].shape
+    }
+
+    /// The shape as `[N, C, H, W]`, or an error naming the layer when it is not 4-D.
+    pub fn nchw(&self, layer: &str, id: TensorId) -> Result<[usize; 4]> {
+        let s = self.shape(id);
+        <[usize; 4]>::try_from(s).map_err(|_| {
+            Error::shape(
+                layer,
+                format!(
+                    "input '{}' must be [N, C, H, W], found {s:?}",
+                    self.info(id).name
+                ),
+            )
+        })
+    }
+
+    pub fn push(&mut self, step: StepDesc) {
+        self.steps.push(step);
+    }
+
+    pub fn steps(&self) -> &[StepDesc] {
+        &self.steps
+    }
+
+    /// Checks sizes against the device, plans the arena and builds pipelines and bind groups.
+    pub fn compile(self, ctx: &GpuContext) -> Result<Plan> {
+        for t in &self.tensors {
+            ctx.check_size(&t.name, &t.shape)?;
+        }
+        let slots = self.plan_arena();
+        Plan::build(ctx, self, slots)
+    }
+
+    /// Greedy best-fit assignment of tensors to buffers from their lifetimes (first..=last step).
+    /// Returns, per tensor, its slot index and each slot's size in bytes.
+    fn plan_arena(&self) -> (Vec<usize>, Vec<u64>) {
+        let n = self.tensors.len();
+        let mut first = vec![usize::MAX; n];
+        let mut last = vec![0usize; n];
+        for (i, s) in self.steps.iter().enumerate() {
+            for b in &s.bindings {
+                if let Binding::Tensor(t) = b {
+                    first[t.0] = first[t.0].min(i);
+                    last[t.0] = last[t.0].max(i);
+                }
+            }
+        }
+        let bytes = |t: usize| (self.tensors[t].len() as u64 * 4).next_multiple_of(256);
+        let mut slot_of = vec![usize::MAX; n];
+        let mut sizes: Vec<u64> = Vec::new();
+        // Tensors that are never shared, and those never used by a step, get their own slot.
+        for t in 0..n {
+            if self.tensors[t].kind != TensorKind::Transient || first[t] == usize::MAX {
+                slot_of[t] = sizes.len();
+                sizes.push(bytes(t));
+            }
+        }
+        let mut free: Vec<usize> = Vec::new();
+        for i in 0..self.steps.len() {
+            for t in 0..n {
+                if slot_of[t] == usize::MAX && first[t] == i {
+                    let need = bytes(t);
+                    // Smallest free slot that fits, else grow the largest free one, else a new slot.
+                    let fit = free
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, &s)| sizes[s] >= need)
+                        .min_by_key(|(_, &s)| sizes[s]);
+                    let pick = fit
+                        .or_else(|| free.iter().enumerate().max_by_key(|(_, &s)| sizes[s]))
+                        .map(|(k, _)| k);
+                    let slot = match pick {
+                        Some(k) => free.swap_remove(k),
+                        None => {
+                            sizes.push(0);
+                            sizes.len() - 1
+                        }
+                    };
+                    sizes[slot] = sizes[slot].max(need);
+                    slot_of[t] = slot;
+                }
+            }
+            for t in 0..n {
+                if self.tensors[t].kind == TensorKind::Transient
+                    && first[t] != usize::MAX
+                    && last[t] == i
+                {
+                    free.push(slot_of[t]);
+                }
+            }
+        }
+        (slot_of, sizes)
+    }
+}

@@ -1,0 +1,81 @@
+//! Shader modules and compute pipelines, compiled once per (shader, entry point, override constants).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::ops::Shader;
+
+/// Override constants in a fixed order, so equal sets give equal keys.
+pub type Constants = Vec<(&'static str, f64)>;
+
+#[derive(Default)]
+pub(crate) struct PipelineCache {
+    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
+    pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+}
+
+impl GpuContext {
+    /// The compute pipeline for `entry` of `shader` specialised with `constants`, compiled on first use.
+    pub fn pipeline(
+        &self,
+        shader: &'static Shader,
+        entry: &'static str,
+        constants: &Constants,
+    ) -> Result<Arc<wgpu::ComputePipeline>> {
+        let key = format!("{}:{entry}:{constants:?}", shader.name);
+        if let Some(p) = self.pipelines.pipelines.lock().unwrap().get(&key) {
+            return Ok(p.clone());
+        }
+        let module = self.module(shader)?;
+        let pipeline = self.scoped(&format!("pipeline {key}"), || {
+            Ok(self
+                .device
+                .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(&key),
+                    layout: None,
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: wgpu::PipelineCompilationOptions {
+                        constants,
+                        zero_initialize_workgroup_memory: false,
+                    },
+                    cache: None,
+                }))
+        })?;
+        let p = Arc::new(pipeline);
+        self.pipelines
+            .pipelines
+            .lock()
+            .unwrap()
+            .insert(key, p.clone());
+        Ok(p)
+    }
+
+    fn module(&self, shader: &'static Shader) -> Result<Arc<wgpu::ShaderModule>> {
+        if let Some(m) = self.pipelines.modules.lock().unwrap().get(shader.name) {
+            return Ok(m.clone());
+        }
+        let m = self
+            .scoped(&format!("shader {}.wgsl", shader.name), || {
+                Ok(self
+                    .device
+                    .create_shader_module(wgpu::ShaderModuleDescriptor {
+                        label: Some(shader.name),
+                        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                    }))
+            })
+            .map_err(|e| Error::Gpu {
+                what: format!("compiling shaders/{}.wgsl", shader.name),
+                msg: e.to_string(),
+            })?;
+        let m = Arc::new(m);
+        self.pipelines
+            .modules
+            .lock()
+            .unwrap()
+            .insert(shader.name, m.clone());
+        Ok(m)
+    }
+}

@@ -1,0 +1,376 @@
+//! A compiled graph: arena buffers, pipelines and bind groups built once; each run records every step
+//! into one compute pass of one command encoder and submits once.
+
+use std::sync::Mutex;
+
+use wgpu::util::DeviceExt;
+
+use crate::error::{Error, Result};
+use crate::gpu::graph::{Binding, TensorInfo};
+use crate::gpu::{GpuContext, Graph, TensorId, TensorKind};
+
+struct CompiledStep {
+    label: String,
+    pipeline: std::sync::Arc<wgpu::ComputePipeline>,
+    bind_group: wgpu::BindGroup,
+    workgroups: [u32; 3],
+}
+
+/// GPU time of one step, from timestamp queries.
+#[derive(Clone, Debug)]
+pub struct StepTiming {
+    pub label: String,
+    pub shader: String,
+    pub nanos: f64,
+}
+
+pub struct Plan {
+    tensors: Vec<TensorInfo>,
+    slot_of: Vec<usize>,
+    buffers: Vec<wgpu::Buffer>,
+    steps: Vec<CompiledStep>,
+    shaders: Vec<String>,
+    staging: Mutex<Option<wgpu::Buffer>>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Plan({} steps, {} tensors, {} buffers, {} bytes)",
+            self.steps.len(),
+            self.tensors.len(),
+            self.buffers.len(),
+            self.arena_bytes()
+        )
+    }
+}
+
+impl Plan {
+    pub(crate) fn build(
+        ctx: &GpuContext,
+        g: Graph,
+        (slot_of, sizes): (Vec<usize>, Vec<u64>),
+    ) -> Result<Plan> {
+        ctx.scoped("building the plan", || {
+            let buffers: Vec<wgpu::Buffer> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, &size)| {
+                    ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some(&format!("arena{i}")),
+                        size: size.max(256),
+                        usage: wgpu::BufferUsages::STORAGE
+                            | wgpu::BufferUsages::COPY_SRC
+                            | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    })
+                })
+                .collect();
+            let mut steps = Vec::with_capacity(g.steps.len());
+            let mut shaders = Vec::with_capacity(g.steps.len());
+            for s in &g.steps {
+                let pipeline = ctx.pipeline(s.shader, s.entry, &s.constants)?;
+                let params = ctx
+                    .device
+                    .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                        label: Some(&s.label),
+                        contents: &s.params,
+                        usage: wgpu::BufferUsages::UNIFORM,
+                    });
+                let mut entries = vec![wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params.as_entire_binding(),
+                }];
+                for (i, b) in s.bindings.iter().enumerate() {
+                    let resource = match b {
+                        Binding::Tensor(t) => {
+                            let bytes = g.tensors[t.0].len() as u64 * 4;
+                            wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+                                buffer: &buffers[slot_of[t.0]],
+                                offset: 0,
+                                size: std::num::NonZeroU64::new(bytes),
+                            })
+                        }
+                        Binding::Weight(w) => w.as_entire_binding(),
+                    };
+                    entries.push(wgpu::BindGroupEntry {
+                        binding: i as u32 + 1,
+                        resource,
+                    });
+                }
+                let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some(&s.label),
+                    layout: &pipeline.get_bind_group_layout(0),
+                    entries: &entries,
+                });
+                for (i, &w) in s.workgroups.iter().enumerate() {
+                    if w > ctx.limits.max_compute_workgroups_per_dimension {
+                        return Err(Error::shape(
+                            &s.label,
+                            format!(
+                                "needs {w} workgroups in dimension {i}, more than the device's {}",
+                                ctx.limits.max_compute_workgroups_per_dimension
+                            ),
+                        ));
+                    }
+                }
+                steps.push(CompiledStep {
+                    label: s.label.clone(),
+                    pipeline,
+                    bind_group,
+                    workgroups: s.workgroups,
+                });
+                shaders.push(s.shader.name.to_string());
+            }
+            Ok(Plan {
+                tensors: g.tensors,
+                slot_of,
+                buffers,
+                steps,
+                shaders,
+                staging: Mutex::new(None),
+            })
+        })
+    }
+
+    pub fn info(&self, id: TensorId) -> &TensorInfo {
+        &self.tensors[id.0]
+    }
+
+    /// Bytes of GPU memory held by the arena (feature maps, inputs, outputs).
+    pub fn arena_bytes(&self) -> u64 {
+        self.buffers.iter().map(|b| b.size()).sum()
+    }
+
+    pub fn num_steps(&self) -> usize {
+        self.steps.len()
+    }
+
+    /// The buffer backing `id` (shared with other transient tensors outside its lifetime).
+    pub fn buffer(&self, id: TensorId) -> &wgpu::Buffer {
+        &self.buffers[self.slot_of[id.0]]
+    }
+
+    /// Writes an input tensor; `data` must have exactly the tensor's number of elements.
+    pub fn write<T: bytemuck::Pod>(
+        &self,
+        ctx: &GpuContext,
+        id: TensorId,
+        data: &[T],
+    ) -> Result<()> {
+        let t = &self.tensors[id.0];
+        if std::mem::size_of_val(data) != t.len() * 4 {
+            return Err(Error::shape(
+                &t.name,
+                format!(
+                    "{} bytes written, tensor {:?} holds {} bytes",
+                    std::mem::size_of_val(data),
+                    t.shape,
+                    t.len() * 4
+                ),
+            ));
+        }
+        if t.kind != TensorKind::Input {
+            return Err(Error::shape(
+                &t.name,
+                "only input tensors may be written by the host",
+            ));
+        }
+        ctx.queue
+            .write_buffer(self.buffer(id), 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Records every step into one pass, copies `read` tensors to a staging buffer in the same encoder,
+    /// submits once and returns the bytes of each `read` tensor.
+    pub fn run(&self, ctx: &GpuContext, read: &[TensorId]) -> Result<Vec<Vec<u8>>> {
+        for &id in read {
+            if self.tensors[id.0].kind == TensorKind::Transient {
+                return Err(Error::shape(
+                    &self.tensors[id.0].name,
+                    "is transient; mark it as an output to read it back",
+                ));
+            }
+        }
+        let sizes: Vec<u64> = read
+            .iter()
+            .map(|id| self.tensors[id.0].len() as u64 * 4)
+            .collect();
+        let total: u64 = sizes.iter().map(|s| s.next_multiple_of(256)).sum();
+        let mut staging = self.staging.lock().unwrap();
+        ctx.scoped("running the plan", || {
+            let mut enc = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("sshface plan"),
+                });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("sshface"),
+                    timestamp_writes: None,
+                });
+                for s in &self.steps {
+                    pass.push_debug_group(&s.label);
+                    pass.set_pipeline(&s.pipeline);
+                    pass.set_bind_group(0, &s.bind_group, &[]);
+                    pass.dispatch_workgroups(s.workgroups[0], s.workgroups[1], s.workgroups[2]);
+                    pass.pop_debug_group();
+                }
+            }
+            if total > 0 {
+                if staging.as_ref().is_none_or(|b| b.size() < total) {
+                    *staging = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                        label: Some("staging"),
+                        size: total,
+                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                        mapped_at_creation: false,
+                    }));
+                }
+                let st = staging.as_ref().unwrap();
+                let mut off = 0;
+                for (&id, &sz) in read.iter().zip(&sizes) {
+                    enc.copy_buffer_to_buffer(self.buffer(id), 0, st, off, sz);
+                    off += sz.next_multiple_of(256);
+                }
+            }
+            ctx.queue.submit([enc.finish()]);
+            Ok(())
+        })?;
+        if total == 0 {
+            ctx.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu {
+                    what: "waiting for the plan".into(),
+                    msg: e.to_string(),
+                })?;
+            return Ok(Vec::new());
+        }
+        let st = staging.as_ref().unwrap();
+        let bytes = map_read(ctx, st, total)?;
+        let mut out = Vec::with_capacity(read.len());
+        let mut off = 0usize;
+        for &sz in &sizes {
+            out.push(bytes[off..off + sz as usize].to_vec());
+            off += sz.next_multiple_of(256) as usize;
+        }
+        Ok(out)
+    }
+
+    /// Runs once with a timestamp around every step and returns each step's GPU time.
+    /// Needs TIMESTAMP_QUERY_INSIDE_PASSES; returns an error naming the missing feature otherwise.
+    pub fn profile(&self, ctx: &GpuContext) -> Result<Vec<StepTiming>> {
+        let need = wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        if !ctx.features.contains(need) {
+            return Err(Error::Config(format!(
+                "adapter '{}' lacks TIMESTAMP_QUERY_INSIDE_PASSES; per-layer timing is unavailable",
+                ctx.info.name
+            )));
+        }
+        let n = self.steps.len() as u32 * 2;
+        let mut timings = Vec::new();
+        // Query sets hold at most 4096 queries; profile in chunks of steps.
+        for chunk_start in (0..n).step_by(4096) {
+            let count = (n - chunk_start).min(4096);
+            let qs = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                label: Some("profile"),
+                ty: wgpu::QueryType::Timestamp,
+                count,
+            });
+            let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile resolve"),
+                size: count as u64 * 8,
+                usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            });
+            let read = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("profile read"),
+                size: count as u64 * 8,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            ctx.scoped("profiling the plan", || {
+                let mut enc = ctx.device.create_command_encoder(&Default::default());
+                {
+                    let mut pass = enc.begin_compute_pass(&Default::default());
+                    for (i, s) in self.steps.iter().enumerate() {
+                        let q = i as u32 * 2;
+                        let inside = q >= chunk_start && q < chunk_start + count;
+                        if inside {
+                            pass.write_timestamp(&qs, q - chunk_start);
+                        }
+                        pass.set_pipeline(&s.pipeline);
+                        pass.set_bind_group(0, &s.bind_group, &[]);
+                        pass.dispatch_workgroups(s.workgroups[0], s.workgroups[1], s.workgroups[2]);
+                        if inside {
+                            pass.write_timestamp(&qs, q + 1 - chunk_start);
+                        }
+                    }
+                }
+                enc.resolve_query_set(&qs, 0..count, &resolve, 0);
+                enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, count as u64 * 8);
+                ctx.queue.submit([enc.finish()]);
+                Ok(())
+            })?;
+            let bytes = map_read(ctx, &read, count as u64 * 8)?;
+            let ticks: &[u64] = bytemuck::cast_slice(&bytes);
+            let period = ctx.queue.get_timestamp_period() as f64;
+            for k in 0..(count / 2) as usize {
+                let step = (chunk_start / 2) as usize + k;
+                let dt = ticks[2 * k + 1].saturating_sub(ticks[2 * k]) as f64 * period;
+                timings.push(StepTiming {
+                    label: self.steps[step].label.clone(),
+                    shader: self.shaders[step].clone(),
+                    nanos: dt,
+                });
+            }
+        }
+        Ok(timings)
+    }
+}
+
+/// Maps `buf` for reading, waits, and copies out its first `len` bytes.
+pub(crate) fn map_read(ctx: &GpuContext, buf: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    buf.map_async(wgpu::MapMode::Read, 0..len, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu {
+            what: "waiting for readback".into(),
+            msg: e.to_string(),
+        })?;
+    rx.recv()
+        .map_err(|e| Error::Gpu {
+            what: "readback".into(),
+            msg: e.to_string(),
+        })?
+        .map_err(|e| Error::Gpu {
+            what: "mapping the readback buffer".into(),
+            msg: e.to_string(),
+        })?;
+    let out = buf
+        .get_mapped_range(0..len)
+        .map_err(|e| Error::Gpu {
+            what: "readback range".into(),
+            msg: format!("{e:?}"),
+        })?
+        .to_vec();
+    buf.unmap();
+    Ok(out)
+}
+
+/// Reinterprets little-endian bytes read back from the GPU as f32 values.
+pub fn bytes_to_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Reinterprets little-endian bytes read back from the GPU as u32 values.
+pub fn bytes_to_u32(b: &[u8]) -> Vec<u32> {
+    b.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}

@@ -1,0 +1,56 @@
+//! Elementwise sum with a fused activation: `out = act(a + b)`, `a`, `b`, `out` of one shape (any rank).
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::{dispatch_1d, Graph, StepDesc, TensorId};
+use crate::ops::{Activation, Shader, WG};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub len: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 16);
+
+pub static SHADER: Shader = crate::shader!("add", Params);
+
+/// Appends `out = act(a + b)`; returns `out`, a new tensor of `a`'s shape.
+pub fn add(
+    g: &mut Graph,
+    label: &str,
+    a: TensorId,
+    b: TensorId,
+    act: Activation,
+) -> Result<TensorId> {
+    let shape = g.shape(a).to_vec();
+    if g.shape(b) != shape.as_slice() {
+        return Err(Error::shape(
+            label,
+            format!(
+                "add needs equal shapes, found {:?} and {:?}",
+                shape,
+                g.shape(b)
+            ),
+        ));
+    }
+    let out = g.tensor(label, &shape)?;
+    let len = shape.iter().product::<usize>();
+    let mut constants = vec![("WG", WG as f64)];
+    constants.extend(act.constants());
+    g.push(StepDesc {
+        label: label.to_string(),
+        shader: &SHADER,
+        entry: "add",
+        constants,
+        params: bytemuck::bytes_of(&Params {
+            len: len as u32,
+            _pad: [0; 3],
+        })
+        .to_vec(),
+        bindings: vec![a.into(), b.into(), out.into()],
+        workgroups: dispatch_1d(len, WG),
+    });
+    Ok(out)
+}

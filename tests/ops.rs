@@ -1,0 +1,9 @@
+//! Every operator shader against its CPU reference on case tables of seeded random data.
+//! Each case module lists its shapes and tolerances beside the cases.
+
+mod common;
+
+#[path = "ops/add.rs"]
+mod add;
+#[path = "ops/runtime.rs"]
+mod runtime;
