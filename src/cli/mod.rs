@@ -1,0 +1,128 @@
+//! Subcommands: detect, convert, bench, profile, adapters.
+
+mod bench;
+mod detect;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use sshface::{AdapterOptions, Model};
+
+#[derive(Parser)]
+#[command(name = "sshface", version, about = "Face detection with SSH / RetinaFace, every layer a WGSL compute shader on wgpu")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Detect faces; prints a JSON array with one object per image on stdout.
+    Detect(detect::DetectArgs),
+    /// Convert a released model to sshface's safetensors format.
+    Convert(ConvertArgs),
+    /// Measure end-to-end detection throughput on synthetic images.
+    Bench(bench::BenchArgs),
+    /// GPU time of every layer (needs timestamp queries inside passes).
+    Profile(bench::ProfileArgs),
+    /// List the GPU adapters wgpu can see.
+    Adapters,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModelArg {
+    #[value(name = "retinaface-mnv2")]
+    RetinafaceMnv2,
+    #[value(name = "ssh-vgg16")]
+    SshVgg16,
+}
+
+impl From<ModelArg> for Model {
+    fn from(m: ModelArg) -> Model {
+        match m {
+            ModelArg::RetinafaceMnv2 => Model::RetinafaceMnv2,
+            ModelArg::SshVgg16 => Model::SshVgg16,
+        }
+    }
+}
+
+/// Options shared by every command that opens a GPU.
+#[derive(Args, Clone)]
+struct GpuArgs {
+    /// Backend list: vulkan, metal, dx12, gl (default: $WGPU_BACKEND or all).
+    #[arg(long)]
+    backend: Option<String>,
+    /// Use the adapter whose name contains this (default: $WGPU_ADAPTER_NAME or the best one).
+    #[arg(long)]
+    adapter: Option<String>,
+}
+
+impl GpuArgs {
+    fn options(&self) -> anyhow::Result<AdapterOptions> {
+        Ok(AdapterOptions {
+            backends: self.backend.as_deref().map(AdapterOptions::parse_backends).transpose()?,
+            adapter_name: self.adapter.clone(),
+        })
+    }
+}
+
+#[derive(Args)]
+struct ConvertArgs {
+    /// Source format.
+    #[arg(long, value_enum)]
+    from: FromArg,
+    /// The released model file (frozen_graph.pb or SSH.caffemodel).
+    input: PathBuf,
+    /// Output safetensors file.
+    #[arg(short, long)]
+    output: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FromArg {
+    #[value(name = "tf-graph")]
+    TfGraph,
+    Caffe,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let r = match cli.cmd {
+        Cmd::Detect(a) => detect::run(a),
+        Cmd::Convert(a) => convert(a),
+        Cmd::Bench(a) => bench::bench(a),
+        Cmd::Profile(a) => bench::profile(a),
+        Cmd::Adapters => adapters(),
+    };
+    match r {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("sshface: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn convert(a: ConvertArgs) -> anyhow::Result<ExitCode> {
+    let from = match a.from {
+        FromArg::TfGraph => sshface::convert::Format::TfGraph,
+        FromArg::Caffe => sshface::convert::Format::Caffe,
+    };
+    let report = sshface::convert::convert_file(from, &a.input, &a.output)?;
+    eprintln!("sshface: wrote {} ({report:?})", a.output.display());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn adapters() -> anyhow::Result<ExitCode> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
+    let list = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    if list.is_empty() {
+        anyhow::bail!("no GPU adapter found; on Linux without a GPU install mesa-vulkan-drivers (lavapipe)");
+    }
+    for a in list {
+        let i = a.get_info();
+        println!("{}\t{:?}\t{:?}\t{} {}", i.name, i.backend, i.device_type, i.driver, i.driver_info);
+    }
+    Ok(ExitCode::SUCCESS)
+}
