@@ -36,6 +36,12 @@ fn upsample_bilinear_cases() {
         ("1x1 input, full", [1, 3, 1, 1], [2, 2]),
         ("1x1 input, crop 1x1", [2, 3, 1, 1], [1, 1]),
         ("C=257 not a workgroup multiple", [1, 257, 3, 2], [6, 3]),
+        // 4096·4098 outputs > 65,535·256: exercises the 2-D dispatch split.
+        (
+            "2d dispatch > 65535 groups",
+            [1, 1, 2048, 2049],
+            [4096, 4098],
+        ),
     ];
     for (i, (name, shape, out_hw)) in cases.iter().enumerate() {
         let n: usize = shape.iter().product();

@@ -30,6 +30,12 @@ fn upsample_nearest_cases() {
         ("non-integer 7x9 -> 16x20", [2, 3, 7, 9], [16, 20]),
         ("downscale 9x9 -> 4x5", [1, 2, 9, 9], [4, 5]),
         ("1x1 -> 3x2", [1, 3, 1, 1], [3, 2]),
+        // 4096·4098 outputs > 65,535·256: exercises the 2-D dispatch split.
+        (
+            "2d dispatch > 65535 groups",
+            [1, 1, 2048, 2049],
+            [4096, 4098],
+        ),
     ];
     for (i, (name, shape, out_hw)) in cases.iter().enumerate() {
         let n: usize = shape.iter().product();
