@@ -5,5 +5,13 @@ mod common;
 
 #[path = "ops/add.rs"]
 mod add;
+#[path = "ops/max_pool.rs"]
+mod max_pool;
 #[path = "ops/runtime.rs"]
 mod runtime;
+#[path = "ops/softmax2.rs"]
+mod softmax2;
+#[path = "ops/upsample_bilinear.rs"]
+mod upsample_bilinear;
+#[path = "ops/upsample_nearest.rs"]
+mod upsample_nearest;

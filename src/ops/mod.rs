@@ -3,6 +3,10 @@
 
 pub mod add;
 pub mod fill;
+pub mod max_pool;
+pub mod softmax2;
+pub mod upsample_bilinear;
+pub mod upsample_nearest;
 
 /// A WGSL source file compiled into the binary.
 #[derive(Debug)]
@@ -34,7 +38,14 @@ macro_rules! shader {
 
 /// Every shader of the crate, for validation and the params layout test.
 pub fn all_shaders() -> Vec<&'static Shader> {
-    vec![&add::SHADER, &fill::SHADER]
+    vec![
+        &add::SHADER,
+        &fill::SHADER,
+        &max_pool::SHADER,
+        &upsample_bilinear::SHADER,
+        &upsample_nearest::SHADER,
+        &softmax2::SHADER,
+    ]
 }
 
 /// Activation fused into an op's epilogue; passed to shaders as the override constants `ACT` and `ALPHA`.

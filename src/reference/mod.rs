@@ -2,6 +2,10 @@
 //! Written for clarity, not speed; f32 arithmetic as in the shaders unless a function says otherwise.
 
 pub mod add;
+pub mod max_pool;
+pub mod softmax2;
+pub mod upsample_bilinear;
+pub mod upsample_nearest;
 
 /// A dense row-major CPU tensor; feature maps are `[N, C, H, W]`.
 #[derive(Clone, Debug, PartialEq)]

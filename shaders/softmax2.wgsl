@@ -1,0 +1,38 @@
+// Two-class softmax per anchor, returning the face probability p[cls = 1]. The larger logit is subtracted
+// first so exp never overflows: one of the two exponentials is exactly 1 and the other lies in (0, 1].
+override WG: u32 = 256u;
+override LAYOUT: u32 = 0u; // 0 class-major (SSH: channel cls·A + a), 1 interleaved (RetinaFace: channel a·2 + cls)
+
+struct Params {
+    len: u32, // N·A·H·W
+    a: u32,   // anchors per position
+    hw: u32,  // H·W
+    _p0: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> logits: array<f32>;    // [N, 2A, H, W]
+@group(0) @binding(2) var<storage, read_write> out: array<f32>; // [N, A, H, W]
+
+@compute @workgroup_size(WG)
+fn softmax2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.len) {
+        return;
+    }
+    let s = i % p.hw;
+    let anchor = (i / p.hw) % p.a;
+    let base = (i / (p.hw * p.a)) * 2u * p.a * p.hw + s;
+    var c0 = anchor;
+    var c1 = p.a + anchor;
+    if (LAYOUT == 1u) {
+        c0 = 2u * anchor;
+        c1 = 2u * anchor + 1u;
+    }
+    let l0 = logits[base + c0 * p.hw];
+    let l1 = logits[base + c1 * p.hw];
+    let m = max(l0, l1);
+    let e0 = exp(l0 - m);
+    let e1 = exp(l1 - m);
+    out[i] = e1 / (e0 + e1);
+}

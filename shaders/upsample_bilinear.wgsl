@@ -1,0 +1,50 @@
+// SSH's fixed bilinear ×2 deconvolution (Caffe Deconvolution k4 s2 p1, depthwise, taps 0.25/0.75) with a
+// top-left crop, in closed form: per axis up[2j] = 0.75·x[j] + 0.25·x[j−1], up[2j+1] = 0.75·x[j] + 0.25·x[j+1],
+// where out-of-range x is 0. The zero border is what attenuates the first and last rows and columns.
+override WG: u32 = 256u;
+
+struct Params {
+    len: u32,   // N·C·Ho·Wo
+    h: u32,
+    w: u32,
+    ho: u32,
+    wo: u32,
+    _p0: u32,
+    _p1: u32,
+    _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;         // [N, C, H, W]
+@group(0) @binding(2) var<storage, read_write> out: array<f32>; // [N, C, Ho, Wo], Ho ≤ 2H, Wo ≤ 2W
+
+// The neighbour tap of output index o along an axis of size n: its index and weight (0 outside the input).
+fn neighbour(o: u32, n: u32) -> vec2<i32> {
+    let j = i32(o >> 1u);
+    let k = select(j + 1, j - 1, (o & 1u) == 0u);
+    let inside = k >= 0 && k < i32(n);
+    return vec2<i32>(select(0, k, inside), select(0, 1, inside));
+}
+
+@compute @workgroup_size(WG)
+fn upsample_bilinear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    if (i >= p.len) {
+        return;
+    }
+    let ox = i % p.wo;
+    let oy = (i / p.wo) % p.ho;
+    let base = (i / (p.wo * p.ho)) * p.h * p.w;
+    let jy = oy >> 1u;
+    let jx = ox >> 1u;
+    let ny = neighbour(oy, p.h);
+    let nx = neighbour(ox, p.w);
+    let wy = 0.25 * f32(ny.y);
+    let wx = 0.25 * f32(nx.y);
+    let r0 = base + jy * p.w;
+    let r1 = base + u32(ny.x) * p.w;
+    // Rows first, then columns, as the separable kernel factors.
+    let row0 = 0.75 * x[r0 + jx] + wx * x[r0 + u32(nx.x)];
+    let row1 = 0.75 * x[r1 + jx] + wx * x[r1 + u32(nx.x)];
+    out[i] = 0.75 * row0 + wy * row1;
+}

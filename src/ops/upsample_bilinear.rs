@@ -1,0 +1,68 @@
+//! SSH's fixed bilinear ×2 upsampling (the M1 fusion deconvolution) with its top-left crop.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::{dispatch_1d, Graph, StepDesc, TensorId};
+use crate::ops::{Shader, WG};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub struct Params {
+    pub len: u32,
+    pub h: u32,
+    pub w: u32,
+    pub ho: u32,
+    pub wo: u32,
+    pub _pad: [u32; 3],
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 32);
+
+pub static SHADER: Shader = crate::shader!("upsample_bilinear", Params);
+
+/// SSH's fixed bilinear ×2 deconvolution (Caffe Deconvolution k4 s2 p1, group = C, taps 0.25/0.75, zero border)
+/// of `x` `[N, C, H, W]` (full size 2H×2W), cropped top-left to `out_hw` = (Ho, Wo) with Ho ≤ 2H, Wo ≤ 2W:
+/// out `[N, C, Ho, Wo]`.
+///
+/// Closed form per axis: up[2j] = 0.75·x[j] + 0.25·x[j−1], up[2j+1] = 0.75·x[j] + 0.25·x[j+1], x[−1] = x[H] = 0.
+pub fn upsample_bilinear(
+    g: &mut Graph,
+    label: &str,
+    x: TensorId,
+    out_hw: [usize; 2],
+) -> Result<TensorId> {
+    let [n, c, h, w] = g.nchw(label, x)?;
+    let [ho, wo] = out_hw;
+    if ho == 0 || wo == 0 || ho > 2 * h || wo > 2 * w {
+        return Err(Error::shape(
+            label,
+            format!(
+                "upsample_bilinear crop target {out_hw:?} must be between [1, 1] and the ×2 size [{}, {}] of input '{}' {:?}",
+                2 * h,
+                2 * w,
+                g.info(x).name,
+                g.shape(x)
+            ),
+        ));
+    }
+    let out = g.tensor(label, &[n, c, ho, wo])?;
+    let len = n * c * ho * wo;
+    g.push(StepDesc {
+        label: label.to_string(),
+        shader: &SHADER,
+        entry: "upsample_bilinear",
+        constants: vec![("WG", WG as f64)],
+        params: bytemuck::bytes_of(&Params {
+            len: len as u32,
+            h: h as u32,
+            w: w as u32,
+            ho: ho as u32,
+            wo: wo as u32,
+            _pad: [0; 3],
+        })
+        .to_vec(),
+        bindings: vec![x.into(), out.into()],
+        workgroups: dispatch_1d(len, WG),
+    });
+    Ok(out)
+}
