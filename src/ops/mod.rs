@@ -2,6 +2,7 @@
 //! its output shape rule and a launcher that appends a labelled step to a [`Graph`](crate::gpu::Graph).
 
 pub mod add;
+pub mod decode;
 pub mod fill;
 
 /// A WGSL source file compiled into the binary.
@@ -34,7 +35,7 @@ macro_rules! shader {
 
 /// Every shader of the crate, for validation and the params layout test.
 pub fn all_shaders() -> Vec<&'static Shader> {
-    vec![&add::SHADER, &fill::SHADER]
+    vec![&add::SHADER, &decode::SHADER, &fill::SHADER]
 }
 
 /// Activation fused into an op's epilogue; passed to shaders as the override constants `ACT` and `ALPHA`.
@@ -66,7 +67,7 @@ impl Activation {
         match self {
             Activation::None => x,
             Activation::Relu => x.max(0.0),
-            Activation::Relu6 => x.max(0.0).min(6.0),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
             Activation::Leaky(a) => {
                 if x >= 0.0 {
                     x
