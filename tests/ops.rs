@@ -7,6 +7,12 @@ mod common;
 mod add;
 #[path = "ops/max_pool.rs"]
 mod max_pool;
+#[path = "ops/decode.rs"]
+mod decode;
+#[path = "ops/decode_errors.rs"]
+mod decode_errors;
+#[path = "ops/decode_golden.rs"]
+mod decode_golden;
 #[path = "ops/runtime.rs"]
 mod runtime;
 #[path = "ops/softmax2.rs"]

@@ -2,6 +2,7 @@
 //! its output shape rule and a launcher that appends a labelled step to a [`Graph`](crate::gpu::Graph).
 
 pub mod add;
+pub mod decode;
 pub mod fill;
 pub mod max_pool;
 pub mod softmax2;
@@ -40,11 +41,12 @@ macro_rules! shader {
 pub fn all_shaders() -> Vec<&'static Shader> {
     vec![
         &add::SHADER,
+        &decode::SHADER,
         &fill::SHADER,
         &max_pool::SHADER,
+        &softmax2::SHADER,
         &upsample_bilinear::SHADER,
         &upsample_nearest::SHADER,
-        &softmax2::SHADER,
     ]
 }
 

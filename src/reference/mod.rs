@@ -6,6 +6,7 @@ pub mod max_pool;
 pub mod softmax2;
 pub mod upsample_bilinear;
 pub mod upsample_nearest;
+pub mod decode;
 
 /// A dense row-major CPU tensor; feature maps are `[N, C, H, W]`.
 #[derive(Clone, Debug, PartialEq)]

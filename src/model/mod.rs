@@ -1,0 +1,3 @@
+//! Network definitions and their CPU-side geometry (anchors, priors).
+
+pub mod anchors;
