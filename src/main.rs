@@ -1,7 +1,8 @@
 //! The `sshface` command-line tool.
 
-mod cli;
+// WIP mod cli;
 
 fn main() -> std::process::ExitCode {
-    cli::main()
+    // WIP cli::main()
+    std::process::ExitCode::SUCCESS
 }
