@@ -1,7 +1,9 @@
 //! sshface: SSH face detection where every layer is a WGSL compute shader dispatched through wgpu.
 
+pub mod convert;
 pub mod error;
 pub mod gpu;
+pub mod model;
 pub mod ops;
 pub mod reference;
 
