@@ -141,9 +141,9 @@ pub fn convert_caffe_with(
     for want in table.layers {
         let Some(layer) = kept.get(want.name) else {
             return Err(err(format!(
-                "missing layer {} (expected weight shape {:?}, bias [{}])",
-                want.name
-                    .replacen('.', "@", usize::from(want.name.starts_with('m'))),
+                "missing layer {} (tensors {}.weight/.bias; expected weight shape {:?}, bias [{}])",
+                caffe_name(want.name),
+                want.name,
                 want.weight,
                 want.weight[0]
             )));
@@ -234,7 +234,7 @@ fn check_bilinear(layer: &RawLayer, ch: usize) -> std::result::Result<(), String
     for (i, (&got, &want)) in blob.data.iter().zip(k.iter().cycle()).enumerate() {
         if (got - want).abs() > 1e-6 {
             return Err(format!(
-                "value {got} at channel {}, tap ({}, {}) differs from the bilinear kernel's {want}; a trained upsampler is not supported",
+                "value {got} at channel {}, tap ({}, {}) differs from the bilinear kernel's {want} ({expect}; a trained upsampler is not supported)",
                 i / 16,
                 (i % 16) / 4,
                 i % 4
