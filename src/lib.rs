@@ -9,7 +9,7 @@
 //! # Ok::<(), sshface::Error>(())
 //! ```
 
-// WIP pub mod convert;
+pub mod convert;
 // WIP pub mod detector;
 pub mod error;
 pub mod gpu;
