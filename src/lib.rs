@@ -2,6 +2,7 @@
 
 pub mod error;
 pub mod gpu;
+pub mod image_io;
 pub mod ops;
 pub mod reference;
 

@@ -5,5 +5,9 @@ mod common;
 
 #[path = "ops/add.rs"]
 mod add;
+#[path = "ops/preprocess.rs"]
+mod preprocess;
+#[path = "ops/preprocess_opencv.rs"]
+mod preprocess_opencv;
 #[path = "ops/runtime.rs"]
 mod runtime;

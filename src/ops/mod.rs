@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod fill;
+pub mod preprocess;
 
 /// A WGSL source file compiled into the binary.
 #[derive(Debug)]
@@ -34,7 +35,7 @@ macro_rules! shader {
 
 /// Every shader of the crate, for validation and the params layout test.
 pub fn all_shaders() -> Vec<&'static Shader> {
-    vec![&add::SHADER, &fill::SHADER]
+    vec![&add::SHADER, &fill::SHADER, &preprocess::SHADER]
 }
 
 /// Activation fused into an op's epilogue; passed to shaders as the override constants `ACT` and `ALPHA`.
