@@ -3,9 +3,9 @@
 // of that image set to `p.pad_value`. One invocation per canvas pixel, all three channels.
 //
 // OpenCV maps a destination index d to the source coordinate f = (float)((d + 0.5)·(1/s) − 0.5), evaluated
-// in double and then rounded to float. A single ulp of f moves the output by ulp·|neighbour difference|
-// (up to 2e-3 at f ≈ 30 on noise), so f32 arithmetic is not enough: the double evaluation is emulated
-// exactly with integers (16-bit limbs), see `src_coord`.
+// in double and then rounded to float. One ulp of f moves the output by ulp(f)·|neighbour difference|
+// (1.5e-2 at f ≈ 1000 for a difference of 255), so f32 arithmetic is not enough: the double evaluation
+// is emulated exactly with integers (16-bit limbs), see `src_coord`.
 override WG: u32 = 256u;
 override RESIZE: u32 = 1u; // 0: the resized size equals the source size and OpenCV copies
 override BGR: u32 = 0u;    // 1: output channel 0 is blue
