@@ -13,7 +13,7 @@ pub mod convert;
 // WIP pub mod detector;
 pub mod error;
 pub mod gpu;
-// WIP pub mod image_io;
+pub mod image_io;
 pub mod model;
 pub mod ops;
 pub mod reference;

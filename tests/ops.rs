@@ -13,6 +13,10 @@ mod decode;
 mod decode_errors;
 #[path = "ops/decode_golden.rs"]
 mod decode_golden;
+#[path = "ops/preprocess.rs"]
+mod preprocess;
+#[path = "ops/preprocess_opencv.rs"]
+mod preprocess_opencv;
 #[path = "ops/runtime.rs"]
 mod runtime;
 #[path = "ops/softmax2.rs"]

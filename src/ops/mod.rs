@@ -8,6 +8,7 @@ pub mod max_pool;
 pub mod softmax2;
 pub mod upsample_bilinear;
 pub mod upsample_nearest;
+pub mod preprocess;
 
 /// A WGSL source file compiled into the binary.
 #[derive(Debug)]
@@ -47,6 +48,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &softmax2::SHADER,
         &upsample_bilinear::SHADER,
         &upsample_nearest::SHADER,
+        &preprocess::SHADER,
     ]
 }
 

@@ -7,6 +7,7 @@ pub mod softmax2;
 pub mod upsample_bilinear;
 pub mod upsample_nearest;
 pub mod decode;
+pub mod preprocess;
 
 /// A dense row-major CPU tensor; feature maps are `[N, C, H, W]`.
 #[derive(Clone, Debug, PartialEq)]

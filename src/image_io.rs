@@ -1,0 +1,38 @@
+//! Decoding image files to the RGB8 pixels the preprocessing step uploads.
+
+use std::path::Path;
+
+use image::{DynamicImage, ImageDecoder, ImageReader};
+
+use crate::error::{Error, Result};
+
+/// Decodes `path` (format guessed from its content) into row-major RGB8 bytes and its `[H, W]`, after
+/// applying the EXIF orientation, so H and W are those of the displayed image. Grayscale is replicated
+/// into 3 channels, alpha is dropped, 16-bit samples are scaled to 8 bits.
+pub fn load_rgb8(path: &Path) -> Result<(Vec<u8>, [usize; 2])> {
+    let err = |msg: String| Error::Image {
+        path: path.display().to_string(),
+        msg,
+    };
+    let reader = ImageReader::open(path)
+        .map_err(|e| err(format!("cannot open: {e}")))?
+        .with_guessed_format()
+        .map_err(|e| err(format!("cannot read: {e}")))?;
+    if reader.format().is_none() {
+        return Err(err(
+            "unknown image format (expected PNG, JPEG, BMP, WebP or TIFF)".to_string(),
+        ));
+    }
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|e| err(format!("cannot decode: {e}")))?;
+    let orientation = decoder
+        .orientation()
+        .map_err(|e| err(format!("cannot read the EXIF orientation: {e}")))?;
+    let mut img =
+        DynamicImage::from_decoder(decoder).map_err(|e| err(format!("cannot decode: {e}")))?;
+    img.apply_orientation(orientation);
+    let rgb = img.to_rgb8();
+    let hw = [rgb.height() as usize, rgb.width() as usize];
+    Ok((rgb.into_raw(), hw))
+}

@@ -1,0 +1,111 @@
+//! CPU-only: image decoding to RGB8 (EXIF orientation, grayscale, errors naming the file).
+
+use std::path::{Path, PathBuf};
+
+use image::{ExtendedColorType, ImageEncoder};
+use sshface::image_io::load_rgb8;
+use sshface::Error;
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+/// A path in the temp dir unique to this test process.
+fn temp(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("sshface-{}-{name}", std::process::id()))
+}
+
+#[test]
+fn astronaut_matches_golden_input_rgb() {
+    let (rgb, hw) = load_rgb8(&data("astronaut.png")).unwrap();
+    assert_eq!(hw, [512, 512]);
+    let bytes = std::fs::read(data("astronaut.heads.safetensors")).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let t = st.tensor("input_rgb").unwrap();
+    assert_eq!(t.dtype(), safetensors::Dtype::U8);
+    assert_eq!(t.shape(), &[512, 512, 3]);
+    let bad = rgb.iter().zip(t.data()).position(|(a, b)| a != b);
+    assert_eq!(bad, None, "first differing byte");
+    assert_eq!(rgb.len(), t.data().len());
+}
+
+#[test]
+fn grayscale_is_replicated_and_jpeg_loads() {
+    let (rgb, hw) = load_rgb8(&data("camera.png")).unwrap();
+    assert_eq!(hw, [512, 512]);
+    assert!(rgb.chunks(3).all(|p| p[0] == p[1] && p[1] == p[2]));
+    assert!(
+        rgb.chunks(3).any(|p| p[0] != rgb[0]),
+        "not a constant image"
+    );
+    let (rgb, hw) = load_rgb8(&data("grace_hopper.jpg")).unwrap();
+    assert_eq!(hw, [600, 512]);
+    assert_eq!(rgb.len(), 600 * 512 * 3);
+}
+
+/// A big-endian EXIF (TIFF) block with a single Orientation entry.
+fn exif_orientation(value: u16) -> Vec<u8> {
+    let mut e = b"MM\0\x2a\0\0\0\x08".to_vec(); // header, IFD at offset 8
+    e.extend_from_slice(&1u16.to_be_bytes()); // one entry
+    e.extend_from_slice(&0x0112u16.to_be_bytes()); // Orientation
+    e.extend_from_slice(&3u16.to_be_bytes()); // SHORT
+    e.extend_from_slice(&1u32.to_be_bytes()); // count
+    e.extend_from_slice(&value.to_be_bytes());
+    e.extend_from_slice(&[0, 0]); // value padding
+    e.extend_from_slice(&0u32.to_be_bytes()); // no next IFD
+    e
+}
+
+#[test]
+fn exif_orientation_is_applied() {
+    // 2×3 (H×W) image, pixel (y, x) = [10y + x, 100, 200]; orientation 6 = rotate 90° clockwise.
+    let (h, w) = (2usize, 3usize);
+    let rgb: Vec<u8> = (0..h * w)
+        .flat_map(|i| [(10 * (i / w) + i % w) as u8, 100, 200])
+        .collect();
+    let path = temp("rot90.png");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let mut enc = image::codecs::png::PngEncoder::new(&mut file);
+    enc.set_exif_metadata(exif_orientation(6)).unwrap();
+    enc.write_image(&rgb, w as u32, h as u32, ExtendedColorType::Rgb8)
+        .unwrap();
+    drop(file);
+    let (out, hw) = load_rgb8(&path).unwrap();
+    std::fs::remove_file(&path).ok();
+    assert_eq!(hw, [3, 2]);
+    // Clockwise: output (y', x') shows input (y = H − 1 − x', x = y').
+    for yo in 0..3 {
+        for xo in 0..2 {
+            let want = (10 * (h - 1 - xo) + yo) as u8;
+            assert_eq!(out[(yo * 2 + xo) * 3], want, "output pixel ({yo}, {xo})");
+        }
+    }
+}
+
+#[test]
+fn bad_files_are_errors_naming_the_file() {
+    let png = std::fs::read(data("astronaut.png")).unwrap();
+    let path = temp("truncated.png");
+    std::fs::write(&path, &png[..png.len() / 2]).unwrap();
+    let e = load_rgb8(&path).unwrap_err();
+    std::fs::remove_file(&path).ok();
+    assert!(matches!(e, Error::Image { .. }), "{e}");
+    assert!(e.to_string().contains("truncated.png"), "{e}");
+
+    let path = temp("garbage.png");
+    std::fs::write(&path, b"not an image at all").unwrap();
+    let e = load_rgb8(&path).unwrap_err();
+    std::fs::remove_file(&path).ok();
+    assert!(
+        matches!(e, Error::Image { .. }) && e.to_string().contains("garbage.png"),
+        "{e}"
+    );
+
+    let e = load_rgb8(Path::new("/nonexistent/face.jpg")).unwrap_err();
+    assert!(
+        matches!(e, Error::Image { .. }) && e.to_string().contains("/nonexistent/face.jpg"),
+        "{e}"
+    );
+}
