@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use image::{DynamicImage, ImageDecoder, ImageReader};
+use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
 
 use crate::error::{Error, Result};
 
@@ -10,6 +10,14 @@ use crate::error::{Error, Result};
 /// applying the EXIF orientation, so H and W are those of the displayed image. Grayscale is replicated
 /// into 3 channels, alpha is dropped, 16-bit samples are scaled to 8 bits.
 pub fn load_rgb8(path: &Path) -> Result<(Vec<u8>, [usize; 2])> {
+    let rgb = load_rgb(path)?;
+    let hw = [rgb.height() as usize, rgb.width() as usize];
+    Ok((rgb.into_raw(), hw))
+}
+
+/// As [`load_rgb8`], returning the `image` crate's `RgbImage` that [`Detector::detect`](crate::Detector::detect) takes.
+pub fn load_rgb(path: impl AsRef<Path>) -> Result<RgbImage> {
+    let path = path.as_ref();
     let err = |msg: String| Error::Image {
         path: path.display().to_string(),
         msg,
@@ -32,7 +40,5 @@ pub fn load_rgb8(path: &Path) -> Result<(Vec<u8>, [usize; 2])> {
     let mut img =
         DynamicImage::from_decoder(decoder).map_err(|e| err(format!("cannot decode: {e}")))?;
     img.apply_orientation(orientation);
-    let rgb = img.to_rgb8();
-    let hw = [rgb.height() as usize, rgb.width() as usize];
-    Ok((rgb.into_raw(), hw))
+    Ok(img.to_rgb8())
 }
