@@ -3,6 +3,11 @@
 
 pub mod add;
 pub mod fill;
+pub mod nms;
+pub mod nms_mask;
+pub mod select_keys;
+pub mod select_topk;
+pub mod sort;
 
 /// A WGSL source file compiled into the binary.
 #[derive(Debug)]
@@ -34,7 +39,15 @@ macro_rules! shader {
 
 /// Every shader of the crate, for validation and the params layout test.
 pub fn all_shaders() -> Vec<&'static Shader> {
-    vec![&add::SHADER, &fill::SHADER]
+    vec![
+        &add::SHADER,
+        &fill::SHADER,
+        &nms::SHADER,
+        &nms_mask::SHADER,
+        &select_keys::SHADER,
+        &select_topk::SHADER,
+        &sort::SHADER,
+    ]
 }
 
 /// Activation fused into an op's epilogue; passed to shaders as the override constants `ACT` and `ALPHA`.
