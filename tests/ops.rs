@@ -5,5 +5,9 @@ mod common;
 
 #[path = "ops/add.rs"]
 mod add;
+#[path = "ops/nms.rs"]
+mod nms;
+#[path = "ops/nms_reference.rs"]
+mod nms_reference;
 #[path = "ops/runtime.rs"]
 mod runtime;

@@ -79,7 +79,7 @@ impl Activation {
         match self {
             Activation::None => x,
             Activation::Relu => x.max(0.0),
-            Activation::Relu6 => x.max(0.0).min(6.0),
+            Activation::Relu6 => x.clamp(0.0, 6.0),
             Activation::Leaky(a) => {
                 if x >= 0.0 {
                     x

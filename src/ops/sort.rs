@@ -31,7 +31,7 @@ pub fn sort(g: &mut Graph, label: &str, recs: TensorId) -> Result<()> {
             format!("sort records must be [N, len, 2], found {shape:?}"),
         )
     })?;
-    if two != 2 || !len.is_power_of_two() || len < 2 || len > 1 << 27 {
+    if two != 2 || !len.is_power_of_two() || !(2..=1 << 27).contains(&len) {
         return Err(Error::shape(
             label,
             format!("sort records must be [N, len, 2] with len a power of two in 2..=2^27, found {shape:?}"),

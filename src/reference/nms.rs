@@ -61,9 +61,10 @@ pub fn greedy_nms(rows: &[[f32; 16]], iou_threshold: f32, plus_one: bool) -> Vec
     idx.sort_by(|&a, &b| order(rows[a][SCORE], a, rows[b][SCORE], b));
     let mut kept: Vec<usize> = Vec::new();
     for i in idx {
-        if kept
+        // `> t` rather than `!(<= t)`: a NaN IoU (0 / 0 between two empty +1 boxes) suppresses nothing.
+        if !kept
             .iter()
-            .all(|&k| iou(&rows[k], &rows[i], plus_one) <= iou_threshold)
+            .any(|&k| iou(&rows[k], &rows[i], plus_one) > iou_threshold)
         {
             kept.push(i);
         }
