@@ -19,7 +19,10 @@ fn detect_prints_json_schema() {
     let out = sshface().args(["detect", &img]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "stderr: {stderr}");
-    assert!(stderr.contains("retinaface-mnv2") && stderr.contains(" on "), "adapter and model on stderr: {stderr}");
+    assert!(
+        stderr.contains("retinaface-mnv2") && stderr.contains(" on "),
+        "adapter and model on stderr: {stderr}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     let arr = v.as_array().unwrap();
     assert_eq!(arr.len(), 1);
@@ -30,7 +33,12 @@ fn detect_prints_json_schema() {
     let faces = o["faces"].as_array().unwrap();
     assert_eq!(faces.len(), 1);
     let f = &faces[0];
-    let b: Vec<f64> = f["box"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect();
+    let b: Vec<f64> = f["box"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
     let want = [177.3437, 59.942, 270.2441, 181.2588];
     for k in 0..4 {
         assert!((b[k] - want[k]).abs() < 0.05, "box {b:?}");
@@ -54,13 +62,24 @@ fn unreadable_image_is_named_and_others_still_processed() {
     let missing = dir.join("does-not-exist.jpg");
     let good = format!("{DATA}/camera.png");
     let out = sshface()
-        .args(["detect", bad.to_str().unwrap(), &good, missing.to_str().unwrap()])
+        .args([
+            "detect",
+            bad.to_str().unwrap(),
+            &good,
+            missing.to_str().unwrap(),
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "must exit non-zero");
-    assert!(stderr.contains("corrupt.png"), "stderr names the corrupt file: {stderr}");
-    assert!(stderr.contains("does-not-exist.jpg"), "stderr names the missing file: {stderr}");
+    assert!(
+        stderr.contains("corrupt.png"),
+        "stderr names the corrupt file: {stderr}"
+    );
+    assert!(
+        stderr.contains("does-not-exist.jpg"),
+        "stderr names the missing file: {stderr}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is still JSON");
     let arr = v.as_array().unwrap();
     assert_eq!(arr.len(), 1, "the good image's result is kept: {v}");
@@ -77,28 +96,52 @@ fn dump_writes_heads_in_golden_layout() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("heads.safetensors");
     let out = sshface()
-        .args(["detect", "--dump", path.to_str().unwrap(), &format!("{DATA}/astronaut.png")])
+        .args([
+            "detect",
+            "--dump",
+            path.to_str().unwrap(),
+            &format!("{DATA}/astronaut.png"),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let got = std::fs::read(&path).unwrap();
     let want = std::fs::read(format!("{DATA}/astronaut.heads.safetensors")).unwrap();
     let got = safetensors::SafeTensors::deserialize(&got).unwrap();
     let want = safetensors::SafeTensors::deserialize(&want).unwrap();
-    for (name, tol) in [("cls_logits", 2e-4), ("bbox", 2e-4), ("landm", 2e-4), ("priors", 1e-6)] {
+    for (name, tol) in [
+        ("cls_logits", 2e-4),
+        ("bbox", 2e-4),
+        ("landm", 2e-4),
+        ("priors", 1e-6),
+    ] {
         let (g, w) = (got.tensor(name).unwrap(), want.tensor(name).unwrap());
         assert_eq!(g.shape(), w.shape(), "{name} shape");
         assert_eq!(g.dtype(), safetensors::Dtype::F32);
-        let f = |b: &[u8]| b.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect::<Vec<_>>();
+        let f = |b: &[u8]| {
+            b.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect::<Vec<_>>()
+        };
         common::assert_close(name, &f(g.data()), &f(w.data()), tol, 0.0);
     }
 }
 
 #[test]
 fn bad_arguments_are_errors() {
-    let out = sshface().args(["detect", "--score", "2", "x.png"]).output().unwrap();
+    let out = sshface()
+        .args(["detect", "--score", "2", "x.png"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    let out = sshface().args(["detect", "--model", "nope", "x.png"]).output().unwrap();
+    let out = sshface()
+        .args(["detect", "--model", "nope", "x.png"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }

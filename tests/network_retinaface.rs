@@ -34,10 +34,19 @@ fn golden(name: &str) -> Golden {
         .iter()
         .map(|n| {
             let t = st.tensor(n).unwrap();
-            (n.to_string(), t.data().chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+            (
+                n.to_string(),
+                t.data()
+                    .chunks_exact(4)
+                    .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                    .collect(),
+            )
         })
         .collect();
-    let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(format!("{DATA}/{name}.retinaface.json")).unwrap()).unwrap();
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(format!("{DATA}/{name}.retinaface.json")).unwrap(),
+    )
+    .unwrap();
     let faces = json["detections"]
         .as_array()
         .unwrap()
@@ -45,29 +54,67 @@ fn golden(name: &str) -> Golden {
         .map(|d| {
             let v = |x: &serde_json::Value| x.as_f64().unwrap() as f32;
             let b: Vec<f32> = d["box"].as_array().unwrap().iter().map(v).collect();
-            let l: Vec<[f32; 2]> = d["landmarks"].as_array().unwrap().iter().map(|p| [v(&p[0]), v(&p[1])]).collect();
-            Face { bbox: [b[0], b[1], b[2], b[3]], score: v(&d["score"]), landmarks: Some([l[0], l[1], l[2], l[3], l[4]]) }
+            let l: Vec<[f32; 2]> = d["landmarks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| [v(&p[0]), v(&p[1])])
+                .collect();
+            Face {
+                bbox: [b[0], b[1], b[2], b[3]],
+                score: v(&d["score"]),
+                landmarks: Some([l[0], l[1], l[2], l[3], l[4]]),
+            }
         })
         .collect();
-    Golden { image, heads, faces }
+    Golden {
+        image,
+        heads,
+        faces,
+    }
 }
 
 /// Same count; every box and landmark coordinate within `px`, score within `score`.
 fn assert_faces_match(case: &str, got: &[Face], want: &[Face], px: f32, score: f32) {
-    assert_eq!(got.len(), want.len(), "{case}: {} faces, expected {}: {got:?}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{case}: {} faces, expected {}: {got:?}",
+        got.len(),
+        want.len()
+    );
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         for k in 0..4 {
-            assert!((g.bbox[k] - w.bbox[k]).abs() <= px, "{case}: face {i} box[{k}] {} vs {}", g.bbox[k], w.bbox[k]);
+            assert!(
+                (g.bbox[k] - w.bbox[k]).abs() <= px,
+                "{case}: face {i} box[{k}] {} vs {}",
+                g.bbox[k],
+                w.bbox[k]
+            );
         }
-        assert!((g.score - w.score).abs() <= score, "{case}: face {i} score {} vs {}", g.score, w.score);
+        assert!(
+            (g.score - w.score).abs() <= score,
+            "{case}: face {i} score {} vs {}",
+            g.score,
+            w.score
+        );
         if let (Some(gl), Some(wl)) = (&g.landmarks, &w.landmarks) {
             for k in 0..5 {
                 for c in 0..2 {
-                    assert!((gl[k][c] - wl[k][c]).abs() <= px, "{case}: face {i} landmark {k}[{c}] {} vs {}", gl[k][c], wl[k][c]);
+                    assert!(
+                        (gl[k][c] - wl[k][c]).abs() <= px,
+                        "{case}: face {i} landmark {k}[{c}] {} vs {}",
+                        gl[k][c],
+                        wl[k][c]
+                    );
                 }
             }
         } else {
-            assert_eq!(g.landmarks.is_some(), w.landmarks.is_some(), "{case}: landmarks presence");
+            assert_eq!(
+                g.landmarks.is_some(),
+                w.landmarks.is_some(),
+                "{case}: landmarks presence"
+            );
         }
     }
 }
@@ -79,7 +126,12 @@ fn raw_heads_match_golden() {
     for name in NAMES {
         let g = golden(name);
         let d = det.dump_heads(&g.image).unwrap();
-        let got = [("cls_logits", &d.cls_logits, 2e-4), ("bbox", &d.bbox, 2e-4), ("landm", &d.landm, 2e-4), ("priors", &d.priors, 1e-6)];
+        let got = [
+            ("cls_logits", &d.cls_logits, 2e-4),
+            ("bbox", &d.bbox, 2e-4),
+            ("landm", &d.landm, 2e-4),
+            ("priors", &d.priors, 1e-6),
+        ];
         for ((n, v, tol), (gn, want)) in got.iter().zip(&g.heads) {
             assert_eq!(n, gn);
             common::assert_close(&format!("{name} {n}"), v, want, *tol, 0.0);
@@ -105,20 +157,38 @@ fn png_files_decode_to_golden_faces() {
     for name in ["astronaut", "camera"] {
         let img = sshface::image_io::load_rgb(format!("{DATA}/{name}.png")).unwrap();
         let g = golden(name);
-        assert_eq!(img.as_raw(), g.image.as_raw(), "{name}: decoded pixels differ from input_rgb");
+        assert_eq!(
+            img.as_raw(),
+            g.image.as_raw(),
+            "{name}: decoded pixels differ from input_rgb"
+        );
         assert_faces_match(name, &det.detect(&img).unwrap(), &g.faces, 0.05, 1e-4);
     }
     // JPEG decoders differ by ±1 per pixel: loose tolerances (data/README.md).
     let img = sshface::image_io::load_rgb(format!("{DATA}/grace_hopper.jpg")).unwrap();
-    assert_faces_match("grace_hopper.jpg", &det.detect(&img).unwrap(), &golden("grace_hopper").faces, 0.5, 1e-3);
+    assert_faces_match(
+        "grace_hopper.jpg",
+        &det.detect(&img).unwrap(),
+        &golden("grace_hopper").faces,
+        0.5,
+        1e-3,
+    );
 }
 
 /// detect_batch over images of different sizes (and a repeated one) equals single-image calls.
 #[test]
 fn batch_of_mixed_sizes_equals_single_calls() {
     let Some(det) = detector() else { return };
-    let imgs: Vec<RgbImage> = ["grace_hopper", "astronaut", "camera"].iter().map(|n| golden(n).image).collect();
-    let batch = vec![imgs[0].clone(), imgs[1].clone(), imgs[2].clone(), imgs[1].clone()];
+    let imgs: Vec<RgbImage> = ["grace_hopper", "astronaut", "camera"]
+        .iter()
+        .map(|n| golden(n).image)
+        .collect();
+    let batch = vec![
+        imgs[0].clone(),
+        imgs[1].clone(),
+        imgs[2].clone(),
+        imgs[1].clone(),
+    ];
     let got = det.detect_batch(&batch).unwrap();
     assert_eq!(got.len(), 4);
     for (i, img) in batch.iter().enumerate() {
@@ -140,8 +210,14 @@ fn iou(a: &[f32; 4], b: &[f32; 4]) -> f32 {
 fn multi_face_canvas() {
     let Some(det) = detector() else { return };
     // (image, crop x, y, w, h, scale)
-    let parts = [("camera", 130u32, 30u32, 200u32, 260u32, 0.6f32), ("astronaut", 80, 0, 290, 300, 1.0), ("grace_hopper", 60, 0, 410, 470, 1.35)];
-    let mut canvas = RgbImage::from_fn(1040, 672, |x, y| image::Rgb([(100 + x / 16) as u8, (110 + y / 16) as u8, 120]));
+    let parts = [
+        ("camera", 130u32, 30u32, 200u32, 260u32, 0.6f32),
+        ("astronaut", 80, 0, 290, 300, 1.0),
+        ("grace_hopper", 60, 0, 410, 470, 1.35),
+    ];
+    let mut canvas = RgbImage::from_fn(1040, 672, |x, y| {
+        image::Rgb([(100 + x / 16) as u8, (110 + y / 16) as u8, 120])
+    });
     let mut expected = Vec::new();
     let mut ox = 16u32;
     for (name, cx, cy, cw, ch, s) in parts {
@@ -149,26 +225,39 @@ fn multi_face_canvas() {
         let single = det.detect(&g.image).unwrap();
         assert_eq!(single.len(), 1, "{name}: single-image detection");
         let crop = image::imageops::crop_imm(&g.image, cx, cy, cw, ch).to_image();
-        let (sw, sh) = ((cw as f32 * s).round() as u32, (ch as f32 * s).round() as u32);
+        let (sw, sh) = (
+            (cw as f32 * s).round() as u32,
+            (ch as f32 * s).round() as u32,
+        );
         let scaled = image::imageops::resize(&crop, sw, sh, image::imageops::FilterType::Triangle);
         let oy = 16u32;
         image::imageops::replace(&mut canvas, &scaled, ox as i64, oy as i64);
         let b = single[0].bbox;
         let (fx, fy) = (sw as f32 / cw as f32, sh as f32 / ch as f32);
-        expected.push((name, [
-            (b[0] - cx as f32) * fx + ox as f32,
-            (b[1] - cy as f32) * fy + oy as f32,
-            (b[2] - cx as f32) * fx + ox as f32,
-            (b[3] - cy as f32) * fy + oy as f32,
-        ]));
+        expected.push((
+            name,
+            [
+                (b[0] - cx as f32) * fx + ox as f32,
+                (b[1] - cy as f32) * fy + oy as f32,
+                (b[2] - cx as f32) * fx + ox as f32,
+                (b[3] - cy as f32) * fy + oy as f32,
+            ],
+        ));
         ox += sw + 24;
     }
     let sizes: Vec<f32> = expected.iter().map(|(_, b)| b[2] - b[0]).collect();
-    assert!(sizes.iter().cloned().fold(f32::MAX, f32::min) < 45.0 && sizes.iter().cloned().fold(0.0, f32::max) > 230.0, "face sizes {sizes:?}");
+    assert!(
+        sizes.iter().cloned().fold(f32::MAX, f32::min) < 45.0
+            && sizes.iter().cloned().fold(0.0, f32::max) > 230.0,
+        "face sizes {sizes:?}"
+    );
     let faces = det.detect(&canvas).unwrap();
     assert_eq!(faces.len(), 3, "expected 3 faces, found {faces:?}");
     for (name, b) in &expected {
         let best = faces.iter().map(|f| iou(&f.bbox, b)).fold(0.0, f32::max);
-        assert!(best >= 0.8, "{name}: best IoU {best} with expected box {b:?}; found {faces:?}");
+        assert!(
+            best >= 0.8,
+            "{name}: best IoU {best} with expected box {b:?}; found {faces:?}"
+        );
     }
 }

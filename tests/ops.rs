@@ -5,14 +5,18 @@ mod common;
 
 #[path = "ops/add.rs"]
 mod add;
-#[path = "ops/max_pool.rs"]
-mod max_pool;
 #[path = "ops/decode.rs"]
 mod decode;
 #[path = "ops/decode_errors.rs"]
 mod decode_errors;
 #[path = "ops/decode_golden.rs"]
 mod decode_golden;
+#[path = "ops/max_pool.rs"]
+mod max_pool;
+#[path = "ops/nms.rs"]
+mod nms;
+#[path = "ops/nms_reference.rs"]
+mod nms_reference;
 #[path = "ops/preprocess.rs"]
 mod preprocess;
 #[path = "ops/preprocess_opencv.rs"]

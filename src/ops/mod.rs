@@ -5,10 +5,15 @@ pub mod add;
 pub mod decode;
 pub mod fill;
 pub mod max_pool;
+pub mod nms;
+pub mod nms_mask;
+pub mod preprocess;
+pub mod select_keys;
+pub mod select_topk;
 pub mod softmax2;
+pub mod sort;
 pub mod upsample_bilinear;
 pub mod upsample_nearest;
-pub mod preprocess;
 
 /// A WGSL source file compiled into the binary.
 #[derive(Debug)]
@@ -49,6 +54,11 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &upsample_bilinear::SHADER,
         &upsample_nearest::SHADER,
         &preprocess::SHADER,
+        &nms::SHADER,
+        &nms_mask::SHADER,
+        &select_keys::SHADER,
+        &select_topk::SHADER,
+        &sort::SHADER,
     ]
 }
 

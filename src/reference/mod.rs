@@ -2,12 +2,13 @@
 //! Written for clarity, not speed; f32 arithmetic as in the shaders unless a function says otherwise.
 
 pub mod add;
+pub mod decode;
 pub mod max_pool;
+pub mod nms;
+pub mod preprocess;
 pub mod softmax2;
 pub mod upsample_bilinear;
 pub mod upsample_nearest;
-pub mod decode;
-pub mod preprocess;
 
 /// A dense row-major CPU tensor; feature maps are `[N, C, H, W]`.
 #[derive(Clone, Debug, PartialEq)]
