@@ -5,5 +5,7 @@ mod common;
 
 #[path = "ops/add.rs"]
 mod add;
+#[path = "ops/conv2d.rs"]
+mod conv2d;
 #[path = "ops/runtime.rs"]
 mod runtime;

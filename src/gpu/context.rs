@@ -164,7 +164,9 @@ impl GpuContext {
 
     /// The largest buffer one storage binding may cover on this device.
     pub fn max_binding(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
     }
 
     /// Checks that a tensor of `shape` (f32 elements) is non-empty and fits one storage binding.

@@ -2,6 +2,7 @@
 //! its output shape rule and a launcher that appends a labelled step to a [`Graph`](crate::gpu::Graph).
 
 pub mod add;
+pub mod conv2d;
 pub mod fill;
 
 /// A WGSL source file compiled into the binary.
@@ -34,7 +35,7 @@ macro_rules! shader {
 
 /// Every shader of the crate, for validation and the params layout test.
 pub fn all_shaders() -> Vec<&'static Shader> {
-    vec![&add::SHADER, &fill::SHADER]
+    vec![&add::SHADER, &conv2d::SHADER, &fill::SHADER]
 }
 
 /// Activation fused into an op's epilogue; passed to shaders as the override constants `ACT` and `ALPHA`.
@@ -62,6 +63,8 @@ impl Activation {
     }
 
     /// The same function on the CPU, as the shaders compute it in f32.
+    // max-then-min as in the shaders' `min(max(x, 0.0), 6.0)`, not `clamp`, which differs on NaN.
+    #[allow(clippy::manual_clamp)]
     pub fn apply(self, x: f32) -> f32 {
         match self {
             Activation::None => x,

@@ -2,6 +2,7 @@
 //! Written for clarity, not speed; f32 arithmetic as in the shaders unless a function says otherwise.
 
 pub mod add;
+pub mod conv2d;
 
 /// A dense row-major CPU tensor; feature maps are `[N, C, H, W]`.
 #[derive(Clone, Debug, PartialEq)]
