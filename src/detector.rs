@@ -50,7 +50,9 @@ impl std::str::FromStr for Model {
         match s {
             "retinaface-mnv2" => Ok(Model::RetinafaceMnv2),
             "ssh-vgg16" => Ok(Model::SshVgg16),
-            _ => Err(Error::Config(format!("unknown model '{s}': expected retinaface-mnv2 or ssh-vgg16"))),
+            _ => Err(Error::Config(format!(
+                "unknown model '{s}': expected retinaface-mnv2 or ssh-vgg16"
+            ))),
         }
     }
 }
@@ -127,10 +129,14 @@ impl DetectorBuilder {
         let score = self.score.unwrap_or(ds);
         let nms = self.nms.unwrap_or(dn);
         if !(0.0..=1.0).contains(&score) {
-            return Err(Error::Config(format!("score threshold {score} must be in [0, 1]")));
+            return Err(Error::Config(format!(
+                "score threshold {score} must be in [0, 1]"
+            )));
         }
         if !(0.0..=1.0).contains(&nms) {
-            return Err(Error::Config(format!("NMS IoU threshold {nms} must be in [0, 1]")));
+            return Err(Error::Config(format!(
+                "NMS IoU threshold {nms} must be in [0, 1]"
+            )));
         }
         let ctx = match self.context {
             Some(c) => c,
@@ -147,9 +153,18 @@ impl DetectorBuilder {
         };
         let net = match self.model {
             Model::RetinafaceMnv2 => Net::Retina(RetinaFaceMnv2::load(&ctx, &wf)?),
-            Model::SshVgg16 => return Err(Error::Config("ssh-vgg16 is not implemented yet".into())),
+            Model::SshVgg16 => {
+                return Err(Error::Config("ssh-vgg16 is not implemented yet".into()))
+            }
         };
-        Ok(Detector { ctx, model: self.model, net, score, nms, plans: Mutex::new(Vec::new()) })
+        Ok(Detector {
+            ctx,
+            model: self.model,
+            net,
+            score,
+            nms,
+            plans: Mutex::new(Vec::new()),
+        })
     }
 }
 
@@ -205,7 +220,10 @@ impl Detector {
 
     /// Detects faces in one image.
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<Face>> {
-        Ok(self.detect_batch(std::slice::from_ref(image))?.pop().unwrap_or_default())
+        Ok(self
+            .detect_batch(std::slice::from_ref(image))?
+            .pop()
+            .unwrap_or_default())
     }
 
     /// Detects faces in several images with one GPU submit. Images of equal padded size run as one batch;
@@ -249,15 +267,27 @@ impl Detector {
         let out = c.plan.run(&self.ctx, &ids)?;
         let (h, w) = (image.height() as usize, image.width() as usize);
         let [hp, wp] = rf::padded_size([h, w]);
-        let mut d = HeadsDump { cls_logits: vec![], bbox: vec![], landm: vec![], priors: vec![], num_anchors: 0 };
+        let mut d = HeadsDump {
+            cls_logits: vec![],
+            bbox: vec![],
+            landm: vec![],
+            priors: vec![],
+            num_anchors: 0,
+        };
         for (l, &(stride, _)) in rf::LEVELS.iter().enumerate() {
             let (fh, fw) = (hp.div_ceil(stride), wp.div_ceil(stride));
-            for (k, dst) in [&mut d.cls_logits, &mut d.bbox, &mut d.landm].into_iter().enumerate() {
+            for (k, dst) in [&mut d.cls_logits, &mut d.bbox, &mut d.landm]
+                .into_iter()
+                .enumerate()
+            {
                 let t = bytes_to_f32(&out[l * 3 + k]);
                 nchw_to_rows(&t, 2 * [2, 4, 10][k], fh, fw, dst);
             }
         }
-        d.priors = crate::model::anchors::ssd_priors([hp, wp], &rf::LEVELS).into_iter().flatten().collect();
+        d.priors = crate::model::anchors::ssd_priors([hp, wp], &rf::LEVELS)
+            .into_iter()
+            .flatten()
+            .collect();
         d.num_anchors = d.priors.len() / 4;
         Ok(d)
     }
@@ -273,17 +303,24 @@ impl Detector {
     fn write_inputs(&self, c: &Compiled, images: &[RgbImage]) -> Result<()> {
         for gr in &c.groups {
             for &(idx, t) in &gr.images {
-                c.plan.write(&self.ctx, t, &pack_rgb8(images[idx].as_raw()))?;
+                c.plan
+                    .write(&self.ctx, t, &pack_rgb8(images[idx].as_raw()))?;
             }
         }
         Ok(())
     }
 
     fn compiled(&self, images: &[RgbImage], dump: bool) -> Result<Arc<Compiled>> {
-        let sizes: Vec<[usize; 2]> = images.iter().map(|i| [i.height() as usize, i.width() as usize]).collect();
+        let sizes: Vec<[usize; 2]> = images
+            .iter()
+            .map(|i| [i.height() as usize, i.width() as usize])
+            .collect();
         for (i, s) in sizes.iter().enumerate() {
             if s[0] == 0 || s[1] == 0 {
-                return Err(Error::Empty { name: format!("image {i}"), shape: vec![s[0], s[1], 3] });
+                return Err(Error::Empty {
+                    name: format!("image {i}"),
+                    shape: vec![s[0], s[1], 3],
+                });
             }
         }
         let key = (sizes, dump);
@@ -335,13 +372,26 @@ impl Detector {
                 images.push((idx, rgb));
             }
             let heads = net.forward(&mut g, x)?;
-            let total: usize = rf::LEVELS.iter().map(|(s, _)| 2 * padded[0].div_ceil(*s) * padded[1].div_ceil(*s)).sum();
+            let total: usize = rf::LEVELS
+                .iter()
+                .map(|(s, _)| 2 * padded[0].div_ceil(*s) * padded[1].div_ceil(*s))
+                .sum();
             let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
-            let geo: Vec<DecodeImage> = (0..n).map(|_| DecodeImage { input_hw: *padded, scale: 1.0 }).collect();
+            let geo: Vec<DecodeImage> = (0..n)
+                .map(|_| DecodeImage {
+                    input_hw: *padded,
+                    scale: 1.0,
+                })
+                .collect();
             let mut segments = Vec::new();
             let mut off = 0;
             for (l, (stride, sizes)) in rf::LEVELS.iter().enumerate() {
-                let scores = softmax2(&mut g, &format!("head.class.{l}.softmax"), heads[l].class, ClassLayout::Interleaved)?;
+                let scores = softmax2(
+                    &mut g,
+                    &format!("head.class.{l}.softmax"),
+                    heads[l].class,
+                    ClassLayout::Interleaved,
+                )?;
                 let level = Level {
                     scores,
                     bbox: heads[l].bbox,
@@ -350,18 +400,40 @@ impl Detector {
                     anchor_sizes: sizes.to_vec(),
                     module: l as u32,
                 };
-                decode(&mut g, &format!("decode.{l}"), &level, &BoxCoding::Ssd { variances: [0.1, 0.2] }, &geo, rows, off)?;
+                decode(
+                    &mut g,
+                    &format!("decode.{l}"),
+                    &level,
+                    &BoxCoding::Ssd {
+                        variances: [0.1, 0.2],
+                    },
+                    &geo,
+                    rows,
+                    off,
+                )?;
                 let len = 2 * padded[0].div_ceil(*stride) * padded[1].div_ceil(*stride);
-                segments.push(Segment { offset: off, len, top_k: None });
+                segments.push(Segment {
+                    offset: off,
+                    len,
+                    top_k: None,
+                });
                 off += len;
             }
             let capacity = total.min(MAX_CANDIDATES);
-            let cfg = SelectConfig { score_threshold: self.score, iou_threshold: self.nms, plus_one: false, max_candidates: capacity };
+            let cfg = SelectConfig {
+                score_threshold: self.score,
+                iou_threshold: self.nms,
+                plus_one: false,
+                max_candidates: capacity,
+            };
             let sel = select(&mut g, "nms", rows, &segments, &cfg)?;
             g.mark_output(sel.rows);
             g.mark_output(sel.counts);
             let heads = if *dump {
-                let hs: Vec<[TensorId; 3]> = heads.iter().map(|h| [h.class, h.bbox, h.landmark]).collect();
+                let hs: Vec<[TensorId; 3]> = heads
+                    .iter()
+                    .map(|h| [h.class, h.bbox, h.landmark])
+                    .collect();
                 for t in hs.iter().flatten() {
                     g.mark_output(*t);
                 }
@@ -369,16 +441,32 @@ impl Detector {
             } else {
                 None
             };
-            ios.push(GroupIo { images, rows: sel.rows, counts: sel.counts, capacity, heads });
+            ios.push(GroupIo {
+                images,
+                rows: sel.rows,
+                counts: sel.counts,
+                capacity,
+                heads,
+            });
         }
         let plan = g.compile(&self.ctx)?;
-        Ok(Compiled { key, lock: Mutex::new(()), plan, groups: ios })
+        Ok(Compiled {
+            key,
+            lock: Mutex::new(()),
+            plan,
+            groups: ios,
+        })
     }
 }
 
 fn row_to_face(r: &[f32], model: Model) -> Face {
-    let landmarks = (model == Model::RetinafaceMnv2).then(|| std::array::from_fn(|k| [r[4 + 2 * k], r[5 + 2 * k]]));
-    Face { bbox: [r[0], r[1], r[2], r[3]], score: r[15], landmarks }
+    let landmarks = (model == Model::RetinafaceMnv2)
+        .then(|| std::array::from_fn(|k| [r[4 + 2 * k], r[5 + 2 * k]]));
+    Face {
+        bbox: [r[0], r[1], r[2], r[3]],
+        score: r[15],
+        landmarks,
+    }
 }
 
 /// Appends the rows (y, x, a) of a head [1, A·k, H, W] whose channel a·k + j holds value j of anchor a.

@@ -10,7 +10,7 @@
 //! ```
 
 pub mod convert;
-// WIP pub mod detector;
+pub mod detector;
 pub mod error;
 pub mod gpu;
 pub mod image_io;
@@ -18,7 +18,7 @@ pub mod model;
 pub mod ops;
 pub mod reference;
 
-// WIP pub use detector::{Detector, DetectorBuilder, Face, HeadsDump, Model};
+pub use detector::{Detector, DetectorBuilder, Face, HeadsDump, Model};
 pub use error::{Error, Result};
 pub use gpu::{AdapterOptions, GpuContext};
 
@@ -27,6 +27,6 @@ mod tests {
     fn assert_send_sync<T: Send + Sync>() {}
     #[test]
     fn detector_is_send_sync() {
-        // WIP assert_send_sync::<crate::Detector>();
+        assert_send_sync::<crate::Detector>();
     }
 }

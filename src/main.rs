@@ -1,8 +1,7 @@
 //! The `sshface` command-line tool.
 
-// WIP mod cli;
+mod cli;
 
 fn main() -> std::process::ExitCode {
-    // WIP cli::main()
-    std::process::ExitCode::SUCCESS
+    cli::main()
 }

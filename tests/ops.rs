@@ -5,6 +5,8 @@ mod common;
 
 #[path = "ops/add.rs"]
 mod add;
+#[path = "ops/conv2d.rs"]
+mod conv2d;
 #[path = "ops/decode.rs"]
 mod decode;
 #[path = "ops/decode_errors.rs"]

@@ -49,7 +49,9 @@ pub struct ProfileArgs {
 }
 
 fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
-    let (w, h) = s.split_once('x').ok_or_else(|| anyhow::anyhow!("--size '{s}': expected WxH, e.g. 640x640"))?;
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| anyhow::anyhow!("--size '{s}': expected WxH, e.g. 640x640"))?;
     Ok((w.parse()?, h.parse()?))
 }
 
@@ -57,7 +59,12 @@ fn test_image(size: &str, path: Option<&PathBuf>) -> anyhow::Result<RgbImage> {
     let (w, h) = parse_size(size)?;
     if let Some(p) = path {
         let img = sshface::image_io::load_rgb(p)?;
-        return Ok(image::imageops::resize(&img, w, h, image::imageops::FilterType::Triangle));
+        return Ok(image::imageops::resize(
+            &img,
+            w,
+            h,
+            image::imageops::FilterType::Triangle,
+        ));
     }
     // Deterministic noise: exercises every layer at full cost without bundling a large image.
     let mut s = 0x9E37_79B9u32;
@@ -70,7 +77,9 @@ fn test_image(size: &str, path: Option<&PathBuf>) -> anyhow::Result<RgbImage> {
 }
 
 fn detector(model: ModelArg, weights: &Option<PathBuf>, gpu: &GpuArgs) -> anyhow::Result<Detector> {
-    let mut b = Detector::builder().model(model.into()).adapter(gpu.options()?);
+    let mut b = Detector::builder()
+        .model(model.into())
+        .adapter(gpu.options()?);
     if let Some(w) = weights {
         b = b.weights(w);
     }
@@ -80,8 +89,16 @@ fn detector(model: ModelArg, weights: &Option<PathBuf>, gpu: &GpuArgs) -> anyhow
 pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let det = detector(a.model, &a.weights, &a.gpu)?;
     let img = test_image(&a.size, a.image.as_ref())?;
-    println!("model {} size {} on {}", det.model().name(), a.size, det.context().describe());
-    println!("{:>6} {:>12} {:>12} {:>10}", "batch", "ms/batch", "ms/image", "images/s");
+    println!(
+        "model {} size {} on {}",
+        det.model().name(),
+        a.size,
+        det.context().describe()
+    );
+    println!(
+        "{:>6} {:>12} {:>12} {:>10}",
+        "batch", "ms/batch", "ms/image", "images/s"
+    );
     let mut base = None;
     for &n in &a.batch {
         let imgs = vec![img.clone(); n.max(1)];
@@ -93,9 +110,17 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         }
         let ms = t.elapsed().as_secs_f64() * 1e3 / a.iters.max(1) as f64;
         let per = ms / imgs.len() as f64;
-        let ratio = base.map(|b: f64| format!("  ({:.2}x images/s vs batch {})", b / per, a.batch[0])).unwrap_or_default();
+        let ratio = base
+            .map(|b: f64| format!("  ({:.2}x images/s vs batch {})", b / per, a.batch[0]))
+            .unwrap_or_default();
         base.get_or_insert(per);
-        println!("{:>6} {:>12.2} {:>12.2} {:>10.1}{ratio}", imgs.len(), ms, per, 1e3 / per);
+        println!(
+            "{:>6} {:>12.2} {:>12.2} {:>10.1}{ratio}",
+            imgs.len(),
+            ms,
+            per,
+            1e3 / per
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -106,7 +131,14 @@ pub fn profile(a: ProfileArgs) -> anyhow::Result<ExitCode> {
     det.detect(&img)?;
     let t = det.profile(&img)?;
     let total: f64 = t.iter().map(|s| s.nanos).sum();
-    println!("model {} size {} on {}: {} steps, {:.3} ms GPU", det.model().name(), a.size, det.context().describe(), t.len(), total / 1e6);
+    println!(
+        "model {} size {} on {}: {} steps, {:.3} ms GPU",
+        det.model().name(),
+        a.size,
+        det.context().describe(),
+        t.len(),
+        total / 1e6
+    );
     if a.all {
         for s in &t {
             println!("{:>10.3} ms  {:<14} {}", s.nanos / 1e6, s.shader, s.label);
@@ -120,9 +152,16 @@ pub fn profile(a: ProfileArgs) -> anyhow::Result<ExitCode> {
     }
     let mut v: Vec<_> = by.into_iter().collect();
     v.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
-    println!("{:<16} {:>6} {:>10} {:>7}", "shader", "steps", "ms", "share");
+    println!(
+        "{:<16} {:>6} {:>10} {:>7}",
+        "shader", "steps", "ms", "share"
+    );
     for (name, (ns, n)) in v {
-        println!("{name:<16} {n:>6} {:>10.3} {:>6.1}%", ns / 1e6, 100.0 * ns / total.max(1.0));
+        println!(
+            "{name:<16} {n:>6} {:>10.3} {:>6.1}%",
+            ns / 1e6,
+            100.0 * ns / total.max(1.0)
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

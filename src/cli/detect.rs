@@ -47,7 +47,9 @@ fn face_json(f: &Face) -> serde_json::Value {
 }
 
 pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
-    let mut b = Detector::builder().model(a.model.into()).adapter(a.gpu.options()?);
+    let mut b = Detector::builder()
+        .model(a.model.into())
+        .adapter(a.gpu.options()?);
     if let Some(w) = &a.weights {
         b = b.weights(w);
     }
@@ -58,7 +60,11 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
         b = b.nms_threshold(n);
     }
     let det = b.build()?;
-    eprintln!("sshface: model {} on {}", det.model().name(), det.context().describe());
+    eprintln!(
+        "sshface: model {} on {}",
+        det.model().name(),
+        det.context().describe()
+    );
 
     let mut failed = 0usize;
     let stdout = std::io::stdout();
@@ -92,7 +98,11 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
                     ],
                     &meta,
                 )?;
-                eprintln!("sshface: wrote raw heads of {} to {}", loaded[0].0.display(), path.display());
+                eprintln!(
+                    "sshface: wrote raw heads of {} to {}",
+                    loaded[0].0.display(),
+                    path.display()
+                );
             }
         }
         let imgs: Vec<_> = loaded.iter().map(|(_, i)| i.clone()).collect();

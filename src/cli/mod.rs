@@ -10,7 +10,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use sshface::{AdapterOptions, Model};
 
 #[derive(Parser)]
-#[command(name = "sshface", version, about = "Face detection with SSH / RetinaFace, every layer a WGSL compute shader on wgpu")]
+#[command(
+    name = "sshface",
+    version,
+    about = "Face detection with SSH / RetinaFace, every layer a WGSL compute shader on wgpu"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -61,7 +65,11 @@ struct GpuArgs {
 impl GpuArgs {
     fn options(&self) -> anyhow::Result<AdapterOptions> {
         Ok(AdapterOptions {
-            backends: self.backend.as_deref().map(AdapterOptions::parse_backends).transpose()?,
+            backends: self
+                .backend
+                .as_deref()
+                .map(AdapterOptions::parse_backends)
+                .transpose()?,
             adapter_name: self.adapter.clone(),
         })
     }
@@ -115,14 +123,20 @@ fn convert(a: ConvertArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn adapters() -> anyhow::Result<ExitCode> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
+    let instance =
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
     let list = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
     if list.is_empty() {
-        anyhow::bail!("no GPU adapter found; on Linux without a GPU install mesa-vulkan-drivers (lavapipe)");
+        anyhow::bail!(
+            "no GPU adapter found; on Linux without a GPU install mesa-vulkan-drivers (lavapipe)"
+        );
     }
     for a in list {
         let i = a.get_info();
-        println!("{}\t{:?}\t{:?}\t{} {}", i.name, i.backend, i.device_type, i.driver, i.driver_info);
+        println!(
+            "{}\t{:?}\t{:?}\t{} {}",
+            i.name, i.backend, i.device_type, i.driver, i.driver_info
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

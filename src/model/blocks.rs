@@ -23,7 +23,13 @@ impl ConvSpec {
     /// k×k, stride 1, "same" padding k/2 on every side.
     pub fn same(c_out: usize, c_in: usize, k: usize, act: Activation) -> Self {
         let p = k / 2;
-        ConvSpec { shape: [c_out, c_in, k, k], stride: 1, pad: [p; 4], groups: 1, act }
+        ConvSpec {
+            shape: [c_out, c_in, k, k],
+            stride: 1,
+            pad: [p; 4],
+            groups: 1,
+            act,
+        }
     }
 }
 
@@ -50,7 +56,10 @@ impl ConvLayer {
             groups: spec.groups,
             act: spec.act,
         };
-        Ok(ConvLayer { name: name.to_string(), conv })
+        Ok(ConvLayer {
+            name: name.to_string(),
+            conv,
+        })
     }
 
     /// Same layer with another fused activation (e.g. the ReLU that follows SSH's concat).
@@ -64,7 +73,13 @@ impl ConvLayer {
     }
 
     /// Appends the layer; see [`conv2d`] for `residual` and `into`.
-    pub fn apply(&self, g: &mut Graph, x: TensorId, residual: Option<TensorId>, into: Option<(TensorId, usize)>) -> Result<TensorId> {
+    pub fn apply(
+        &self,
+        g: &mut Graph,
+        x: TensorId,
+        residual: Option<TensorId>,
+        into: Option<(TensorId, usize)>,
+    ) -> Result<TensorId> {
         conv2d(g, &self.name, x, &self.conv, residual, into)
     }
 }
@@ -92,12 +107,24 @@ pub struct SshNames<'a> {
 impl SshModule {
     /// Loads a module whose input has `c_in` channels, with `x` channels in the 3x3 branch and `x/2` in each
     /// context branch. `inner` is the activation after dimred and 7x7-1 (ReLU in SSH, LeakyReLU 0.1 in RetinaFace).
-    pub fn load(ctx: &GpuContext, wf: &WeightFile, n: &SshNames, c_in: usize, x: usize, inner: Activation) -> Result<Self> {
+    pub fn load(
+        ctx: &GpuContext,
+        wf: &WeightFile,
+        n: &SshNames,
+        c_in: usize,
+        x: usize,
+        inner: Activation,
+    ) -> Result<Self> {
         let h = x / 2;
         let name = |i: usize| format!("{}.{}", n.prefix, n.names[i]);
         Ok(SshModule {
             label: n.prefix.to_string(),
-            conv3x3: ConvLayer::load(ctx, wf, &name(0), ConvSpec::same(x, c_in, 3, Activation::Relu))?,
+            conv3x3: ConvLayer::load(
+                ctx,
+                wf,
+                &name(0),
+                ConvSpec::same(x, c_in, 3, Activation::Relu),
+            )?,
             dimred: ConvLayer::load(ctx, wf, &name(1), ConvSpec::same(h, c_in, 3, inner))?,
             conv5x5: ConvLayer::load(ctx, wf, &name(2), ConvSpec::same(h, h, 3, Activation::Relu))?,
             conv7x7_1: ConvLayer::load(ctx, wf, &name(3), ConvSpec::same(h, h, 3, inner))?,

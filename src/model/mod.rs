@@ -1,4 +1,7 @@
 //! Network definitions and their CPU-side geometry (anchors, priors).
 
 pub mod anchors;
+pub mod blocks;
+pub mod retinaface_mnv2;
+pub mod ssh_vgg16;
 pub mod weights;

@@ -13,7 +13,8 @@ const LEAKY: Activation = Activation::Leaky(0.1);
 const PAD_TF_S2: [usize; 4] = [0, 1, 0, 1];
 
 /// Per level: stride and the two prior sizes (min sizes) of its anchors.
-pub const LEVELS: [(usize, [f32; 2]); 3] = [(8, [16.0, 32.0]), (16, [64.0, 128.0]), (32, [256.0, 512.0])];
+pub const LEVELS: [(usize, [f32; 2]); 3] =
+    [(8, [16.0, 32.0]), (16, [64.0, 128.0]), (32, [256.0, 512.0])];
 /// Input sides must be multiples of this.
 pub const ALIGN: usize = 32;
 
@@ -58,7 +59,13 @@ impl RetinaFaceMnv2 {
         };
         let conv1 = conv(
             "backbone.conv1",
-            ConvSpec { shape: [32, 3, 3, 3], stride: 2, pad: PAD_TF_S2, groups: 1, act: Activation::Relu6 },
+            ConvSpec {
+                shape: [32, 3, 3, 3],
+                stride: 2,
+                pad: PAD_TF_S2,
+                groups: 1,
+                act: Activation::Relu6,
+            },
         )?;
         // (C_in, C_mid, C_out, dw stride) of blocks 0..=15 (Keras MobileNetV2 α = 1, truncated after block 15).
         const CFG: [(usize, usize, usize, usize); 16] = [
@@ -82,7 +89,14 @@ impl RetinaFaceMnv2 {
         let mut blocks = Vec::with_capacity(16);
         for (i, &(cin, mid, cout, s)) in CFG.iter().enumerate() {
             let p = format!("backbone.block{i}");
-            let expand = if i == 0 { None } else { Some(conv(&format!("{p}.expand"), pw(mid, cin, Activation::Relu6))?) };
+            let expand = if i == 0 {
+                None
+            } else {
+                Some(conv(
+                    &format!("{p}.expand"),
+                    pw(mid, cin, Activation::Relu6),
+                )?)
+            };
             blocks.push(Block {
                 expand,
                 dw: conv(&format!("{p}.dw"), dw(mid, s))?,
@@ -101,7 +115,16 @@ impl RetinaFaceMnv2 {
         let mut heads = Vec::new();
         for i in 0..3 {
             let prefix = format!("ssh{i}");
-            let names = SshNames { prefix: &prefix, names: ["conv3x3", "conv5x5_1", "conv5x5_2", "conv7x7_2", "conv7x7_3"] };
+            let names = SshNames {
+                prefix: &prefix,
+                names: [
+                    "conv3x3",
+                    "conv5x5_1",
+                    "conv5x5_2",
+                    "conv7x7_2",
+                    "conv7x7_3",
+                ],
+            };
             ssh.push(SshModule::load(ctx, wf, &names, 64, 32, LEAKY)?);
             heads.push([
                 conv(&format!("head.class.{i}"), pw(4, 64, Activation::None))?,
@@ -110,7 +133,15 @@ impl RetinaFaceMnv2 {
             ]);
         }
         wf.check_all_used()?;
-        Ok(RetinaFaceMnv2 { conv1, blocks, lateral, merge2, merge1, ssh, heads })
+        Ok(RetinaFaceMnv2 {
+            conv1,
+            blocks,
+            lateral,
+            merge2,
+            merge1,
+            ssh,
+            heads,
+        })
     }
 
     /// Appends the network on the normalised input `x` [N, 3, H, W] (H, W multiples of 32) and returns the raw

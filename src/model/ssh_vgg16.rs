@@ -36,7 +36,12 @@ const VGG: [(&str, usize, usize); 13] = [
 const POOL_AFTER: [&str; 4] = ["conv1_2", "conv2_2", "conv3_3", "conv4_3"];
 
 /// Caffe's max pool k2 s2 p0 in ceil mode.
-pub const POOL: Pool = Pool { kernel: [2, 2], stride: [2, 2], pad: [0, 0], ceil_mode: true };
+pub const POOL: Pool = Pool {
+    kernel: [2, 2],
+    stride: [2, 2],
+    pad: [0, 0],
+    ceil_mode: true,
+};
 
 pub struct SshVgg16 {
     vgg: Vec<ConvLayer>,
@@ -63,25 +68,53 @@ impl SshVgg16 {
     /// Loads the 74 tensors of the spec's weight table with shape checks; unknown tensors are an error.
     pub fn load(ctx: &GpuContext, wf: &WeightFile) -> Result<Self> {
         let relu = Activation::Relu;
-        let vgg = VGG.iter().map(|&(n, i, o)| ConvLayer::load(ctx, wf, n, ConvSpec::same(o, i, 3, relu))).collect::<Result<Vec<_>>>()?;
+        let vgg = VGG
+            .iter()
+            .map(|&(n, i, o)| ConvLayer::load(ctx, wf, n, ConvSpec::same(o, i, 3, relu)))
+            .collect::<Result<Vec<_>>>()?;
         let conv4_128 = ConvLayer::load(ctx, wf, "conv4_128", ConvSpec::same(128, 512, 1, relu))?;
         let conv5_128 = ConvLayer::load(ctx, wf, "conv5_128", ConvSpec::same(128, 512, 1, relu))?;
-        let conv4_fuse_final = ConvLayer::load(ctx, wf, "conv4_fuse_final", ConvSpec::same(128, 128, 3, relu))?;
+        let conv4_fuse_final = ConvLayer::load(
+            ctx,
+            wf,
+            "conv4_fuse_final",
+            ConvSpec::same(128, 128, 3, relu),
+        )?;
         let mut modules = Vec::new();
         let mut heads = Vec::new();
         for (k, (c_in, x)) in [(128, 128), (512, 256), (512, 256)].into_iter().enumerate() {
             let prefix = format!("m{}", k + 1);
-            let names = SshNames { prefix: &prefix, names: ["ssh_3x3", "ssh_dimred", "ssh_5x5", "ssh_7x7-1", "ssh_7x7"] };
+            let names = SshNames {
+                prefix: &prefix,
+                names: ["ssh_3x3", "ssh_dimred", "ssh_5x5", "ssh_7x7-1", "ssh_7x7"],
+            };
             let m = SshModule::load(ctx, wf, &names, c_in, x, relu)?;
             let c = m.c_out();
             heads.push((
-                ConvLayer::load(ctx, wf, &format!("{prefix}.ssh_cls_score"), ConvSpec::same(4, c, 1, Activation::None))?,
-                ConvLayer::load(ctx, wf, &format!("{prefix}.ssh_bbox_pred"), ConvSpec::same(8, c, 1, Activation::None))?,
+                ConvLayer::load(
+                    ctx,
+                    wf,
+                    &format!("{prefix}.ssh_cls_score"),
+                    ConvSpec::same(4, c, 1, Activation::None),
+                )?,
+                ConvLayer::load(
+                    ctx,
+                    wf,
+                    &format!("{prefix}.ssh_bbox_pred"),
+                    ConvSpec::same(8, c, 1, Activation::None),
+                )?,
             ));
             modules.push(m);
         }
         wf.check_all_used()?;
-        Ok(SshVgg16 { vgg, conv4_128, conv5_128, conv4_fuse_final, modules, heads })
+        Ok(SshVgg16 {
+            vgg,
+            conv4_128,
+            conv5_128,
+            conv4_fuse_final,
+            modules,
+            heads,
+        })
     }
 
     /// Appends the network on `x` [N, 3, H, W] (BGR, mean-subtracted). `modules[k]` false skips module k+1
@@ -115,9 +148,18 @@ impl SshVgg16 {
                 continue;
             }
             let f = self.modules[k].apply(g, inputs[k])?;
-            heads[k] = (self.heads[k].0.apply(g, f, None, None)?, self.heads[k].1.apply(g, f, None, None)?);
+            heads[k] = (
+                self.heads[k].0.apply(g, f, None, None)?,
+                self.heads[k].1.apply(g, f, None, None)?,
+            );
         }
-        Ok(VggOutputs { conv4_3, conv5_3, conv4_fuse_final: fuse_final, pool6, heads })
+        Ok(VggOutputs {
+            conv4_3,
+            conv5_3,
+            conv4_fuse_final: fuse_final,
+            pool6,
+            heads,
+        })
     }
 }
 

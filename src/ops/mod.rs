@@ -2,6 +2,7 @@
 //! its output shape rule and a launcher that appends a labelled step to a [`Graph`](crate::gpu::Graph).
 
 pub mod add;
+pub mod conv2d;
 pub mod decode;
 pub mod fill;
 pub mod max_pool;
@@ -59,6 +60,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &select_keys::SHADER,
         &select_topk::SHADER,
         &sort::SHADER,
+        &conv2d::SHADER,
     ]
 }
 
@@ -87,6 +89,8 @@ impl Activation {
     }
 
     /// The same function on the CPU, as the shaders compute it in f32.
+    // max-then-min as in the shaders' `min(max(x, 0.0), 6.0)`, not `clamp`, which differs on NaN.
+    #[allow(clippy::manual_clamp)]
     pub fn apply(self, x: f32) -> f32 {
         match self {
             Activation::None => x,

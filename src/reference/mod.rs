@@ -2,6 +2,7 @@
 //! Written for clarity, not speed; f32 arithmetic as in the shaders unless a function says otherwise.
 
 pub mod add;
+pub mod conv2d;
 pub mod decode;
 pub mod max_pool;
 pub mod nms;

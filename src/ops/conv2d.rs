@@ -1,0 +1,402 @@
+//! 2-D convolution with a fused epilogue: `out = act(conv(x) + bias + residual)`.
+//!
+//! Shapes: input `[N, C_in, H, W]`, weight `[C_out, C_in / groups, KH, KW]` (OIHW), bias `[C_out]`,
+//! residual and output `[N, C_out, Ho, Wo]` with `Ho = (H + top + bottom − dy·(KH−1) − 1) / sy + 1`
+//! (floor; likewise `Wo`). With `into = Some((t, c))` the result fills channels `c..c + C_out` of `t`
+//! (`[N, C_total, Ho, Wo]`), so concatenations cost nothing.
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::{dispatch_1d, Binding, Graph, StepDesc, TensorId, Weight};
+use crate::ops::{Activation, Shader};
+
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
+pub struct Params {
+    pub n: u32,
+    pub c_in: u32,
+    pub h: u32,
+    pub w: u32,
+    pub c_out: u32,
+    pub ho: u32,
+    pub wo: u32,
+    /// Channels of the tensor written (C_out unless writing `into` a larger one).
+    pub c_total: u32,
+    pub c_off: u32,
+    pub kh: u32,
+    pub kw: u32,
+    pub sy: u32,
+    pub sx: u32,
+    pub pt: u32,
+    pub pl: u32,
+    pub dy: u32,
+    pub dx: u32,
+    pub cin_g: u32,
+    pub cout_g: u32,
+    /// GEMM depth `cin_g · kh · kw`.
+    pub k: u32,
+    /// `n · ho · wo`.
+    pub p_total: u32,
+    /// Output-channel tiles per group (GEMM entries).
+    pub m_tiles: u32,
+    pub _pad: [u32; 2],
+}
+const _: () = assert!(std::mem::size_of::<Params>() == 96);
+
+pub static SHADER: Shader = crate::shader!("conv2d", Params);
+
+/// Threads along output channels (`TMT`) of a 256-thread GEMM workgroup: its tile is 4·TMT channels ×
+/// 4·256/TMT pixels. Narrow tiles keep small-C_out layers (heads) from wasting most of the work.
+fn gemm_threads_m(cout_g: usize) -> usize {
+    match cout_g {
+        0..=16 => 4,
+        17..=32 => 8,
+        _ => 16,
+    }
+}
+/// Pixel tiles per row of the dispatch before the rest wraps into z (shaders: `wid.x + wid.z * nwg.x`).
+/// Far below the 65,535 limit so that everyday large maps exercise the same, tested wrap.
+const MAX_TILES_X: usize = 4096;
+/// Workgroup size of the 1-D entries (depthwise, naive).
+const WG_1D: u32 = 64;
+
+/// A convolution layer: its weights and geometry.
+#[derive(Clone, Debug)]
+pub struct Conv2d {
+    /// `[C_out, C_in / groups, KH, KW]` (OIHW)
+    pub weight: Weight,
+    /// `[C_out]`
+    pub bias: Option<Weight>,
+    /// (y, x)
+    pub stride: [usize; 2],
+    /// (top, bottom, left, right); may be asymmetric, e.g. TF's SAME at stride 2 is (0, 1, 0, 1).
+    pub pad: [usize; 4],
+    /// (y, x)
+    pub dilation: [usize; 2],
+    /// 1, C_in (depthwise) or any divisor of C_in and C_out.
+    pub groups: usize,
+    pub act: Activation,
+}
+
+/// Which shader entry computes the conv. `Auto` picks from the shape; the others exist for tests
+/// and benchmarks and fail with an error when the conv does not fit them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum ConvKernel {
+    #[default]
+    Auto,
+    /// Register-tiled implicit GEMM (any conv).
+    Gemm,
+    /// GEMM without im2col arithmetic: 1×1 kernel, stride 1, no padding.
+    Pointwise,
+    /// C_in / groups == 1 (depthwise, also with a channel multiplier).
+    Depthwise,
+    /// One output per thread (any conv); the baseline.
+    Naive,
+}
+
+impl ConvKernel {
+    fn entry(self) -> &'static str {
+        match self {
+            ConvKernel::Auto | ConvKernel::Gemm => "conv2d",
+            ConvKernel::Pointwise => "conv2d_1x1",
+            ConvKernel::Depthwise => "conv2d_depthwise",
+            ConvKernel::Naive => "conv2d_naive",
+        }
+    }
+}
+
+impl Conv2d {
+    /// Stride 1, dilation 1, groups 1, no activation, and "same" padding: (k−1)/2 before and k/2 after
+    /// (k/2 on both sides for odd k). A weight that is not 4-D is reported by [`conv2d`].
+    pub fn new(weight: Weight, bias: Option<Weight>) -> Self {
+        let (kh, kw) = match weight.shape.as_slice() {
+            [_, _, kh, kw] => (*kh, *kw),
+            _ => (1, 1),
+        };
+        let pad = [
+            kh.saturating_sub(1) / 2,
+            kh / 2,
+            kw.saturating_sub(1) / 2,
+            kw / 2,
+        ];
+        Conv2d {
+            weight,
+            bias,
+            stride: [1, 1],
+            pad,
+            dilation: [1, 1],
+            groups: 1,
+            act: Activation::None,
+        }
+    }
+    pub fn with_stride(mut self, stride: [usize; 2]) -> Self {
+        self.stride = stride;
+        self
+    }
+    pub fn with_pad(mut self, pad: [usize; 4]) -> Self {
+        self.pad = pad;
+        self
+    }
+    /// Sets the dilation and keeps the output the input's size at stride 1 (pad dil·(k−1) split
+    /// as in [`Conv2d::new`]); call [`Conv2d::with_pad`] afterwards for other padding.
+    pub fn with_dilation(mut self, dilation: [usize; 2]) -> Self {
+        self.dilation = dilation;
+        if let [_, _, kh, kw] = self.weight.shape[..] {
+            let (th, tw) = (
+                dilation[0] * kh.max(1).saturating_sub(1),
+                dilation[1] * kw.max(1).saturating_sub(1),
+            );
+            self.pad = [th / 2, th - th / 2, tw / 2, tw - tw / 2];
+        }
+        self
+    }
+    pub fn with_groups(mut self, groups: usize) -> Self {
+        self.groups = groups;
+        self
+    }
+    pub fn with_act(mut self, act: Activation) -> Self {
+        self.act = act;
+        self
+    }
+
+    /// Output [N, C_out, Ho, Wo] for input [N, C_in, H, W]; Ho = (H + top + bottom − dil·(KH−1) − 1)/stride + 1 (floor).
+    /// Checks the weight, bias, groups, stride and dilation against the input; errors name `label`.
+    pub fn out_shape(&self, label: &str, input: [usize; 4]) -> Result<[usize; 4]> {
+        let [n, c_in, h, w] = input;
+        let ws = &self.weight.shape;
+        let [c_out, cin_g, kh, kw] = <[usize; 4]>::try_from(ws.as_slice()).map_err(|_| {
+            Error::shape(
+                label,
+                format!(
+                    "weight '{}' must be [C_out, C_in/groups, KH, KW], found {ws:?}",
+                    self.weight.name
+                ),
+            )
+        })?;
+        if ws.contains(&0) {
+            return Err(Error::shape(
+                label,
+                format!("weight '{}' has a zero dimension: {ws:?}", self.weight.name),
+            ));
+        }
+        let g = self.groups;
+        if g == 0 || c_in % g != 0 || c_out % g != 0 {
+            return Err(Error::shape(
+                label,
+                format!("groups {g} must divide C_in {c_in} (input {input:?}) and C_out {c_out} (weight {ws:?})"),
+            ));
+        }
+        if cin_g * g != c_in {
+            return Err(Error::shape(
+                label,
+                format!(
+                    "input {input:?} has C_in {c_in}, weight '{}' {ws:?} expects C_in/groups·groups = {cin_g}·{g} = {}",
+                    self.weight.name,
+                    cin_g * g
+                ),
+            ));
+        }
+        if let Some(b) = &self.bias {
+            if b.shape.iter().product::<usize>() != c_out || b.shape.len() != 1 {
+                return Err(Error::shape(
+                    label,
+                    format!(
+                        "bias '{}' has shape {:?}, expected [{c_out}] (C_out of weight {ws:?})",
+                        b.name, b.shape
+                    ),
+                ));
+            }
+        }
+        if self.stride.contains(&0) || self.dilation.contains(&0) {
+            return Err(Error::shape(
+                label,
+                format!(
+                    "stride {:?} and dilation {:?} must be at least 1",
+                    self.stride, self.dilation
+                ),
+            ));
+        }
+        let [pt, pb, pl, pr] = self.pad;
+        let span_y = self.dilation[0] * (kh - 1) + 1;
+        let span_x = self.dilation[1] * (kw - 1) + 1;
+        let (ph, pw) = (h + pt + pb, w + pl + pr);
+        if span_y > ph || span_x > pw {
+            return Err(Error::shape(
+                label,
+                format!(
+                    "kernel {kh}x{kw} (dilation {:?}, extent {span_y}x{span_x}) is larger than the padded input {ph}x{pw} \
+                     (input {input:?}, pad {:?}): the output would be empty",
+                    self.dilation, self.pad
+                ),
+            ));
+        }
+        Ok([
+            n,
+            c_out,
+            (ph - span_y) / self.stride[0] + 1,
+            (pw - span_x) / self.stride[1] + 1,
+        ])
+    }
+}
+
+/// out = act(conv(x) + bias + residual). `residual`, if given, has the output's shape [N, C_out, Ho, Wo].
+/// `into = Some((t, c_offset))` writes the C_out channels at channels c_offset.. of the larger tensor t
+/// ([N, C_total, Ho, Wo]; C_offset + C_out ≤ C_total) so a concat costs nothing, and returns t;
+/// otherwise a new tensor named `label` is created and returned.
+pub fn conv2d(
+    g: &mut Graph,
+    label: &str,
+    x: TensorId,
+    conv: &Conv2d,
+    residual: Option<TensorId>,
+    into: Option<(TensorId, usize)>,
+) -> Result<TensorId> {
+    conv2d_with(g, label, x, conv, residual, into, ConvKernel::Auto)
+}
+
+/// [`conv2d`] with an explicit choice of shader entry (tests, benchmarks).
+pub fn conv2d_with(
+    g: &mut Graph,
+    label: &str,
+    x: TensorId,
+    conv: &Conv2d,
+    residual: Option<TensorId>,
+    into: Option<(TensorId, usize)>,
+    kernel: ConvKernel,
+) -> Result<TensorId> {
+    let input = g.nchw(label, x)?;
+    let oshape = conv.out_shape(label, input)?;
+    let [n, c_in, h, w] = input;
+    let [_, c_out, ho, wo] = oshape;
+    let [_, cin_g, kh, kw] =
+        <[usize; 4]>::try_from(conv.weight.shape.as_slice()).unwrap_or_default();
+    if let Some(r) = residual {
+        if g.shape(r) != oshape.as_slice() {
+            return Err(Error::shape(
+                label,
+                format!(
+                    "residual '{}' has shape {:?}, expected the output shape {oshape:?}",
+                    g.info(r).name,
+                    g.shape(r)
+                ),
+            ));
+        }
+    }
+    let (out, c_total, c_off) = match into {
+        Some((t, off)) => {
+            let ts = g.shape(t);
+            let ok =
+                ts.len() == 4 && ts[0] == n && ts[2] == ho && ts[3] == wo && off + c_out <= ts[1];
+            if !ok {
+                return Err(Error::shape(
+                    label,
+                    format!(
+                        "cannot write output {oshape:?} at channels {off}..{} of '{}' {ts:?}: needs [{n}, ≥{}, {ho}, {wo}]",
+                        off + c_out,
+                        g.info(t).name,
+                        off + c_out
+                    ),
+                ));
+            }
+            if t == x || Some(t) == residual {
+                return Err(Error::shape(
+                    label,
+                    format!("output '{}' must not also be an input", g.info(t).name),
+                ));
+            }
+            (t, ts[1], off)
+        }
+        None => (g.tensor(label, &oshape)?, c_out, 0),
+    };
+
+    let pointwise = kh == 1 && kw == 1 && conv.stride == [1, 1] && conv.pad == [0; 4];
+    let kernel = match kernel {
+        ConvKernel::Auto if cin_g == 1 => ConvKernel::Depthwise,
+        ConvKernel::Auto if pointwise => ConvKernel::Pointwise,
+        ConvKernel::Auto => ConvKernel::Gemm,
+        k => k,
+    };
+    if (kernel == ConvKernel::Pointwise && !pointwise)
+        || (kernel == ConvKernel::Depthwise && cin_g != 1)
+    {
+        return Err(Error::shape(
+            label,
+            format!(
+                "{kernel:?} kernel cannot run weight {:?} stride {:?} pad {:?}",
+                conv.weight.shape, conv.stride, conv.pad
+            ),
+        ));
+    }
+
+    let groups = conv.groups;
+    let cout_g = c_out / groups;
+    let tmt = gemm_threads_m(cout_g);
+    let (tile_m, tile_n) = (4 * tmt, 4 * 256 / tmt);
+    let m_tiles = cout_g.div_ceil(tile_m);
+    let p_total = n * ho * wo;
+    let workgroups = match kernel {
+        ConvKernel::Depthwise => dispatch_1d(n * c_out * ho * wo.div_ceil(4), WG_1D),
+        ConvKernel::Naive => dispatch_1d(n * c_out * ho * wo, WG_1D),
+        _ => {
+            let tiles = p_total.div_ceil(tile_n);
+            let z = tiles.div_ceil(MAX_TILES_X);
+            [
+                tiles.div_ceil(z) as u32,
+                (groups * m_tiles) as u32,
+                z as u32,
+            ]
+        }
+    };
+    let u = |v: usize| v as u32;
+    let params = Params {
+        n: u(n),
+        c_in: u(c_in),
+        h: u(h),
+        w: u(w),
+        c_out: u(c_out),
+        ho: u(ho),
+        wo: u(wo),
+        c_total: u(c_total),
+        c_off: u(c_off),
+        kh: u(kh),
+        kw: u(kw),
+        sy: u(conv.stride[0]),
+        sx: u(conv.stride[1]),
+        pt: u(conv.pad[0]),
+        pl: u(conv.pad[2]),
+        dy: u(conv.dilation[0]),
+        dx: u(conv.dilation[1]),
+        cin_g: u(cin_g),
+        cout_g: u(cout_g),
+        k: u(cin_g * kh * kw),
+        p_total: u(p_total),
+        m_tiles: u(m_tiles),
+        _pad: [0; 2],
+    };
+    let mut constants = vec![
+        ("HAS_BIAS", conv.bias.is_some() as u32 as f64),
+        ("HAS_RES", residual.is_some() as u32 as f64),
+        ("WG", WG_1D as f64),
+        ("TMT", tmt as f64),
+    ];
+    constants.extend(conv.act.constants());
+    // Absent residual / bias: bind a buffer the step reads anyway; the shader never touches it.
+    let bias: Binding = conv.bias.as_ref().unwrap_or(&conv.weight).into();
+    g.push(StepDesc {
+        label: label.to_string(),
+        shader: &SHADER,
+        entry: kernel.entry(),
+        constants,
+        params: bytemuck::bytes_of(&params).to_vec(),
+        bindings: vec![
+            x.into(),
+            residual.unwrap_or(x).into(),
+            (&conv.weight).into(),
+            bias,
+            out.into(),
+        ],
+        workgroups,
+    });
+    Ok(out)
+}

@@ -1,0 +1,479 @@
+//! conv2d.wgsl (every entry point) vs reference::conv2d::conv2d on seeded data in [-1, 1).
+//!
+//! Tolerance: the GPU sums K = C_in/groups·KH·KW f32 products in another order than the f64
+//! reference, so the error grows like sqrt(K)·eps·|terms|; each case uses atol = 1e-4·sqrt(K)
+//! (about 100× the typical error, far below the O(0.1..1) change of any indexing mistake), rtol 0.
+
+use crate::common::*;
+use sshface::gpu::{Graph, TensorId};
+use sshface::ops::conv2d::{conv2d, conv2d_with, Conv2d, ConvKernel};
+use sshface::ops::Activation;
+use sshface::reference::{conv2d::conv2d as conv_ref, CpuTensor};
+use sshface::GpuContext;
+
+#[derive(Clone, Copy)]
+struct Case {
+    name: &'static str,
+    x: [usize; 4],
+    c_out: usize,
+    k: [usize; 2],
+    stride: [usize; 2],
+    pad: [usize; 4],
+    dil: [usize; 2],
+    groups: usize,
+    act: Activation,
+    bias: bool,
+    res: bool,
+}
+
+const BASE: Case = Case {
+    name: "",
+    x: [1, 9, 17, 34],
+    c_out: 13,
+    k: [3, 3],
+    stride: [1, 1],
+    pad: [1, 1, 1, 1],
+    dil: [1, 1],
+    groups: 1,
+    act: Activation::None,
+    bias: true,
+    res: false,
+};
+
+/// The case table. Every case runs on `Auto`, `Gemm`, `Naive`, and on `Pointwise` / `Depthwise`
+/// where the conv fits them; tolerance atol = 1e-4·sqrt(K) for all (see the module comment).
+#[rustfmt::skip]
+fn cases() -> Vec<Case> {
+    let s2 = [2, 2];
+    let tf = [0, 1, 0, 1];
+    let p0 = [0; 4];
+    vec![
+        Case { name: "odd 17x34 C9->13 k3 p1", ..BASE },
+        Case { name: "no bias", bias: false, ..BASE },
+        Case { name: "s2 pad 0101 even 16x20", x: [1, 8, 16, 20], stride: s2, pad: tf, ..BASE },
+        Case { name: "s2 pad 0101 odd 17x23", x: [1, 8, 17, 23], stride: s2, pad: tf, ..BASE },
+        Case { name: "dw k3 s1 32ch", x: [1, 32, 15, 19], c_out: 32, groups: 32, ..BASE },
+        Case { name: "dw k3 s2 0101 32ch", x: [1, 32, 16, 22], c_out: 32, groups: 32, stride: s2, pad: tf, ..BASE },
+        Case { name: "dw k3 s1 96ch relu6", x: [1, 96, 11, 13], c_out: 96, groups: 96, act: Activation::Relu6, ..BASE },
+        Case { name: "dw k3 s2 0101 96ch odd", x: [1, 96, 13, 17], c_out: 96, groups: 96, stride: s2, pad: tf, ..BASE },
+        Case { name: "dw multiplier 2", x: [1, 6, 9, 10], c_out: 12, groups: 6, ..BASE },
+        Case { name: "groups 3", x: [1, 9, 12, 11], c_out: 15, groups: 3, ..BASE },
+        Case { name: "groups 2 wide (64-ch tiles)", x: [1, 12, 6, 7], c_out: 140, groups: 2, ..BASE },
+        Case { name: "dilation 2", x: [1, 5, 14, 15], dil: [2, 2], pad: [2, 2, 2, 2], ..BASE },
+        Case { name: "dilation (1,3) asym pad", x: [1, 4, 10, 17], dil: [1, 3], pad: [0, 2, 3, 1], ..BASE },
+        Case { name: "1x1", x: [1, 24, 9, 13], c_out: 40, k: [1, 1], pad: p0, ..BASE },
+        Case { name: "1x1 groups 2", x: [1, 8, 5, 7], c_out: 6, k: [1, 1], pad: p0, groups: 2, ..BASE },
+        Case { name: "1x1 stride 2", x: [1, 16, 11, 14], c_out: 20, k: [1, 1], pad: p0, stride: s2, ..BASE },
+        Case { name: "5x5 p2", x: [1, 7, 13, 12], c_out: 11, k: [5, 5], pad: [2, 2, 2, 2], ..BASE },
+        Case { name: "3x5 no pad", x: [1, 3, 8, 9], c_out: 5, k: [3, 5], pad: p0, ..BASE },
+        Case { name: "batch 2", x: [2, 9, 17, 34], ..BASE },
+        Case { name: "batch 2 1x1 (tile spans images)", x: [2, 33, 5, 9], c_out: 36, k: [1, 1], pad: p0, ..BASE },
+        Case { name: "batch 2 dw", x: [2, 16, 9, 11], c_out: 16, groups: 16, ..BASE },
+        Case { name: "relu", act: Activation::Relu, ..BASE },
+        Case { name: "relu6", act: Activation::Relu6, ..BASE },
+        Case { name: "leaky 0.1", act: Activation::Leaky(0.1), ..BASE },
+        Case { name: "residual + relu", res: true, act: Activation::Relu, ..BASE },
+        Case { name: "residual 1x1", res: true, x: [1, 16, 7, 9], c_out: 8, k: [1, 1], pad: p0, ..BASE },
+        Case { name: "residual dw", res: true, x: [1, 8, 7, 9], c_out: 8, groups: 8, ..BASE },
+        Case { name: "C_out 29: 32-ch tile, partial", x: [1, 10, 9, 15], c_out: 29, ..BASE },
+        Case { name: "C_out 70: one full + one partial 64-ch tile", x: [1, 5, 9, 10], c_out: 70, ..BASE },
+        Case { name: "C_out 1, 1x1 input", x: [1, 3, 1, 1], c_out: 1, ..BASE },
+        Case { name: "K 17 not a multiple of TK", x: [1, 17, 6, 5], c_out: 18, k: [1, 1], pad: p0, ..BASE },
+        Case { name: "full tiles 64x40x40 -> 64 k3", x: [1, 64, 40, 40], c_out: 64, ..BASE },
+    ]
+}
+
+fn k_of(c: &Case) -> usize {
+    c.x[1] / c.groups * c.k[0] * c.k[1]
+}
+
+fn atol(c: &Case) -> f32 {
+    1e-4 * (k_of(c) as f32).sqrt()
+}
+
+struct Data {
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    r: Vec<f32>,
+    wshape: [usize; 4],
+    oshape: [usize; 4],
+}
+
+fn data(c: &Case, seed: u64) -> Data {
+    let wshape = [c.c_out, c.x[1] / c.groups, c.k[0], c.k[1]];
+    let want_shape = |x: &CpuTensor| x.nchw();
+    let x = rand_vec(seed, c.x.iter().product(), -1.0, 1.0);
+    let w = rand_vec(seed + 1, wshape.iter().product(), -1.0, 1.0);
+    let b = rand_vec(seed + 2, c.c_out, -1.0, 1.0);
+    let probe = reference(c, &x, &w, None, None, c.pad);
+    let oshape = want_shape(&probe);
+    let r = rand_vec(seed + 3, oshape.iter().product(), -1.0, 1.0);
+    Data {
+        x,
+        w,
+        b,
+        r,
+        wshape,
+        oshape,
+    }
+}
+
+fn reference(
+    c: &Case,
+    x: &[f32],
+    w: &[f32],
+    b: Option<&[f32]>,
+    r: Option<&CpuTensor>,
+    pad: [usize; 4],
+) -> CpuTensor {
+    let wshape = [c.c_out, c.x[1] / c.groups, c.k[0], c.k[1]];
+    conv_ref(
+        &CpuTensor::new(&c.x, x.to_vec()),
+        &CpuTensor::new(&wshape, w.to_vec()),
+        b,
+        c.stride,
+        pad,
+        c.dil,
+        c.groups,
+        c.act,
+        r,
+    )
+}
+
+fn layer(ctx: &GpuContext, c: &Case, d: &Data) -> Conv2d {
+    let w = ctx.weight("w", &d.w, &d.wshape).unwrap();
+    let b = c.bias.then(|| ctx.weight("b", &d.b, &[c.c_out]).unwrap());
+    Conv2d {
+        weight: w,
+        bias: b,
+        stride: c.stride,
+        pad: c.pad,
+        dilation: c.dil,
+        groups: c.groups,
+        act: c.act,
+    }
+}
+
+fn kernels(c: &Case) -> Vec<ConvKernel> {
+    let mut ks = vec![ConvKernel::Auto, ConvKernel::Gemm, ConvKernel::Naive];
+    if c.k == [1, 1] && c.stride == [1, 1] && c.pad == [0; 4] {
+        ks.push(ConvKernel::Pointwise);
+    }
+    if c.x[1] == c.groups {
+        ks.push(ConvKernel::Depthwise);
+    }
+    ks
+}
+
+/// Runs `c` on each kernel in one graph; returns (kernel, output) pairs.
+fn run_case(ctx: &GpuContext, c: &Case, d: &Data) -> Vec<(ConvKernel, Vec<f32>)> {
+    let conv = layer(ctx, c, d);
+    let mut g = Graph::new();
+    let tx = g.input("x", &c.x).unwrap();
+    let tr = g.input("res", &d.oshape).unwrap();
+    let ks = kernels(c);
+    let outs: Vec<TensorId> = ks
+        .iter()
+        .map(|&k| {
+            let o = conv2d_with(
+                &mut g,
+                &format!("{} {k:?}", c.name),
+                tx,
+                &conv,
+                c.res.then_some(tr),
+                None,
+                k,
+            )
+            .unwrap();
+            g.mark_output(o);
+            o
+        })
+        .collect();
+    let got = run_graph(ctx, g, &[(tx, &d.x), (tr, &d.r)], &outs);
+    ks.into_iter().zip(got).collect()
+}
+
+#[test]
+fn conv2d_cases() {
+    let Some(ctx) = gpu() else { return };
+    for (i, c) in cases().iter().enumerate() {
+        let d = data(c, 1000 * i as u64);
+        let res = CpuTensor::new(&d.oshape, d.r.clone());
+        let want = reference(
+            c,
+            &d.x,
+            &d.w,
+            c.bias.then_some(&d.b[..]),
+            c.res.then_some(&res),
+            c.pad,
+        );
+        assert_eq!(want.nchw(), d.oshape);
+        for (k, got) in run_case(ctx, c, &d) {
+            assert_close(
+                &format!("{} [{k:?}] K={}", c.name, k_of(c)),
+                &got,
+                &want.data,
+                atol(c),
+                0.0,
+            );
+        }
+    }
+}
+
+/// The tolerance is tight enough to catch a one-pixel padding mistake and a dropped bias.
+#[test]
+fn conv2d_tolerance_catches_wrong_reference() {
+    let Some(ctx) = gpu() else { return };
+    let c = Case {
+        name: "s2 0101",
+        x: [1, 8, 16, 20],
+        stride: [2, 2],
+        pad: [0, 1, 0, 1],
+        ..BASE
+    };
+    let d = data(&c, 77);
+    let got = &run_case(ctx, &c, &d)[0].1;
+    let max_diff = |want: &CpuTensor| {
+        got.iter()
+            .zip(&want.data)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max)
+    };
+    let right = reference(&c, &d.x, &d.w, Some(&d.b), None, c.pad);
+    let shifted = reference(&c, &d.x, &d.w, Some(&d.b), None, [1, 0, 1, 0]);
+    let no_bias = reference(&c, &d.x, &d.w, None, None, c.pad);
+    assert!(
+        max_diff(&right) <= atol(&c),
+        "right reference off by {}",
+        max_diff(&right)
+    );
+    assert!(
+        max_diff(&shifted) > 100.0 * atol(&c),
+        "padding shift not detected: {}",
+        max_diff(&shifted)
+    );
+    assert!(
+        max_diff(&no_bias) > 100.0 * atol(&c),
+        "missing bias not detected: {}",
+        max_diff(&no_bias)
+    );
+}
+
+/// Two convs fill the halves of one 64-channel tensor (the SSH concat); both halves are checked.
+#[test]
+fn conv2d_into_channel_offset() {
+    let Some(ctx) = gpu() else { return };
+    let a = Case {
+        name: "into hi",
+        x: [2, 6, 9, 11],
+        c_out: 32,
+        act: Activation::Relu,
+        ..BASE
+    };
+    let b = Case {
+        name: "into lo",
+        k: [1, 1],
+        pad: [0; 4],
+        ..a
+    };
+    let (da, db) = (data(&a, 5), data(&b, 6));
+    let (ca, cb) = (layer(ctx, &a, &da), layer(ctx, &b, &db));
+    let mut g = Graph::new();
+    let tx = g.input("x", &a.x).unwrap();
+    let cat = g.tensor("cat", &[2, 64, 9, 11]).unwrap();
+    let r1 = conv2d(&mut g, "hi", tx, &ca, None, Some((cat, 32))).unwrap();
+    let r2 = conv2d(&mut g, "lo", tx, &cb, None, Some((cat, 0))).unwrap();
+    assert_eq!((r1, r2), (cat, cat));
+    g.mark_output(cat);
+    let got = &run_graph(ctx, g, &[(tx, &da.x)], &[cat])[0];
+    let wa = reference(&a, &da.x, &da.w, Some(&da.b), None, a.pad);
+    let wb = reference(&b, &da.x, &db.w, Some(&db.b), None, b.pad);
+    let hw = 9 * 11;
+    for n in 0..2 {
+        let half = |c0: usize| &got[(n * 64 + c0) * hw..(n * 64 + c0 + 32) * hw];
+        let img = |t: &CpuTensor| t.data[n * 32 * hw..(n + 1) * 32 * hw].to_vec();
+        assert_close(&format!("into lo n{n}"), half(0), &img(&wb), atol(&b), 0.0);
+        assert_close(&format!("into hi n{n}"), half(32), &img(&wa), atol(&a), 0.0);
+    }
+}
+
+/// More than 4,096 pixel tiles: the GEMM dispatch wraps pixel tiles over x and z.
+#[test]
+fn conv2d_many_tiles() {
+    let Some(ctx) = gpu() else { return };
+    for c in [
+        Case {
+            name: "x/z dispatch 1x1, 4307 tiles",
+            x: [1, 1, 520, 530],
+            c_out: 17,
+            k: [1, 1],
+            pad: [0; 4],
+            ..BASE
+        },
+        Case {
+            name: "x/z dispatch k3 s1, 4307 tiles",
+            x: [1, 2, 520, 530],
+            c_out: 17,
+            ..BASE
+        },
+    ] {
+        let d = data(&c, 9);
+        let conv = layer(ctx, &c, &d);
+        let mut g = Graph::new();
+        let tx = g.input("x", &c.x).unwrap();
+        let o = conv2d_with(&mut g, c.name, tx, &conv, None, None, ConvKernel::Gemm).unwrap();
+        g.mark_output(o);
+        let got = &run_graph(ctx, g, &[(tx, &d.x)], &[o])[0];
+        let want = reference(&c, &d.x, &d.w, Some(&d.b), None, c.pad);
+        assert_close(c.name, got, &want.data, atol(&c), 0.0);
+    }
+}
+
+#[test]
+fn conv2d_reference_by_hand() {
+    // All-ones 3x3 input and kernel, pad 1: corners see 4 taps, edges 6, the centre 9; + bias 0.5.
+    let x = CpuTensor::new(&[1, 1, 3, 3], vec![1.0; 9]);
+    let w = CpuTensor::new(&[1, 1, 3, 3], vec![1.0; 9]);
+    let o = conv_ref(
+        &x,
+        &w,
+        Some(&[0.5]),
+        [1, 1],
+        [1, 1, 1, 1],
+        [1, 1],
+        1,
+        Activation::None,
+        None,
+    );
+    assert_eq!(o.data, vec![4.5, 6.5, 4.5, 6.5, 9.5, 6.5, 4.5, 6.5, 4.5]);
+    // Stride 2 with TF padding (0,1,0,1) on 4x4: the last row and column of windows hang over the
+    // padding (9, 6, 6, 4 taps); weights −1 and LeakyReLU(0.5) halve the sums.
+    let x = CpuTensor::new(&[1, 1, 4, 4], vec![1.0; 16]);
+    let w = CpuTensor::new(&[1, 1, 3, 3], vec![-1.0; 9]);
+    let o = conv_ref(
+        &x,
+        &w,
+        None,
+        [2, 2],
+        [0, 1, 0, 1],
+        [1, 1],
+        1,
+        Activation::Leaky(0.5),
+        None,
+    );
+    assert_eq!(o.data, vec![-4.5, -3.0, -3.0, -2.0]);
+}
+
+fn err(
+    ctx: &GpuContext,
+    x: [usize; 4],
+    conv: &Conv2d,
+    res: Option<[usize; 4]>,
+    into: Option<([usize; 4], usize)>,
+) -> String {
+    let mut g = Graph::new();
+    let tx = g.input("feat", &x).unwrap();
+    let r = res.map(|s| g.input("skip", &s).unwrap());
+    let t = into.map(|(s, off)| (g.tensor("concat", &s).unwrap(), off));
+    let _ = ctx;
+    conv2d(&mut g, "m1.conv", tx, conv, r, t)
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn conv2d_rejects_bad_input() {
+    let Some(ctx) = gpu() else { return };
+    let w = |s: &[usize]| {
+        ctx.weight("m1.conv.weight", &vec![0.0; s.iter().product()], s)
+            .unwrap()
+    };
+    let c = Conv2d::new(w(&[8, 4, 3, 3]), None);
+    let check = |e: String, parts: &[&str]| {
+        assert!(e.contains("m1.conv"), "{e}");
+        for p in parts {
+            assert!(e.contains(p), "missing '{p}' in: {e}");
+        }
+    };
+    check(
+        err(ctx, [1, 6, 8, 8], &c, None, None),
+        &["C_in 6", "[8, 4, 3, 3]"],
+    );
+    check(
+        err(ctx, [1, 6, 8, 8], &c.clone().with_groups(4), None, None),
+        &["groups 4", "C_in 6"],
+    );
+    let c3 = Conv2d::new(w(&[8, 2, 3, 3]), None).with_groups(3);
+    check(
+        err(ctx, [1, 6, 8, 8], &c3, None, None),
+        &["groups 3", "C_out 8"],
+    );
+    let cb = Conv2d::new(w(&[8, 4, 3, 3]), Some(w(&[7])));
+    check(
+        err(ctx, [1, 4, 8, 8], &cb, None, None),
+        &["bias", "[7]", "[8]"],
+    );
+    let big = Conv2d::new(w(&[8, 4, 5, 5]), None).with_pad([0; 4]);
+    check(
+        err(ctx, [1, 4, 4, 9], &big, None, None),
+        &["5x5", "4x9", "empty"],
+    );
+    check(
+        err(ctx, [1, 4, 8, 8], &c, Some([1, 8, 8, 7]), None),
+        &["residual", "skip", "[1, 8, 8, 7]", "[1, 8, 8, 8]"],
+    );
+    check(
+        err(ctx, [1, 4, 8, 8], &c, None, Some(([1, 16, 8, 8], 9))),
+        &["concat", "9..17", "[1, 16, 8, 8]"],
+    );
+    check(
+        err(ctx, [1, 4, 8, 8], &c, None, Some(([2, 16, 8, 8], 0))),
+        &["concat", "[2, 16, 8, 8]"],
+    );
+    check(
+        err(ctx, [1, 4, 8, 8], &c, None, Some(([1, 16, 8, 9], 0))),
+        &["concat", "[1, 16, 8, 9]"],
+    );
+    check(
+        err(
+            ctx,
+            [1, 4, 8, 8],
+            &c.clone().with_stride([0, 1]),
+            None,
+            None,
+        ),
+        &["stride [0, 1]"],
+    );
+    let mut g = Graph::new();
+    let tx = g.input("feat", &[1, 4, 8, 8]).unwrap();
+    let e = conv2d_with(&mut g, "m1.conv", tx, &c, None, None, ConvKernel::Depthwise)
+        .unwrap_err()
+        .to_string();
+    check(e, &["Depthwise"]);
+}
+
+#[test]
+fn conv2d_new_pads_same() {
+    let Some(ctx) = gpu() else { return };
+    let w = |s: &[usize]| ctx.weight("w", &vec![0.0; s.iter().product()], s).unwrap();
+    for (k, pad) in [
+        (1, [0, 0, 0, 0]),
+        (3, [1, 1, 1, 1]),
+        (5, [2, 2, 2, 2]),
+        (2, [0, 1, 0, 1]),
+    ] {
+        let c = Conv2d::new(w(&[2, 3, k, k]), None);
+        assert_eq!(c.pad, pad, "k={k}");
+        assert_eq!(c.out_shape("l", [1, 3, 11, 7]).unwrap(), [1, 2, 11, 7]);
+    }
+    let c = Conv2d::new(w(&[2, 3, 3, 3]), None).with_dilation([2, 3]);
+    assert_eq!(c.pad, [2, 2, 3, 3]);
+    assert_eq!(c.out_shape("l", [1, 3, 11, 7]).unwrap(), [1, 2, 11, 7]);
+    let c = c
+        .with_stride([2, 2])
+        .with_pad([0, 1, 0, 1])
+        .with_dilation([1, 1])
+        .with_pad([0, 1, 0, 1]);
+    assert_eq!(c.out_shape("l", [1, 3, 11, 8]).unwrap(), [1, 2, 5, 4]);
+}
