@@ -8,12 +8,12 @@ use image::RgbImage;
 use crate::error::{Error, Result};
 use crate::gpu::plan::{bytes_to_f32, bytes_to_u32};
 use crate::gpu::{AdapterOptions, GpuContext, Graph, Plan, TensorId};
+pub use crate::model::pipeline::Protocol;
+use crate::model::pipeline::{self, DumpLayout, GroupIo, Thresholds};
 use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
+use crate::model::ssh_vgg16::SshVgg16;
 use crate::model::weights::WeightFile;
-use crate::ops::decode::{decode, BoxCoding, DecodeImage, Level};
-use crate::ops::nms::{select, Segment, SelectConfig};
-use crate::ops::preprocess::{pack_rgb8, preprocess, Preprocess};
-use crate::ops::softmax2::{softmax2, ClassLayout};
+use crate::ops::preprocess::pack_rgb8;
 
 /// The bundled retinaface-mnv2 weights (see weights/README.md for provenance and licence).
 pub static BUNDLED_RETINAFACE: &[u8] = include_bytes!("../weights/retinaface_mnv2.safetensors");
@@ -68,19 +68,8 @@ pub struct Face {
     pub landmarks: Option<[[f32; 2]; 5]>,
 }
 
-/// Raw per-anchor outputs of one image, in the layout of the golden `*.heads.safetensors` files.
-#[derive(Clone, Debug)]
-pub struct HeadsDump {
-    /// [N, 2] (background, face) logits.
-    pub cls_logits: Vec<f32>,
-    /// [N, 4] box deltas.
-    pub bbox: Vec<f32>,
-    /// [N, 10] landmark deltas.
-    pub landm: Vec<f32>,
-    /// [N, 4] priors (cx, cy, w, h), normalised by the padded size.
-    pub priors: Vec<f32>,
-    pub num_anchors: usize,
-}
+/// A tensor written by `--dump`: name, shape, values.
+pub type NamedTensor = (String, Vec<usize>, Vec<f32>);
 
 /// Configures and builds a [`Detector`].
 #[derive(Default)]
@@ -91,6 +80,7 @@ pub struct DetectorBuilder {
     nms: Option<f32>,
     adapter: AdapterOptions,
     context: Option<Arc<GpuContext>>,
+    protocol: Protocol,
 }
 
 impl DetectorBuilder {
@@ -116,6 +106,11 @@ impl DetectorBuilder {
     /// Adapter choice (backend, name); by default `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` or the best adapter.
     pub fn adapter(mut self, a: AdapterOptions) -> Self {
         self.adapter = a;
+        self
+    }
+    /// ssh-vgg16 test protocol (single scale 1200/1600 by default, a fixed scale, or the pyramid).
+    pub fn protocol(mut self, p: Protocol) -> Self {
+        self.protocol = p;
         self
     }
     /// Shares an existing GPU context (device) between detectors.
@@ -151,18 +146,23 @@ impl DetectorBuilder {
                 ))
             }
         };
+        if let Protocol::Scale(s) = self.protocol {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(Error::Config(format!(
+                    "--scale {s} must be a positive number"
+                )));
+            }
+        }
         let net = match self.model {
             Model::RetinafaceMnv2 => Net::Retina(RetinaFaceMnv2::load(&ctx, &wf)?),
-            Model::SshVgg16 => {
-                return Err(Error::Config("ssh-vgg16 is not implemented yet".into()))
-            }
+            Model::SshVgg16 => Net::Vgg(SshVgg16::load(&ctx, &wf)?),
         };
         Ok(Detector {
             ctx,
             model: self.model,
             net,
-            score,
-            nms,
+            th: Thresholds { score, nms },
+            protocol: self.protocol,
             plans: Mutex::new(Vec::new()),
         })
     }
@@ -170,16 +170,7 @@ impl DetectorBuilder {
 
 enum Net {
     Retina(RetinaFaceMnv2),
-}
-
-/// Inputs and outputs of one group of same-size images inside a compiled plan.
-struct GroupIo {
-    /// (index into the caller's image list, packed-RGB input tensor)
-    images: Vec<(usize, TensorId)>,
-    rows: TensorId,
-    counts: TensorId,
-    capacity: usize,
-    heads: Option<Vec<[TensorId; 3]>>,
+    Vgg(SshVgg16),
 }
 
 struct Compiled {
@@ -192,16 +183,14 @@ struct Compiled {
 
 /// Plans kept per distinct list of image sizes (video frames reuse one; archives of mixed sizes cycle).
 const PLAN_CACHE: usize = 4;
-/// Upper bound on candidates above the score threshold per image that enter NMS (its bit matrix is K²/8 bytes).
-const MAX_CANDIDATES: usize = 16_384;
 
-/// A face detector bound to one GPU device. `Send + Sync`: share it between threads (calls are serialised).
+/// A face detector bound to one GPU device. `Send + Sync`: share it between threads (calls are serialised per plan).
 pub struct Detector {
     ctx: Arc<GpuContext>,
     model: Model,
     net: Net,
-    score: f32,
-    nms: f32,
+    th: Thresholds,
+    protocol: Protocol,
     plans: Mutex<Vec<Arc<Compiled>>>,
 }
 
@@ -226,7 +215,7 @@ impl Detector {
             .unwrap_or_default())
     }
 
-    /// Detects faces in several images with one GPU submit. Images of equal padded size run as one batch;
+    /// Detects faces in several images with one GPU submit. Images of equal input size run as one batch;
     /// images of different sizes run side by side in the same plan, so each gets exactly its single-image result.
     pub fn detect_batch(&self, images: &[RgbImage]) -> Result<Vec<Vec<Face>>> {
         if images.is_empty() {
@@ -235,20 +224,20 @@ impl Detector {
         let c = self.compiled(images, false)?;
         let _guard = c.lock.lock().unwrap();
         self.write_inputs(&c, images)?;
-        let mut read = Vec::new();
-        for gr in &c.groups {
-            read.push(gr.rows);
-            read.push(gr.counts);
-        }
+        let read: Vec<TensorId> = c
+            .groups
+            .iter()
+            .flat_map(|gr| [gr.rows, gr.counts])
+            .collect();
         let out = c.plan.run(&self.ctx, &read)?;
         let mut faces = vec![Vec::new(); images.len()];
         for (k, gr) in c.groups.iter().enumerate() {
             let rows = bytes_to_f32(&out[2 * k]);
             let counts = bytes_to_u32(&out[2 * k + 1]);
             for (j, &(idx, _)) in gr.images.iter().enumerate() {
-                let count = counts[2 * j] as usize;
+                let count = (counts[2 * j] as usize).min(gr.capacity);
                 let base = j * gr.capacity * 16;
-                faces[idx] = (0..count.min(gr.capacity))
+                faces[idx] = (0..count)
                     .map(|r| row_to_face(&rows[base + r * 16..base + r * 16 + 16], self.model))
                     .collect();
             }
@@ -256,40 +245,58 @@ impl Detector {
         Ok(faces)
     }
 
-    /// Raw per-anchor head outputs of `image` (the `--dump` of the CLI).
-    pub fn dump_heads(&self, image: &RgbImage) -> Result<HeadsDump> {
+    /// The tensors of `--dump` for `image`: for retinaface-mnv2 the raw per-anchor heads in the layout of the golden
+    /// `*.heads.safetensors` (`cls_logits` [N,2], `bbox` [N,4], `landm` [N,10], `priors` [N,4]); for ssh-vgg16, at the
+    /// first scale, `m{k}.cls_prob` [H,W,A], `m{k}.bbox_pred` [4A,H,W] and the feature maps `conv4_3`, `conv5_3`,
+    /// `conv4_fuse_final`, `pool6` [C,H,W].
+    pub fn dump(&self, image: &RgbImage) -> Result<Vec<NamedTensor>> {
         let c = self.compiled(std::slice::from_ref(image), true)?;
         let _guard = c.lock.lock().unwrap();
         self.write_inputs(&c, std::slice::from_ref(image))?;
         let gr = &c.groups[0];
-        let heads = gr.heads.as_ref().expect("dump plan has heads");
-        let ids: Vec<TensorId> = heads.iter().flatten().copied().collect();
+        let ids: Vec<TensorId> = gr.dumps.iter().map(|d| d.id).collect();
         let out = c.plan.run(&self.ctx, &ids)?;
-        let (h, w) = (image.height() as usize, image.width() as usize);
-        let [hp, wp] = rf::padded_size([h, w]);
-        let mut d = HeadsDump {
-            cls_logits: vec![],
-            bbox: vec![],
-            landm: vec![],
-            priors: vec![],
-            num_anchors: 0,
-        };
-        for (l, &(stride, _)) in rf::LEVELS.iter().enumerate() {
-            let (fh, fw) = (hp.div_ceil(stride), wp.div_ceil(stride));
-            for (k, dst) in [&mut d.cls_logits, &mut d.bbox, &mut d.landm]
-                .into_iter()
-                .enumerate()
-            {
-                let t = bytes_to_f32(&out[l * 3 + k]);
-                nchw_to_rows(&t, 2 * [2, 4, 10][k], fh, fw, dst);
+        let mut named: Vec<NamedTensor> = Vec::new();
+        for (d, bytes) in gr.dumps.iter().zip(&out) {
+            let v = bytes_to_f32(bytes);
+            let s = c.plan.info(d.id).shape.clone();
+            match d.layout {
+                DumpLayout::Chw => named.push((d.name.clone(), s[1..].to_vec(), v)),
+                DumpLayout::Hwa => {
+                    let (a, h, w) = (s[1], s[2], s[3]);
+                    let mut t = Vec::with_capacity(v.len());
+                    for y in 0..h {
+                        for x in 0..w {
+                            for k in 0..a {
+                                t.push(v[(k * h + y) * w + x]);
+                            }
+                        }
+                    }
+                    named.push((d.name.clone(), vec![h, w, a], t));
+                }
+                DumpLayout::RetinaHead { k, .. } => {
+                    let (h, w) = (s[2], s[3]);
+                    let mut t = Vec::new();
+                    nchw_to_rows(&v, s[1], h, w, &mut t);
+                    match named.iter_mut().find(|n| n.0 == d.name) {
+                        Some(n) => n.2.extend(t),
+                        None => named.push((d.name.clone(), vec![0, k], t)),
+                    }
+                }
             }
         }
-        d.priors = crate::model::anchors::ssd_priors([hp, wp], &rf::LEVELS)
-            .into_iter()
-            .flatten()
-            .collect();
-        d.num_anchors = d.priors.len() / 4;
-        Ok(d)
+        if self.model == Model::RetinafaceMnv2 {
+            let padded = rf::padded_size([image.height() as usize, image.width() as usize]);
+            let priors: Vec<f32> = crate::model::anchors::ssd_priors(padded, &rf::LEVELS)
+                .into_iter()
+                .flatten()
+                .collect();
+            named.push(("priors".into(), vec![0, 4], priors));
+            for n in named.iter_mut() {
+                n.1[0] = n.2.len() / n.1[1];
+            }
+        }
+        Ok(named)
     }
 
     /// GPU time of every step of the plan for `image` (needs TIMESTAMP_QUERY_INSIDE_PASSES).
@@ -339,114 +346,39 @@ impl Detector {
     }
 
     fn build_plan(&self, key: (Vec<[usize; 2]>, bool)) -> Result<Compiled> {
-        let Net::Retina(net) = &self.net;
-        let (sizes, dump) = &key;
+        let (sizes, dump) = (&key.0, key.1);
         let mut g = Graph::new();
-        // Group images by padded size, keeping first-appearance order.
+        // Group images by network input size (retinaface: padded size; ssh-vgg16: original size, hence equal
+        // scales), keeping first-appearance order.
+        let group_key = |s: [usize; 2]| match self.net {
+            Net::Retina(_) => rf::padded_size(s),
+            Net::Vgg(_) => s,
+        };
         let mut groups: Vec<([usize; 2], Vec<usize>)> = Vec::new();
         for (i, &s) in sizes.iter().enumerate() {
-            let p = rf::padded_size(s);
+            let p = group_key(s);
             match groups.iter_mut().find(|(q, _)| *q == p) {
                 Some((_, v)) => v.push(i),
                 None => groups.push((p, vec![i])),
             }
         }
         let mut ios = Vec::new();
-        for (k, (padded, idxs)) in groups.iter().enumerate() {
-            let n = idxs.len();
-            let x = g.tensor(&format!("input{k}"), &[n, 3, padded[0], padded[1]])?;
-            let mut images = Vec::new();
-            for (j, &idx) in idxs.iter().enumerate() {
-                let [h, w] = sizes[idx];
-                let rgb = g.input(&format!("image{idx}.rgb8"), &[(h * w * 3).div_ceil(4)])?;
-                let p = Preprocess {
-                    src_hw: [h, w],
-                    scale: 1.0,
-                    resized_hw: [h, w],
-                    bgr: false,
-                    mean: [127.5; 3],
-                    scale_mul: [1.0 / 127.5; 3],
-                    pad_value: -1.0,
-                };
-                preprocess(&mut g, &format!("preprocess.image{idx}"), rgb, x, j, &p)?;
-                images.push((idx, rgb));
-            }
-            let heads = net.forward(&mut g, x)?;
-            let total: usize = rf::LEVELS
-                .iter()
-                .map(|(s, _)| 2 * padded[0].div_ceil(*s) * padded[1].div_ceil(*s))
-                .sum();
-            let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
-            let geo: Vec<DecodeImage> = (0..n)
-                .map(|_| DecodeImage {
-                    input_hw: *padded,
-                    scale: 1.0,
-                })
-                .collect();
-            let mut segments = Vec::new();
-            let mut off = 0;
-            for (l, (stride, sizes)) in rf::LEVELS.iter().enumerate() {
-                let scores = softmax2(
-                    &mut g,
-                    &format!("head.class.{l}.softmax"),
-                    heads[l].class,
-                    ClassLayout::Interleaved,
-                )?;
-                let level = Level {
-                    scores,
-                    bbox: heads[l].bbox,
-                    landmarks: Some(heads[l].landmark),
-                    stride: *stride,
-                    anchor_sizes: sizes.to_vec(),
-                    module: l as u32,
-                };
-                decode(
-                    &mut g,
-                    &format!("decode.{l}"),
-                    &level,
-                    &BoxCoding::Ssd {
-                        variances: [0.1, 0.2],
-                    },
-                    &geo,
-                    rows,
-                    off,
-                )?;
-                let len = 2 * padded[0].div_ceil(*stride) * padded[1].div_ceil(*stride);
-                segments.push(Segment {
-                    offset: off,
-                    len,
-                    top_k: None,
-                });
-                off += len;
-            }
-            let capacity = total.min(MAX_CANDIDATES);
-            let cfg = SelectConfig {
-                score_threshold: self.score,
-                iou_threshold: self.nms,
-                plus_one: false,
-                max_candidates: capacity,
-            };
-            let sel = select(&mut g, "nms", rows, &segments, &cfg)?;
-            g.mark_output(sel.rows);
-            g.mark_output(sel.counts);
-            let heads = if *dump {
-                let hs: Vec<[TensorId; 3]> = heads
-                    .iter()
-                    .map(|h| [h.class, h.bbox, h.landmark])
-                    .collect();
-                for t in hs.iter().flatten() {
-                    g.mark_output(*t);
+        for (k, (gk, idxs)) in groups.iter().enumerate() {
+            ios.push(match &self.net {
+                Net::Retina(net) => {
+                    pipeline::retina_group(net, &mut g, k, *gk, idxs, sizes, self.th, dump)?
                 }
-                Some(hs)
-            } else {
-                None
-            };
-            ios.push(GroupIo {
-                images,
-                rows: sel.rows,
-                counts: sel.counts,
-                capacity,
-                heads,
+                Net::Vgg(net) => pipeline::vgg_group(
+                    net,
+                    &mut g,
+                    k,
+                    *gk,
+                    idxs,
+                    sizes,
+                    self.protocol,
+                    self.th,
+                    dump,
+                )?,
             });
         }
         let plan = g.compile(&self.ctx)?;
@@ -469,7 +401,7 @@ fn row_to_face(r: &[f32], model: Model) -> Face {
     }
 }
 
-/// Appends the rows (y, x, a) of a head [1, A·k, H, W] whose channel a·k + j holds value j of anchor a.
+/// Appends the rows (y, x, a) of a head [1, A·k, H, W] with A = 2 whose channel a·k + j holds value j of anchor a.
 fn nchw_to_rows(t: &[f32], channels: usize, h: usize, w: usize, dst: &mut Vec<f32>) {
     let k = channels / 2;
     for y in 0..h {

@@ -18,7 +18,7 @@ pub mod model;
 pub mod ops;
 pub mod reference;
 
-pub use detector::{Detector, DetectorBuilder, Face, HeadsDump, Model};
+pub use detector::{Detector, DetectorBuilder, Face, Model, NamedTensor, Protocol};
 pub use error::{Error, Result};
 pub use gpu::{AdapterOptions, GpuContext};
 

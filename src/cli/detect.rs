@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
-use serde_json::json;
-use sshface::{Detector, Face};
+use serde::Serialize;
+use sshface::{Detector, Face, Protocol};
 
 use super::{GpuArgs, ModelArg};
 
@@ -28,6 +28,12 @@ pub struct DetectArgs {
     /// Write the raw per-anchor outputs of the first image to this safetensors file.
     #[arg(long)]
     dump: Option<PathBuf>,
+    /// ssh-vgg16: one fixed resize factor instead of the single-scale 1200/1600 rule.
+    #[arg(long, conflicts_with = "pyramid")]
+    scale: Option<f64>,
+    /// ssh-vgg16: the pyramid protocol (levels ×0.625, 1, 1.5, 2 of the 800/1200 base).
+    #[arg(long)]
+    pyramid: bool,
     /// Images per GPU submit.
     #[arg(long, default_value_t = 8)]
     batch: usize,
@@ -38,12 +44,34 @@ pub struct DetectArgs {
     images: Vec<PathBuf>,
 }
 
-fn face_json(f: &Face) -> serde_json::Value {
-    json!({
-        "box": f.bbox,
-        "score": f.score,
-        "landmarks": f.landmarks,
-    })
+/// One image of the output array; field order is the documented schema's.
+#[derive(Serialize)]
+struct ImageOut {
+    image: String,
+    width: u32,
+    height: u32,
+    faces: Vec<FaceOut>,
+}
+
+#[derive(Serialize)]
+struct FaceOut {
+    #[serde(rename = "box")]
+    bbox: [f64; 4],
+    score: f64,
+    landmarks: Option<[[f64; 2]; 5]>,
+}
+
+/// The f64 with the f32's shortest decimal form, so JSON shows 177.34367 rather than 177.34367370605469.
+fn short(x: f32) -> f64 {
+    x.to_string().parse().unwrap_or(f64::NAN)
+}
+
+fn face_out(f: &Face) -> FaceOut {
+    FaceOut {
+        bbox: f.bbox.map(short),
+        score: short(f.score),
+        landmarks: f.landmarks.map(|l| l.map(|p| p.map(short))),
+    }
 }
 
 pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
@@ -58,6 +86,14 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     }
     if let Some(n) = a.nms {
         b = b.nms_threshold(n);
+    }
+    if a.model == ModelArg::RetinafaceMnv2 && (a.scale.is_some() || a.pyramid) {
+        anyhow::bail!("--scale and --pyramid apply to --model ssh-vgg16 only");
+    }
+    if let Some(s) = a.scale {
+        b = b.protocol(Protocol::Scale(s));
+    } else if a.pyramid {
+        b = b.protocol(Protocol::Pyramid);
     }
     let det = b.build()?;
     eprintln!(
@@ -85,19 +121,12 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
         }
         if ci == 0 {
             if let (Some(path), Some((_, img))) = (&a.dump, loaded.first()) {
-                let d = det.dump_heads(img)?;
-                let n = d.num_anchors;
-                let meta = HashMap::from([("model".to_string(), det.model().name().to_string())]);
-                sshface::convert::write_safetensors(
-                    path,
-                    &[
-                        ("cls_logits".into(), vec![n, 2], d.cls_logits),
-                        ("bbox".into(), vec![n, 4], d.bbox),
-                        ("landm".into(), vec![n, 10], d.landm),
-                        ("priors".into(), vec![n, 4], d.priors),
-                    ],
-                    &meta,
-                )?;
+                let tensors = det.dump(img)?;
+                let meta = HashMap::from([
+                    ("model".to_string(), det.model().name().to_string()),
+                    ("image".to_string(), loaded[0].0.display().to_string()),
+                ]);
+                sshface::convert::write_safetensors(path, &tensors, &meta)?;
                 eprintln!(
                     "sshface: wrote raw heads of {} to {}",
                     loaded[0].0.display(),
@@ -118,12 +147,12 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
             }
         };
         for ((p, img), faces) in loaded.iter().zip(results) {
-            let obj = json!({
-                "image": p.to_string_lossy(),
-                "width": img.width(),
-                "height": img.height(),
-                "faces": faces.iter().map(face_json).collect::<Vec<_>>(),
-            });
+            let obj = serde_json::to_string(&ImageOut {
+                image: p.to_string_lossy().into_owned(),
+                width: img.width(),
+                height: img.height(),
+                faces: faces.iter().map(face_out).collect(),
+            })?;
             if !first {
                 writeln!(out, ",")?;
             }

@@ -34,7 +34,7 @@ enum Cmd {
     Adapters,
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum ModelArg {
     #[value(name = "retinaface-mnv2")]
     RetinafaceMnv2,

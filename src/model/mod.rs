@@ -2,6 +2,7 @@
 
 pub mod anchors;
 pub mod blocks;
+pub mod pipeline;
 pub mod retinaface_mnv2;
 pub mod ssh_vgg16;
 pub mod weights;

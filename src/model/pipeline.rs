@@ -1,0 +1,338 @@
+//! Per-model detection graphs: preprocessing → network → softmax → decode → selection/NMS, for one group of
+//! images that share an input size. The detector compiles all groups of a call into one plan.
+
+use crate::error::Result;
+use crate::gpu::{Graph, TensorId};
+use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
+use crate::model::ssh_vgg16::{self as vgg, SshVgg16};
+use crate::ops::decode::{decode, BoxCoding, DecodeImage, Level};
+use crate::ops::nms::{select, Segment, SelectConfig};
+use crate::ops::preprocess::{preprocess, resized_size, Preprocess};
+use crate::ops::softmax2::{softmax2, ClassLayout};
+
+/// Upper bound on candidates above the score threshold per image that enter NMS (its bit matrix is K²/8 bytes).
+pub const MAX_CANDIDATES: usize = 16_384;
+
+/// How a tensor read for `--dump` is laid out for the file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DumpLayout {
+    /// A retinaface-mnv2 head of level l with k values per anchor: flattened to rows (y, x, a).
+    RetinaHead { level: usize, k: usize },
+    /// [1, C, H, W] stored as [C, H, W].
+    Chw,
+    /// Face probabilities [1, A, H, W] stored as [H, W, A].
+    Hwa,
+}
+
+#[derive(Clone, Debug)]
+pub struct DumpTensor {
+    pub name: String,
+    pub id: TensorId,
+    pub layout: DumpLayout,
+}
+
+/// The inputs and outputs of one group inside a compiled plan.
+pub struct GroupIo {
+    /// (index into the caller's image list, packed-RGB8 input tensor)
+    pub images: Vec<(usize, TensorId)>,
+    /// Kept rows [N, capacity, 16] and counts [N, 2] (kept, overflow).
+    pub rows: TensorId,
+    pub counts: TensorId,
+    pub capacity: usize,
+    pub dumps: Vec<DumpTensor>,
+}
+
+/// Thresholds of the final selection.
+#[derive(Clone, Copy, Debug)]
+pub struct Thresholds {
+    pub score: f32,
+    pub nms: f32,
+}
+
+/// ssh-vgg16 test protocols (ssh-vgg16.md §6).
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum Protocol {
+    /// Shortest side 1200, longest at most 1600 (the paper's single-scale result; the default).
+    #[default]
+    SingleScale,
+    /// One fixed resize factor.
+    Scale(f64),
+    /// Levels base·{0.625, 1, 1.5, 2} with base from (800, 1200); M3 skipped on the largest level.
+    Pyramid,
+}
+
+impl Protocol {
+    /// Resize factors for an image of `hw`.
+    pub fn scales(self, hw: [usize; 2]) -> Vec<f64> {
+        match self {
+            Protocol::SingleScale => vec![vgg::scale_for(hw, 1200.0, 1600.0)],
+            Protocol::Scale(s) => vec![s],
+            Protocol::Pyramid => vgg::pyramid_scales(hw).to_vec(),
+        }
+    }
+}
+
+/// Declares one packed-RGB8 input per image.
+fn inputs(g: &mut Graph, idxs: &[usize], sizes: &[[usize; 2]]) -> Result<Vec<(usize, TensorId)>> {
+    idxs.iter()
+        .map(|&i| {
+            let [h, w] = sizes[i];
+            Ok((
+                i,
+                g.input(&format!("image{i}.rgb8"), &[(h * w * 3).div_ceil(4)])?,
+            ))
+        })
+        .collect()
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    g: &mut Graph,
+    images: Vec<(usize, TensorId)>,
+    rows: TensorId,
+    segments: &[Segment],
+    th: Thresholds,
+    plus_one: bool,
+    capacity: usize,
+    dumps: Vec<DumpTensor>,
+) -> Result<GroupIo> {
+    let cfg = SelectConfig {
+        score_threshold: th.score,
+        iou_threshold: th.nms,
+        plus_one,
+        max_candidates: capacity,
+    };
+    let sel = select(g, "nms", rows, segments, &cfg)?;
+    g.mark_output(sel.rows);
+    g.mark_output(sel.counts);
+    for d in &dumps {
+        g.mark_output(d.id);
+    }
+    Ok(GroupIo {
+        images,
+        rows: sel.rows,
+        counts: sel.counts,
+        capacity,
+        dumps,
+    })
+}
+
+/// retinaface-mnv2 on images `idxs` that share the padded size `padded`.
+#[allow(clippy::too_many_arguments)]
+pub fn retina_group(
+    net: &RetinaFaceMnv2,
+    g: &mut Graph,
+    k: usize,
+    padded: [usize; 2],
+    idxs: &[usize],
+    sizes: &[[usize; 2]],
+    th: Thresholds,
+    dump: bool,
+) -> Result<GroupIo> {
+    let n = idxs.len();
+    let x = g.tensor(&format!("input{k}"), &[n, 3, padded[0], padded[1]])?;
+    let images = inputs(g, idxs, sizes)?;
+    for (j, &(i, rgb)) in images.iter().enumerate() {
+        preprocess(
+            g,
+            &format!("preprocess.image{i}"),
+            rgb,
+            x,
+            j,
+            &Preprocess::retinaface(sizes[i]),
+        )?;
+    }
+    let heads = net.forward(g, x)?;
+    let count = |s: usize| 2 * padded[0].div_ceil(s) * padded[1].div_ceil(s);
+    let total: usize = rf::LEVELS.iter().map(|(s, _)| count(*s)).sum();
+    let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
+    let geo = vec![
+        DecodeImage {
+            input_hw: padded,
+            scale: 1.0
+        };
+        n
+    ];
+    let (mut segments, mut off, mut dumps) = (Vec::new(), 0, Vec::new());
+    for (l, (stride, anchor_sizes)) in rf::LEVELS.iter().enumerate() {
+        let h = &heads[l];
+        let scores = softmax2(
+            g,
+            &format!("head.class.{l}.softmax"),
+            h.class,
+            ClassLayout::Interleaved,
+        )?;
+        let level = Level {
+            scores,
+            bbox: h.bbox,
+            landmarks: Some(h.landmark),
+            stride: *stride,
+            anchor_sizes: anchor_sizes.to_vec(),
+            module: l as u32,
+        };
+        decode(
+            g,
+            &format!("decode.{l}"),
+            &level,
+            &BoxCoding::Ssd {
+                variances: [0.1, 0.2],
+            },
+            &geo,
+            rows,
+            off,
+        )?;
+        segments.push(Segment {
+            offset: off,
+            len: count(*stride),
+            top_k: None,
+        });
+        off += count(*stride);
+        if dump {
+            for (name, id, kk) in [
+                ("cls_logits", h.class, 2),
+                ("bbox", h.bbox, 4),
+                ("landm", h.landmark, 10),
+            ] {
+                dumps.push(DumpTensor {
+                    name: name.into(),
+                    id,
+                    layout: DumpLayout::RetinaHead { level: l, k: kk },
+                });
+            }
+        }
+    }
+    finish(
+        g,
+        images,
+        rows,
+        &segments,
+        th,
+        false,
+        total.min(MAX_CANDIDATES),
+        dumps,
+    )
+}
+
+/// ssh-vgg16 on images `idxs` that share the original size `hw` (hence the same scales).
+#[allow(clippy::too_many_arguments)]
+pub fn vgg_group(
+    net: &SshVgg16,
+    g: &mut Graph,
+    k: usize,
+    hw: [usize; 2],
+    idxs: &[usize],
+    sizes: &[[usize; 2]],
+    protocol: Protocol,
+    th: Thresholds,
+    dump: bool,
+) -> Result<GroupIo> {
+    let n = idxs.len();
+    let images = inputs(g, idxs, sizes)?;
+    let scales = protocol.scales(hw);
+    // Rows of every (level, module), in that order, then one selection over all of them.
+    let mut plan = Vec::new();
+    let mut total = 0;
+    for (li, &s) in scales.iter().enumerate() {
+        let r = resized_size(hw, s)?;
+        let mut mods = Vec::new();
+        for (m, (stride, _)) in vgg::MODULES.iter().enumerate() {
+            // Each Caffe ceil-mode pool halves with ceil: stride 8 → 3 pools, 16 → 4, 32 → 5.
+            let pools = stride.trailing_zeros();
+            let (h, w) = (
+                (0..pools).fold(r[0], |a, _| a.div_ceil(2)),
+                (0..pools).fold(r[1], |a, _| a.div_ceil(2)),
+            );
+            let skip = protocol == Protocol::Pyramid && li == scales.len() - 1 && m == 2;
+            if !skip {
+                mods.push((m, total, 2 * h * w));
+                total += 2 * h * w;
+            }
+        }
+        plan.push((s, r, mods));
+    }
+    let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
+    let (mut segments, mut dumps) = (Vec::new(), Vec::new());
+    for (li, (s, r, mods)) in plan.iter().enumerate() {
+        let x = g.tensor(&format!("input{k}.level{li}"), &[n, 3, r[0], r[1]])?;
+        let pre = Preprocess::ssh(hw, *s)?;
+        for (j, &(i, rgb)) in images.iter().enumerate() {
+            preprocess(
+                g,
+                &format!("preprocess.image{i}.level{li}"),
+                rgb,
+                x,
+                j,
+                &pre,
+            )?;
+        }
+        let mut enabled = [false; 3];
+        for &(m, _, _) in mods {
+            enabled[m] = true;
+        }
+        let out = net.forward(g, x, enabled)?;
+        let geo = vec![
+            DecodeImage {
+                input_hw: *r,
+                scale: *s as f32
+            };
+            n
+        ];
+        let first = dump && li == 0;
+        for &(m, off, len) in mods {
+            let (cls, bbox) = out.heads[m];
+            let mk = format!("m{}", m + 1);
+            let scores = softmax2(g, &format!("{mk}.cls_prob"), cls, ClassLayout::ClassMajor)?;
+            let (stride, scales_a) = vgg::MODULES[m];
+            let level = Level {
+                scores,
+                bbox,
+                landmarks: None,
+                stride,
+                anchor_sizes: scales_a.to_vec(),
+                module: m as u32,
+            };
+            decode(
+                g,
+                &format!("{mk}.decode"),
+                &level,
+                &BoxCoding::Rcnn,
+                &geo,
+                rows,
+                off,
+            )?;
+            segments.push(Segment {
+                offset: off,
+                len,
+                top_k: Some(vgg::TOP_K),
+            });
+            if first {
+                dumps.push(DumpTensor {
+                    name: format!("{mk}.cls_prob"),
+                    id: scores,
+                    layout: DumpLayout::Hwa,
+                });
+                dumps.push(DumpTensor {
+                    name: format!("{mk}.bbox_pred"),
+                    id: bbox,
+                    layout: DumpLayout::Chw,
+                });
+            }
+        }
+        if first {
+            for (name, id) in [
+                ("conv4_3", out.conv4_3),
+                ("conv5_3", out.conv5_3),
+                ("conv4_fuse_final", out.conv4_fuse_final),
+                ("pool6", out.pool6),
+            ] {
+                dumps.push(DumpTensor {
+                    name: name.into(),
+                    id,
+                    layout: DumpLayout::Chw,
+                });
+            }
+        }
+    }
+    let capacity = total.min(vgg::TOP_K * segments.len()).min(MAX_CANDIDATES);
+    finish(g, images, rows, &segments, th, true, capacity, dumps)
+}
