@@ -118,7 +118,17 @@ fn convert(a: ConvertArgs) -> anyhow::Result<ExitCode> {
         FromArg::Caffe => sshface::convert::Format::Caffe,
     };
     let report = sshface::convert::convert_file(from, &a.input, &a.output)?;
-    eprintln!("sshface: wrote {} ({report:?})", a.output.display());
+    eprintln!(
+        "sshface: wrote {}: {} tensors, {} values from {} (sha256 {})",
+        report.output.display(),
+        report.tensors,
+        report.values,
+        report.input.display(),
+        report.input_sha256
+    );
+    for n in &report.notes {
+        eprintln!("sshface: {n}");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
