@@ -224,23 +224,30 @@ impl Detector {
         let c = self.compiled(images, false)?;
         let _guard = c.lock.lock().unwrap();
         self.write_inputs(&c, images)?;
-        let read: Vec<TensorId> = c
-            .groups
+        // Counts first; then only the kept rows of each image come back.
+        let read: Vec<TensorId> = c.groups.iter().map(|gr| gr.counts).collect();
+        let counts: Vec<Vec<u32>> = c
+            .plan
+            .run(&self.ctx, &read)?
             .iter()
-            .flat_map(|gr| [gr.rows, gr.counts])
+            .map(|b| bytes_to_u32(b))
             .collect();
-        let out = c.plan.run(&self.ctx, &read)?;
-        let mut faces = vec![Vec::new(); images.len()];
+        let mut ranges = Vec::new();
+        let mut owners = Vec::new();
         for (k, gr) in c.groups.iter().enumerate() {
-            let rows = bytes_to_f32(&out[2 * k]);
-            let counts = bytes_to_u32(&out[2 * k + 1]);
             for (j, &(idx, _)) in gr.images.iter().enumerate() {
-                let count = (counts[2 * j] as usize).min(gr.capacity);
-                let base = j * gr.capacity * 16;
-                faces[idx] = (0..count)
-                    .map(|r| row_to_face(&rows[base + r * 16..base + r * 16 + 16], self.model))
-                    .collect();
+                let kept = (counts[k][2 * j] as usize).min(gr.capacity) as u64;
+                ranges.push((gr.rows, (j * gr.capacity * 64) as u64, kept * 64));
+                owners.push(idx);
             }
+        }
+        let rows = c.plan.read_ranges(&self.ctx, &ranges)?;
+        let mut faces = vec![Vec::new(); images.len()];
+        for (idx, bytes) in owners.into_iter().zip(rows) {
+            faces[idx] = bytes_to_f32(&bytes)
+                .chunks_exact(16)
+                .map(|r| row_to_face(r, self.model))
+                .collect();
         }
         Ok(faces)
     }

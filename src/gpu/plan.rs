@@ -219,15 +219,7 @@ impl Plan {
                 }
             }
             if total > 0 {
-                if staging.as_ref().is_none_or(|b| b.size() < total) {
-                    *staging = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some("staging"),
-                        size: total,
-                        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    }));
-                }
-                let st = staging.as_ref().unwrap();
+                let st = self.staging_at_least(ctx, &mut staging, total);
                 let mut off = 0;
                 for (&id, &sz) in read.iter().zip(&sizes) {
                     enc.copy_buffer_to_buffer(self.buffer(id), 0, st, off, sz);
@@ -255,6 +247,80 @@ impl Plan {
             off += sz.next_multiple_of(256) as usize;
         }
         Ok(out)
+    }
+
+    /// Reads byte ranges `(tensor, offset, len)` of output tensors written by the last run, with one copy
+    /// submit: lets callers fetch only the rows a count says are valid. Offsets and lengths must be multiples of 4.
+    pub fn read_ranges(
+        &self,
+        ctx: &GpuContext,
+        ranges: &[(TensorId, u64, u64)],
+    ) -> Result<Vec<Vec<u8>>> {
+        let mut total = 0u64;
+        for &(id, off, len) in ranges {
+            let t = &self.tensors[id.0];
+            if t.kind == TensorKind::Transient
+                || off % 4 != 0
+                || len % 4 != 0
+                || off + len > t.len() as u64 * 4
+            {
+                return Err(Error::shape(
+                    &t.name,
+                    format!(
+                        "cannot read bytes {off}..{} of a tensor of {} bytes",
+                        off + len,
+                        t.len() * 4
+                    ),
+                ));
+            }
+            total += len.next_multiple_of(256);
+        }
+        if total == 0 {
+            return Ok(vec![Vec::new(); ranges.len()]);
+        }
+        let mut staging = self.staging.lock().unwrap();
+        ctx.scoped("reading results", || {
+            let mut enc = ctx
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                    label: Some("sshface read"),
+                });
+            let st = self.staging_at_least(ctx, &mut staging, total);
+            let mut dst = 0;
+            for &(id, off, len) in ranges {
+                if len > 0 {
+                    enc.copy_buffer_to_buffer(self.buffer(id), off, st, dst, len);
+                }
+                dst += len.next_multiple_of(256);
+            }
+            ctx.queue.submit([enc.finish()]);
+            Ok(())
+        })?;
+        let bytes = map_read(ctx, staging.as_ref().unwrap(), total)?;
+        let mut out = Vec::with_capacity(ranges.len());
+        let mut at = 0usize;
+        for &(_, _, len) in ranges {
+            out.push(bytes[at..at + len as usize].to_vec());
+            at += len.next_multiple_of(256) as usize;
+        }
+        Ok(out)
+    }
+
+    fn staging_at_least<'a>(
+        &self,
+        ctx: &GpuContext,
+        staging: &'a mut Option<wgpu::Buffer>,
+        size: u64,
+    ) -> &'a wgpu::Buffer {
+        if staging.as_ref().is_none_or(|b| b.size() < size) {
+            *staging = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }));
+        }
+        staging.as_ref().unwrap()
     }
 
     /// Runs once with a timestamp around every step and returns each step's GPU time.
