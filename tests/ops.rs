@@ -7,5 +7,7 @@ mod common;
 mod add;
 #[path = "ops/conv2d.rs"]
 mod conv2d;
+#[path = "ops/conv2d_api.rs"]
+mod conv2d_api;
 #[path = "ops/runtime.rs"]
 mod runtime;
