@@ -184,7 +184,7 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
     }
 }
 
-// Workgroups: x (and z when there are more than 65,535 pixel tiles) = pixel tiles, y = groups * m_tiles.
+// Workgroups: pixel tiles over x, wrapping into z beyond the launcher's MAX_TILES_X; y = groups * m_tiles.
 @compute @workgroup_size(64)
 fn conv2d(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
           @builtin(num_workgroups) nwg: vec3<u32>) {
