@@ -2,7 +2,7 @@
 // out = act(conv(x) + bias + residual), written at channels c_off.. of a possibly larger output.
 //
 // Entry points (the launcher picks one from the conv's shape):
-//   conv2d            implicit GEMM, 4x4 outputs per thread, 16x256 to 64x64 (channels x pixels) per workgroup
+//   conv2d            implicit GEMM, 8x8 outputs per thread, 16x256 to 64x64 (channels x pixels) per workgroup
 //   conv2d_1x1        the same GEMM for 1x1 / stride 1 / pad 0: no im2col index arithmetic
 //   conv2d_depthwise  C_in/groups == 1: 4 outputs along a row per thread, no workgroup memory
 //   conv2d_naive      one output per thread: the speed baseline, kept tested
@@ -37,134 +37,169 @@ fn act(v: f32) -> f32 {
     }
 }
 
-// pix = oy * wo + ox; co counts all C_out channels (not within the group).
+fn bias_of(co: u32) -> f32 {
+    if (HAS_BIAS) {
+        return bias[co];
+    }
+    return 0.0;
+}
+
+// v already includes the bias. pix = oy * wo + ox; co counts all C_out channels (not within the group).
 fn store(n: u32, co: u32, pix: u32, v: f32) {
     let hw = p.ho * p.wo;
     var s = v;
-    if (HAS_BIAS) {
-        s += bias[co];
-    }
     if (HAS_RES) {
         s += res[(n * p.c_out + co) * hw + pix];
     }
     out[(n * p.c_total + p.c_off + co) * hw + pix] = act(s);
 }
 
-// GEMM tiling: 256 threads as TMT (channels) x TNT (pixels), each accumulating 4 channels x 4 pixels,
-// so a workgroup computes TM x TN = 4·TMT x 4·TNT outputs. TMT is 4, 8 or 16: small C_out (detection
-// heads) takes narrow, wide tiles instead of wasting most of a 64-channel tile.
-override TMT: u32 = 16u;
-// Derived; the host sets only TMT.
-override TNT: u32 = 256u / TMT;
-override TM: u32 = 4u * TMT;
-override TN: u32 = 4u * TNT;
-const TK: u32 = 16u; // GEMM depth staged per barrier
-var<workgroup> sa: array<f32, TK * TM>; // [TK][TM] weights
-var<workgroup> sb: array<f32, TK * TN>; // [TK][TN] im2col patch
+// GEMM tiling: 64 threads as TMT (channels) x TNT (pixels), each accumulating 8 consecutive channels x
+// 8 consecutive pixels, so a workgroup computes TM x TN = 8·TMT x 8·TNT outputs. TMT is 2, 4 or 8: small
+// C_out (detection heads) takes narrow, wide tiles instead of wasting most of a 64-channel tile.
+// Workgroup memory holds vec4s, so the inner loop does 4 loads per 64 FMAs: lavapipe pays per load
+// (a scalar loop over its SIMD lanes), GPUs get 128-bit shared loads.
+override TMT: u32 = 8u;
+// Derived; the host sets only TMT. TK (GEMM depth per barrier) keeps workgroup memory at 16 KiB.
+override TNT: u32 = 64u / TMT;
+override TK: u32 = 256u / max(TMT, TNT);
+var<workgroup> sa: array<vec4<f32>, TK * 2u * TMT>; // [TK][TM / 4] weights, 4 channels per vec4
+var<workgroup> sb: array<vec4<f32>, TK * 2u * TNT>; // [TK][TN / 4] im2col patch, 4 pixels per vec4
 
-// One TM x TN output tile. GEMM: M = C_out/groups, N = pixels of all images, K = C_in/groups*KH*KW.
+// One output tile. GEMM: M = C_out/groups, N = pixels of all images, K = C_in/groups*KH*KW.
 // `pointwise` is a literal at each call, so drivers fold it after inlining.
 fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
     let grp = wy / p.m_tiles;
-    let m0 = (wy % p.m_tiles) * TM;
-    let p0 = tile * TN;
+    let m0 = (wy % p.m_tiles) * 8u * TMT;
+    let p0 = tile * 8u * TNT;
     let hw = p.ho * p.wo;
     let khw = p.kh * p.kw;
 
-    // Each thread stages one pixel column of the patch, rows brow + (256/TN)·j; decode it once, not per k.
-    let bcol = lid % TN;
-    let brow = lid / TN;
-    let bstep = 256u / TN;
-    let bp = p0 + bcol;
-    let bvalid = bp < p.p_total;
-    let bn = bp / hw;
-    let bpix = bp % hw;
-    let iy0 = i32((bpix / p.wo) * p.sy) - i32(p.pt);
-    let ix0 = i32((bpix % p.wo) * p.sx) - i32(p.pl);
-    let xbase = (bn * p.c_in + grp * p.cin_g) * p.h * p.w;
-    // Weight staging: consecutive threads read consecutive k of one row (coalesced).
-    let ak = lid % TK;
-    let am = lid / TK;
-    let wbase = grp * p.cout_g + m0;
-    // Compute: thread (tx, ty) owns pixels tx + TNT·j and channels ty + TMT·i of the tile.
+    // Patch staging: this thread always fills pixel quad bq (64 is a multiple of 2·TNT) at rows
+    // brow + step·i, so its 4 pixels are decoded once, not per k.
+    let bq = lid % (2u * TNT);
+    let brow = lid / (2u * TNT);
+    let bstep = 32u / TNT;
+    var pvalid: vec4<bool>;
+    var xbase: vec4<u32>;
+    var bpix: vec4<u32>;
+    var iy0: vec4<i32>;
+    var ix0: vec4<i32>;
+    for (var j = 0u; j < 4u; j++) {
+        let pp = p0 + 4u * bq + j;
+        pvalid[j] = pp < p.p_total;
+        let pix = pp % hw;
+        bpix[j] = pix;
+        xbase[j] = ((pp / hw) * p.c_in + grp * p.cin_g) * p.h * p.w;
+        iy0[j] = i32((pix / p.wo) * p.sy) - i32(p.pt);
+        ix0[j] = i32((pix % p.wo) * p.sx) - i32(p.pl);
+    }
+    let wrow0 = grp * p.cout_g + m0;
+    // Compute: thread (tx, ty) owns channels 8ty.. and pixels 8tx.. of the tile.
     let tx = lid % TNT;
     let ty = lid / TNT;
 
-    var acc: array<vec4<f32>, 4>;
+    // acc[2i + h]: channel 8ty + i, pixels 8tx + 4h ..
+    var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        for (var j = 0u; j < TM / 16u; j++) {
-            let m = am + 16u * j;
-            let ka = k0 + ak;
-            var v = 0.0;
-            if (ka < p.k && m0 + m < p.cout_g) {
-                v = wt[(wbase + m) * p.k + ka];
+        // Weight quads; consecutive threads read consecutive k of one row (coalesced).
+        for (var q = lid; q < TK * 2u * TMT; q += 64u) {
+            let kk = q % TK;
+            let mq = q / TK;
+            let ka = k0 + kk;
+            var v = vec4<f32>(0.0);
+            for (var c = 0u; c < 4u; c++) {
+                if (ka < p.k && m0 + 4u * mq + c < p.cout_g) {
+                    v[c] = wt[(wrow0 + 4u * mq + c) * p.k + ka];
+                }
             }
-            sa[ak * TM + m] = v;
+            sa[kk * 2u * TMT + mq] = v;
         }
-        for (var j = 0u; j < TK / bstep; j++) {
-            let kk = brow + bstep * j;
+        for (var kk = brow; kk < TK; kk += bstep) {
             let kb = k0 + kk;
-            var v = 0.0;
-            if (bvalid && kb < p.k) {
+            var v = vec4<f32>(0.0);
+            if (kb < p.k) {
                 if (pointwise) {
-                    v = x[xbase + kb * hw + bpix];
+                    for (var j = 0u; j < 4u; j++) {
+                        if (pvalid[j]) {
+                            v[j] = x[xbase[j] + kb * hw + bpix[j]];
+                        }
+                    }
                 } else {
                     let ci = kb / khw;
                     let r = kb % khw;
-                    let iy = iy0 + i32((r / p.kw) * p.dy);
-                    let ix = ix0 + i32((r % p.kw) * p.dx);
-                    if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                        v = x[xbase + (ci * p.h + u32(iy)) * p.w + u32(ix)];
+                    let iy = iy0 + vec4<i32>(i32((r / p.kw) * p.dy));
+                    let ix = ix0 + vec4<i32>(i32((r % p.kw) * p.dx));
+                    let ok = pvalid & (iy >= vec4<i32>(0)) & (iy < vec4<i32>(i32(p.h)))
+                        & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
+                    for (var j = 0u; j < 4u; j++) {
+                        if (ok[j]) {
+                            v[j] = x[xbase[j] + (ci * p.h + u32(iy[j])) * p.w + u32(ix[j])];
+                        }
                     }
                 }
             }
-            sb[kk * TN + bcol] = v;
+            sb[kk * 2u * TNT + bq] = v;
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            let r = kk * TN + tx;
-            let b = vec4<f32>(sb[r], sb[r + TNT], sb[r + 2u * TNT], sb[r + 3u * TNT]);
-            let a = kk * TM + ty;
-            acc[0] += sa[a] * b;
-            acc[1] += sa[a + TMT] * b;
-            acc[2] += sa[a + 2u * TMT] * b;
-            acc[3] += sa[a + 3u * TMT] * b;
+            let a0 = sa[(kk * TMT + ty) * 2u];
+            let a1 = sa[(kk * TMT + ty) * 2u + 1u];
+            let b0 = sb[(kk * TNT + tx) * 2u];
+            let b1 = sb[(kk * TNT + tx) * 2u + 1u];
+            acc[0] += a0.x * b0;
+            acc[1] += a0.x * b1;
+            acc[2] += a0.y * b0;
+            acc[3] += a0.y * b1;
+            acc[4] += a0.z * b0;
+            acc[5] += a0.z * b1;
+            acc[6] += a0.w * b0;
+            acc[7] += a0.w * b1;
+            acc[8] += a1.x * b0;
+            acc[9] += a1.x * b1;
+            acc[10] += a1.y * b0;
+            acc[11] += a1.y * b1;
+            acc[12] += a1.z * b0;
+            acc[13] += a1.z * b1;
+            acc[14] += a1.w * b0;
+            acc[15] += a1.w * b1;
         }
         workgroupBarrier();
     }
 
-    for (var j = 0u; j < 4u; j++) {
-        let pp = p0 + tx + TNT * j;
-        if (pp >= p.p_total) {
-            continue;
+    for (var i = 0u; i < 8u; i++) {
+        let m = m0 + 8u * ty + i;
+        if (m >= p.cout_g) {
+            break;
         }
-        let n = pp / hw;
-        let pix = pp % hw;
-        for (var i = 0u; i < 4u; i++) {
-            let m = m0 + ty + TMT * i;
-            if (m < p.cout_g) {
-                store(n, grp * p.cout_g + m, pix, acc[i][j]);
+        let co = grp * p.cout_g + m;
+        let b = bias_of(co);
+        for (var j = 0u; j < 8u; j++) {
+            let pp = p0 + 8u * tx + j;
+            if (pp >= p.p_total) {
+                break;
             }
+            store(pp / hw, co, pp % hw, acc[2u * i + j / 4u][j % 4u] + b);
         }
     }
 }
 
-// Workgroups: x (and z when there are more than 65,535 pixel tiles) = pixel tiles, y = groups * m_tiles.
-@compute @workgroup_size(256)
+// Workgroups: pixel tiles over x, wrapping into z beyond the launcher's MAX_TILES_X; y = groups * m_tiles.
+@compute @workgroup_size(64)
 fn conv2d(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
           @builtin(num_workgroups) nwg: vec3<u32>) {
     let tile = wid.x + wid.z * nwg.x;
-    if (tile * TN >= p.p_total) {
+    if (tile * 8u * TNT >= p.p_total) {
         return;
     }
     gemm_tile(lid, tile, wid.y, false);
 }
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(64)
 fn conv2d_1x1(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
               @builtin(num_workgroups) nwg: vec3<u32>) {
     let tile = wid.x + wid.z * nwg.x;
-    if (tile * TN >= p.p_total) {
+    if (tile * 8u * TNT >= p.p_total) {
         return;
     }
     gemm_tile(lid, tile, wid.y, true);
@@ -205,9 +240,10 @@ fn conv2d_depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         }
     }
     let pix = oy * p.wo + ox0;
+    let b = bias_of(co);
     for (var j = 0u; j < 4u; j++) {
         if (ox0 + j < p.wo) {
-            store(n, co, pix + j, acc[j]);
+            store(n, co, pix + j, acc[j] + b);
         }
     }
 }
@@ -243,5 +279,5 @@ fn conv2d_naive(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
             }
         }
     }
-    store(n, co, pix, acc);
+    store(n, co, pix, acc + bias_of(co));
 }

@@ -46,13 +46,13 @@ const _: () = assert!(std::mem::size_of::<Params>() == 96);
 
 pub static SHADER: Shader = crate::shader!("conv2d", Params);
 
-/// Threads along output channels (`TMT`) of a 256-thread GEMM workgroup: its tile is 4·TMT channels ×
-/// 4·256/TMT pixels. Narrow tiles keep small-C_out layers (heads) from wasting most of the work.
+/// Threads along output channels (`TMT`) of a 64-thread GEMM workgroup: its tile is 8·TMT channels ×
+/// 8·64/TMT pixels. Narrow tiles keep small-C_out layers (heads) from wasting most of the work.
 fn gemm_threads_m(cout_g: usize) -> usize {
     match cout_g {
-        0..=16 => 4,
-        17..=32 => 8,
-        _ => 16,
+        0..=16 => 2,
+        17..=32 => 4,
+        _ => 8,
     }
 }
 /// Pixel tiles per row of the dispatch before the rest wraps into z (shaders: `wid.x + wid.z * nwg.x`).
@@ -332,9 +332,10 @@ pub fn conv2d_with(
     let groups = conv.groups;
     let cout_g = c_out / groups;
     let tmt = gemm_threads_m(cout_g);
-    let (tile_m, tile_n) = (4 * tmt, 4 * 256 / tmt);
+    let (tile_m, tile_n) = (8 * tmt, 8 * 64 / tmt);
     let m_tiles = cout_g.div_ceil(tile_m);
     let p_total = n * ho * wo;
+    let workgroups_are_tiles = matches!(kernel, ConvKernel::Gemm | ConvKernel::Pointwise);
     let workgroups = match kernel {
         ConvKernel::Depthwise => dispatch_1d(n * c_out * ho * wo.div_ceil(4), WG_1D),
         ConvKernel::Naive => dispatch_1d(n * c_out * ho * wo, WG_1D),
@@ -378,7 +379,8 @@ pub fn conv2d_with(
         ("HAS_BIAS", conv.bias.is_some() as u32 as f64),
         ("HAS_RES", residual.is_some() as u32 as f64),
         ("WG", WG_1D as f64),
-        ("TMT", tmt as f64),
+        // Only the GEMM entries read TMT; a fixed value elsewhere avoids duplicate pipelines.
+        ("TMT", if workgroups_are_tiles { tmt } else { 8 } as f64),
     ];
     constants.extend(conv.act.constants());
     // Absent residual / bias: bind a buffer the step reads anyway; the shader never touches it.
