@@ -154,8 +154,8 @@ impl DetectorBuilder {
             }
         }
         let net = match self.model {
-            Model::RetinafaceMnv2 => Net::Retina(RetinaFaceMnv2::load(&ctx, &wf)?),
-            Model::SshVgg16 => Net::Vgg(SshVgg16::load(&ctx, &wf)?),
+            Model::RetinafaceMnv2 => Net::Retina(Box::new(RetinaFaceMnv2::load(&ctx, &wf)?)),
+            Model::SshVgg16 => Net::Vgg(Box::new(SshVgg16::load(&ctx, &wf)?)),
         };
         Ok(Detector {
             ctx,
@@ -169,8 +169,8 @@ impl DetectorBuilder {
 }
 
 enum Net {
-    Retina(RetinaFaceMnv2),
-    Vgg(SshVgg16),
+    Retina(Box<RetinaFaceMnv2>),
+    Vgg(Box<SshVgg16>),
 }
 
 struct Compiled {
