@@ -26,6 +26,9 @@ pub struct BenchArgs {
     /// Batch sizes to compare side by side, e.g. 1,4,8.
     #[arg(long, default_value = "1,8", value_delimiter = ',')]
     batch: Vec<usize>,
+    /// ssh-vgg16: resize factor instead of the 1200/1600 single-scale rule.
+    #[arg(long)]
+    scale: Option<f64>,
     /// Timed iterations per batch size.
     #[arg(long, default_value_t = 10)]
     iters: usize,
@@ -41,6 +44,9 @@ pub struct ProfileArgs {
     weights: Option<PathBuf>,
     #[arg(long, default_value = "640x640")]
     size: String,
+    /// ssh-vgg16: resize factor instead of the 1200/1600 single-scale rule.
+    #[arg(long)]
+    scale: Option<f64>,
     /// Print every step, not only the per-shader totals.
     #[arg(long)]
     all: bool,
@@ -76,18 +82,20 @@ fn test_image(size: &str, path: Option<&PathBuf>) -> anyhow::Result<RgbImage> {
     }))
 }
 
-fn detector(model: ModelArg, weights: &Option<PathBuf>, gpu: &GpuArgs) -> anyhow::Result<Detector> {
-    let mut b = Detector::builder()
-        .model(model.into())
-        .adapter(gpu.options()?);
+fn detector(model: ModelArg, weights: &Option<PathBuf>, scale: Option<f64>, gpu: &GpuArgs) -> anyhow::Result<Detector> {
+    let mut b = Detector::builder().model(model.into()).adapter(gpu.options()?);
     if let Some(w) = weights {
         b = b.weights(w);
     }
+    if let Some(s) = scale {
+        b = b.protocol(sshface::Protocol::Scale(s));
+    }
     Ok(b.build()?)
+}
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
-    let det = detector(a.model, &a.weights, &a.gpu)?;
+    let det = detector(a.model, &a.weights, a.scale, &a.gpu)?;
     let img = test_image(&a.size, a.image.as_ref())?;
     println!(
         "model {} size {} on {}",
@@ -126,7 +134,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
 }
 
 pub fn profile(a: ProfileArgs) -> anyhow::Result<ExitCode> {
-    let det = detector(a.model, &a.weights, &a.gpu)?;
+    let det = detector(a.model, &a.weights, a.scale, &a.gpu)?;
     let img = test_image(&a.size, None)?;
     det.detect(&img)?;
     let t = det.profile(&img)?;
