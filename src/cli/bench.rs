@@ -82,8 +82,15 @@ fn test_image(size: &str, path: Option<&PathBuf>) -> anyhow::Result<RgbImage> {
     }))
 }
 
-fn detector(model: ModelArg, weights: &Option<PathBuf>, scale: Option<f64>, gpu: &GpuArgs) -> anyhow::Result<Detector> {
-    let mut b = Detector::builder().model(model.into()).adapter(gpu.options()?);
+fn detector(
+    model: ModelArg,
+    weights: &Option<PathBuf>,
+    scale: Option<f64>,
+    gpu: &GpuArgs,
+) -> anyhow::Result<Detector> {
+    let mut b = Detector::builder()
+        .model(model.into())
+        .adapter(gpu.options()?);
     if let Some(w) = weights {
         b = b.weights(w);
     }
@@ -91,7 +98,6 @@ fn detector(model: ModelArg, weights: &Option<PathBuf>, scale: Option<f64>, gpu:
         b = b.protocol(sshface::Protocol::Scale(s));
     }
     Ok(b.build()?)
-}
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
