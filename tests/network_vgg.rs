@@ -1,8 +1,9 @@
 //! ssh-vgg16 conformance: the GPU detector (lavapipe) against the CPU reference `reference::ssh_vgg16`, written
 //! from the spec, on seeded random weights (tests/vgg_support). Dumped tensors must agree within
-//! |g − w| ≤ 1e-3 · max(1, max|w|) per tensor (f32 sums of up to 4608 products over 13+ layers vs the reference's
-//! f64 sums: observed error is ~1e-6 of the tensor's range), detections exactly in count and order with boxes
-//! within 1e-3 px and scores within 1e-4.
+//! |g − w| ≤ 1e-3 · max(1, max|w|) per tensor (the GPU sums up to 4608 f32 products per output over 13+ layers,
+//! the reference sums in f64; observed ≤ 6e-6 · max(1, max|w|), so the bound leaves room for other adapters while
+//! the §11 pitfalls exceed it 75× to 1000×); detections must agree exactly in count and order, boxes within
+//! 1e-3 px and scores within 1e-4. Protocol rules and weight-file checks are in `vgg_rules.rs`.
 
 mod common;
 mod vgg_support;
@@ -18,6 +19,7 @@ use sshface::ops::Activation;
 use sshface::reference::ssh_vgg16::{self as refvgg, NamedTensor};
 use sshface::reference::{self as r, CpuTensor};
 use sshface::{AdapterOptions, Detector, Face, GpuContext, Model, Protocol};
+use vgg_support::{clamped_upsample, levels, offset_crop};
 
 /// The authors' selection thresholds (spec §6): every row > 0.05 enters the NMS at 0.3.
 const SCORE: f32 = 0.05;
@@ -200,62 +202,6 @@ fn conformance(
         Vec::new()
     };
     Some((want, dumps))
-}
-
-/// Caffe's ceil pooling sizes of an H×W input: [L1, …, L6].
-fn levels(n: usize) -> [usize; 6] {
-    let mut l = [n; 6];
-    for k in 1..6 {
-        l[k] = l[k - 1].div_ceil(2);
-    }
-    l
-}
-
-/// PyTorch `interpolate(scale_factor=2, mode="bilinear", align_corners=False)`: the clamped upsampling that the
-/// spec's §11 lists as wrong, cropped top-left to `hw`.
-fn clamped_upsample(x: &CpuTensor, hw: [usize; 2]) -> CpuTensor {
-    let [n, c, h, w] = x.nchw();
-    let tap = |o: usize, len: usize| {
-        let src = ((o as f32 + 0.5) / 2.0 - 0.5).max(0.0);
-        let i0 = src.floor() as usize;
-        (i0, (i0 + 1).min(len - 1), src - i0 as f32)
-    };
-    let mut out = CpuTensor::zeros(&[n, c, hw[0], hw[1]]);
-    let mut i = 0;
-    for b in 0..n {
-        for ch in 0..c {
-            for y in 0..hw[0] {
-                let (y0, y1, fy) = tap(y, h);
-                for xx in 0..hw[1] {
-                    let (x0, x1, fx) = tap(xx, w);
-                    let row = |yy| x.at(b, ch, yy, x0) * (1.0 - fx) + x.at(b, ch, yy, x1) * fx;
-                    out.data[i] = row(y0) * (1.0 - fy) + row(y1) * fy;
-                    i += 1;
-                }
-            }
-        }
-    }
-    out
-}
-
-/// Centre crop (offset 2·L5 − L4 along each axis) instead of Caffe's top-left crop.
-fn offset_crop(x: &CpuTensor, hw: [usize; 2]) -> CpuTensor {
-    let full = r::upsample_bilinear::upsample_bilinear(x, [2 * x.shape[2], 2 * x.shape[3]]);
-    let [n, c, fh, fw] = full.nchw();
-    let (oy, ox) = (fh - hw[0], fw - hw[1]);
-    let mut out = CpuTensor::zeros(&[n, c, hw[0], hw[1]]);
-    let mut i = 0;
-    for b in 0..n {
-        for ch in 0..c {
-            for y in 0..hw[0] {
-                for xx in 0..hw[1] {
-                    out.data[i] = full.at(b, ch, y + oy, xx + ox);
-                    i += 1;
-                }
-            }
-        }
-    }
-    out
 }
 
 fn conv_layer(name: &str, x: &CpuTensor, c_out: usize, k: usize) -> CpuTensor {
@@ -443,121 +389,6 @@ fn batch_of_two_sizes_equals_single_calls() {
         assert_faces(&format!("batch image {i}"), &got[i], &single, 1e-4, 1e-6);
     }
     assert_ne!(got[0], got[2], "different images gave identical detections");
-}
-
-/// The single-scale rule (spec §6) on hand-computed cases.
-#[test]
-fn scale_for_rule() {
-    use sshface::model::ssh_vgg16::scale_for;
-    // 1200/512 = 2.34375; 600·2.34375 = 1406.25 ≤ 1600.
-    assert_eq!(scale_for([512, 600], 1200.0, 1600.0), 2.34375);
-    assert_eq!(scale_for([600, 512], 1200.0, 1600.0), 2.34375);
-    // 1200/1000·3000 = 3600 > 1600 → 1600/3000.
-    assert_eq!(scale_for([1000, 3000], 1200.0, 1600.0), 1600.0 / 3000.0);
-    // 1200/800 = 1.5; 1.5·1067 = 1600.5 exactly; numpy rounds half to even → 1600, not > 1600: s stays 1.5
-    // (rounding half away from zero would give 1601 and s = 1600/1067).
-    assert_eq!(scale_for([800, 1067], 1200.0, 1600.0), 1.5);
-    // 1.5·1068 = 1602 > 1600.
-    assert_eq!(scale_for([800, 1068], 1200.0, 1600.0), 1600.0 / 1068.0);
-    // 1200/900·1200 is 1600 up to one ulp; the rounding keeps it ≤ 1600.
-    assert_eq!(scale_for([900, 1200], 1200.0, 1600.0), 1200.0 / 900.0);
-    // Square and tiny images scale up freely as long as the long side fits.
-    assert_eq!(scale_for([100, 100], 1200.0, 1600.0), 12.0);
-    assert_eq!(Protocol::SingleScale.scales([512, 600]), vec![2.34375]);
-    assert_eq!(Protocol::Scale(0.7).scales([512, 600]), vec![0.7]);
-}
-
-/// Pyramid levels (spec §6, R:`SSH/test.py`: `float(scale) / 800 * base_scale`), compared bit for bit.
-#[test]
-fn pyramid_scales_rule() {
-    use sshface::model::ssh_vgg16::pyramid_scales;
-    // 800/500 = 1.6, 700·1.6 = 1120 ≤ 1200.
-    assert_eq!(
-        pyramid_scales([500, 700]),
-        [0.625 * 1.6, 1.6, 1.5 * 1.6, 2.0 * 1.6]
-    );
-    // 800/100·1000 = 8000 > 1200 → base 1.2; 1200/800·1.2 = 1.7999999999999998 (not 1.2·1200/800 = 1.8).
-    assert_eq!(
-        pyramid_scales([100, 1000]),
-        [0.75, 1.2, 1.7999999999999998, 2.4]
-    );
-    assert_eq!(
-        pyramid_scales([1, 1000]),
-        [0.75, 1.2, 1.7999999999999998, 2.4]
-    );
-    // 800/600 = 4/3: 800·4/3 > 1200? 1066.67 ≤ 1200 → base 4/3.
-    let b = 800.0 / 600.0;
-    assert_eq!(pyramid_scales([600, 800]), [0.625 * b, b, 1.5 * b, 2.0 * b]);
-    assert_eq!(
-        Protocol::Pyramid.scales([600, 800]),
-        pyramid_scales([600, 800]).to_vec()
-    );
-}
-
-/// A weight file that is not exactly the spec's 74 tensors fails `build()` naming the tensor.
-#[test]
-fn bad_weight_files_fail_to_build() {
-    let Some(ctx) = ctx() else { return };
-    let build = |name: &str, t: &[NamedTensor]| {
-        let path = vgg_support::write(name, t);
-        let r = Detector::builder()
-            .model(Model::SshVgg16)
-            .weights(&path)
-            .context(ctx.clone())
-            .build();
-        std::fs::remove_file(&path).unwrap();
-        match r {
-            Ok(_) => panic!("{name}: build succeeded"),
-            Err(e) => e.to_string(),
-        }
-    };
-    let zeros = vgg_support::zero_weights();
-    assert_eq!(zeros.len(), 74);
-
-    let missing: Vec<NamedTensor> = zeros
-        .iter()
-        .filter(|t| t.0 != "conv4_128.bias")
-        .cloned()
-        .collect();
-    let e = build("vgg_missing", &missing);
-    assert!(
-        e.contains("missing tensor conv4_128.bias") && e.contains("[128]"),
-        "{e}"
-    );
-
-    let mut wrong = zeros.clone();
-    let t = wrong
-        .iter_mut()
-        .find(|t| t.0 == "m2.ssh_3x3.weight")
-        .unwrap();
-    *t = (t.0.clone(), vec![256, 512, 1, 1], vec![0.0; 256 * 512]);
-    let e = build("vgg_wrong_shape", &wrong);
-    assert!(
-        e.contains("m2.ssh_3x3.weight: expected shape [256, 512, 3, 3], found [256, 512, 1, 1]"),
-        "{e}"
-    );
-
-    let mut extra = zeros.clone();
-    extra.push((
-        "conv5_128_up.weight".into(),
-        vec![128, 1, 4, 4],
-        vec![0.0; 128 * 16],
-    ));
-    let e = build("vgg_extra", &extra);
-    assert!(
-        e.contains("conv5_128_up.weight") && e.contains("unknown"),
-        "{e}"
-    );
-
-    // The untouched file builds.
-    let path = vgg_support::write("vgg_zeros", &zeros);
-    Detector::builder()
-        .model(Model::SshVgg16)
-        .weights(&path)
-        .context(ctx.clone())
-        .build()
-        .unwrap();
-    std::fs::remove_file(&path).unwrap();
 }
 
 /// Timing at 128×128 (run with `--ignored --nocapture`): GPU per image after the plan is built, and the reference.

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use sshface::convert::caffe::SSH_VGG16_LAYERS;
 use sshface::convert::{write_safetensors, NamedTensor};
+use sshface::reference::CpuTensor;
 
 /// Gains on top of He scaling, chosen by measuring the reference's activations (see `network_vgg.rs`).
 #[derive(Clone, Copy, Debug)]
@@ -108,4 +109,63 @@ pub fn image(seed: u64, w: u32, h: u32) -> RgbImage {
         ];
         image::Rgb(base.map(|b| (b + r.random_range(-60..=60)).clamp(0, 255) as u8))
     })
+}
+
+/// Caffe's ceil pooling sizes of an H×W input: [L1, …, L6].
+pub fn levels(n: usize) -> [usize; 6] {
+    let mut l = [n; 6];
+    for k in 1..6 {
+        l[k] = l[k - 1].div_ceil(2);
+    }
+    l
+}
+
+/// PyTorch `interpolate(scale_factor=2, mode="bilinear", align_corners=False)`: the clamped upsampling that the
+/// spec's §11 lists as wrong, cropped top-left to `hw`.
+pub fn clamped_upsample(x: &CpuTensor, hw: [usize; 2]) -> CpuTensor {
+    let [n, c, h, w] = x.nchw();
+    let tap = |o: usize, len: usize| {
+        let src = ((o as f32 + 0.5) / 2.0 - 0.5).max(0.0);
+        let i0 = src.floor() as usize;
+        (i0, (i0 + 1).min(len - 1), src - i0 as f32)
+    };
+    let mut out = CpuTensor::zeros(&[n, c, hw[0], hw[1]]);
+    let mut i = 0;
+    for b in 0..n {
+        for ch in 0..c {
+            for y in 0..hw[0] {
+                let (y0, y1, fy) = tap(y, h);
+                for xx in 0..hw[1] {
+                    let (x0, x1, fx) = tap(xx, w);
+                    let row = |yy| x.at(b, ch, yy, x0) * (1.0 - fx) + x.at(b, ch, yy, x1) * fx;
+                    out.data[i] = row(y0) * (1.0 - fy) + row(y1) * fy;
+                    i += 1;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Centre crop (offset 2·L5 − L4 along each axis) instead of Caffe's top-left crop.
+pub fn offset_crop(x: &CpuTensor, hw: [usize; 2]) -> CpuTensor {
+    let full = sshface::reference::upsample_bilinear::upsample_bilinear(
+        x,
+        [2 * x.shape[2], 2 * x.shape[3]],
+    );
+    let [n, c, fh, fw] = full.nchw();
+    let (oy, ox) = (fh - hw[0], fw - hw[1]);
+    let mut out = CpuTensor::zeros(&[n, c, hw[0], hw[1]]);
+    let mut i = 0;
+    for b in 0..n {
+        for ch in 0..c {
+            for y in 0..hw[0] {
+                for xx in 0..hw[1] {
+                    out.data[i] = full.at(b, ch, y + oy, xx + ox);
+                    i += 1;
+                }
+            }
+        }
+    }
+    out
 }
