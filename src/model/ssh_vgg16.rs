@@ -179,5 +179,7 @@ pub fn scale_for(hw: [usize; 2], short: f64, long: f64) -> f64 {
 /// M3 is skipped on the last (largest) level.
 pub fn pyramid_scales(hw: [usize; 2]) -> [f64; 4] {
     let base = scale_for(hw, 800.0, 1200.0);
-    [500.0, 800.0, 1200.0, 1600.0].map(|t| base * t / 800.0)
+    // R:`SSH/test.py` evaluates `float(scale) / 800 * base_scale`; `base * t / 800` differs in the last bit
+    // (1.2·1200/800 = 1.8, 1200/800·1.2 = 1.7999999999999998), which can move cvRound(H·s) at a tie.
+    [500.0, 800.0, 1200.0, 1600.0].map(|t| t / 800.0 * base)
 }

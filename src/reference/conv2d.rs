@@ -36,40 +36,55 @@ pub fn conv2d(
     if let Some(r) = residual {
         assert_eq!(r.shape, out.shape);
     }
-    let mut i = 0;
+    // Loops run weight-outer, pixels-inner (fast enough for whole networks), yet every output still sums its
+    // products in (ci, ky, kx) order in f64, so the values are those of the plain per-output loop.
+    let mut acc = vec![0f64; ho * wo];
     for b in 0..n {
         for co in 0..c_out {
             let grp = co / cout_g;
-            for oy in 0..ho {
-                for ox in 0..wo {
-                    let mut acc = 0f64;
-                    for ci in 0..cin_g {
-                        for ky in 0..kh {
+            acc.iter_mut().for_each(|a| *a = 0.0);
+            for ci in 0..cin_g {
+                let plane = &x.data[((b * c_in + grp * cin_g + ci) * h) * wd..][..h * wd];
+                for ky in 0..kh {
+                    for kx in 0..kw {
+                        let wv = w.data[((co * cin_g + ci) * kh + ky) * kw + kx] as f64;
+                        // Output columns whose input column ix = ox·sx + kx·dx − left lies in [0, W).
+                        let off = (kx * dilation[1]) as isize - pad[2] as isize;
+                        let lo = if off >= 0 {
+                            0
+                        } else {
+                            (-off as usize).div_ceil(stride[1])
+                        };
+                        let hi = if (wd as isize) > off {
+                            ((wd as isize - off) as usize).div_ceil(stride[1]).min(wo)
+                        } else {
+                            0
+                        };
+                        for oy in 0..ho {
                             let iy = (oy * stride[0] + ky * dilation[0]) as isize - pad[0] as isize;
                             if iy < 0 || iy >= h as isize {
                                 continue;
                             }
-                            for kx in 0..kw {
-                                let ix =
-                                    (ox * stride[1] + kx * dilation[1]) as isize - pad[2] as isize;
-                                if ix < 0 || ix >= wd as isize {
-                                    continue;
-                                }
-                                let xv = x.at(b, grp * cin_g + ci, iy as usize, ix as usize);
-                                acc += w.at(co, ci, ky, kx) as f64 * xv as f64;
+                            let row = &plane[iy as usize * wd..][..wd];
+                            let a = &mut acc[oy * wo..][..wo];
+                            for (ox, av) in a.iter_mut().enumerate().take(hi).skip(lo) {
+                                let ix = (ox * stride[1]) as isize + off;
+                                *av += wv * row[ix as usize] as f64;
                             }
                         }
                     }
-                    let mut v = acc as f32;
-                    if let Some(bs) = bias {
-                        v += bs[co];
-                    }
-                    if let Some(r) = residual {
-                        v += r.data[i];
-                    }
-                    out.data[i] = act.apply(v);
-                    i += 1;
                 }
+            }
+            let base = (b * c_out + co) * ho * wo;
+            for (j, &s) in acc.iter().enumerate() {
+                let mut v = s as f32;
+                if let Some(bs) = bias {
+                    v += bs[co];
+                }
+                if let Some(r) = residual {
+                    v += r.data[base + j];
+                }
+                out.data[base + j] = act.apply(v);
             }
         }
     }

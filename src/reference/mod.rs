@@ -8,6 +8,7 @@ pub mod max_pool;
 pub mod nms;
 pub mod preprocess;
 pub mod softmax2;
+pub mod ssh_vgg16;
 pub mod upsample_bilinear;
 pub mod upsample_nearest;
 
