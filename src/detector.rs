@@ -169,7 +169,6 @@ impl DetectorBuilder {
 }
 
 // One per detector: boxing the larger network would save nothing worth an indirection.
-#[allow(clippy::large_enum_variant)]
 enum Net {
     Retina(Box<RetinaFaceMnv2>),
     Vgg(Box<SshVgg16>),
