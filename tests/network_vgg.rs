@@ -390,39 +390,3 @@ fn batch_of_two_sizes_equals_single_calls() {
     }
     assert_ne!(got[0], got[2], "different images gave identical detections");
 }
-
-/// Timing at 128×128 (run with `--ignored --nocapture`): GPU per image after the plan is built, and the reference.
-#[test]
-#[ignore]
-fn timing_128() {
-    let Some(det) = detector(Protocol::Scale(1.0), SCORE) else {
-        return;
-    };
-    let img = vgg_support::image(13, 128, 128);
-    let t = Instant::now();
-    det.detect(&img).unwrap();
-    println!("first detect (builds the plan): {:?}", t.elapsed());
-    let n = 3;
-    let t = Instant::now();
-    for _ in 0..n {
-        det.detect(&img).unwrap();
-    }
-    println!("GPU detect 128x128: {:?} per image", t.elapsed() / n);
-    let t = Instant::now();
-    refvgg::detect(
-        weights(),
-        img.as_raw(),
-        [128, 128],
-        &settings(vec![1.0], false, SCORE),
-    )
-    .unwrap();
-    println!("CPU reference 128x128: {:?}", t.elapsed());
-    let strip = vgg_support::image(9, 1000, 1);
-    let det = detector(Protocol::Pyramid, SCORE).unwrap();
-    let t = Instant::now();
-    det.detect(&strip).unwrap();
-    println!("pyramid strip first detect: {:?}", t.elapsed());
-    let t = Instant::now();
-    det.detect(&strip).unwrap();
-    println!("pyramid strip detect: {:?}", t.elapsed());
-}
