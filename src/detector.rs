@@ -372,21 +372,17 @@ impl Detector {
         }
         let mut ios = Vec::new();
         for (k, (gk, idxs)) in groups.iter().enumerate() {
+            let spec = pipeline::GroupSpec {
+                k,
+                hw: *gk,
+                idxs,
+                sizes,
+                th: self.th,
+                dump,
+            };
             ios.push(match &self.net {
-                Net::Retina(net) => {
-                    pipeline::retina_group(net, &mut g, k, *gk, idxs, sizes, self.th, dump)?
-                }
-                Net::Vgg(net) => pipeline::vgg_group(
-                    net,
-                    &mut g,
-                    k,
-                    *gk,
-                    idxs,
-                    sizes,
-                    self.protocol,
-                    self.th,
-                    dump,
-                )?,
+                Net::Retina(net) => pipeline::retina_group(net, &mut g, &spec)?,
+                Net::Vgg(net) => pipeline::vgg_group(net, &mut g, &spec, self.protocol)?,
             });
         }
         let plan = g.compile(&self.ctx)?;

@@ -117,18 +117,31 @@ fn finish(
     })
 }
 
-/// retinaface-mnv2 on images `idxs` that share the padded size `padded`.
-#[allow(clippy::too_many_arguments)]
-pub fn retina_group(
-    net: &RetinaFaceMnv2,
-    g: &mut Graph,
-    k: usize,
-    padded: [usize; 2],
-    idxs: &[usize],
-    sizes: &[[usize; 2]],
-    th: Thresholds,
-    dump: bool,
-) -> Result<GroupIo> {
+/// One group of images of one detect call: those sharing the network input size.
+pub struct GroupSpec<'a> {
+    /// Index of the group, for tensor names.
+    pub k: usize,
+    /// retinaface-mnv2: the padded size; ssh-vgg16: the original size (hence equal scales).
+    pub hw: [usize; 2],
+    /// Indices into `sizes` of the group's images.
+    pub idxs: &'a [usize],
+    /// [H, W] of every image of the call.
+    pub sizes: &'a [[usize; 2]],
+    pub th: Thresholds,
+    /// Mark the `--dump` tensors of the group's first image as outputs.
+    pub dump: bool,
+}
+
+/// retinaface-mnv2 on a group that shares the padded size.
+pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Result<GroupIo> {
+    let GroupSpec {
+        k,
+        hw: padded,
+        idxs,
+        sizes,
+        th,
+        dump,
+    } = *spec;
     let n = idxs.len();
     let x = g.tensor(&format!("input{k}"), &[n, 3, padded[0], padded[1]])?;
     let images = inputs(g, idxs, sizes)?;
@@ -213,19 +226,21 @@ pub fn retina_group(
     )
 }
 
-/// ssh-vgg16 on images `idxs` that share the original size `hw` (hence the same scales).
-#[allow(clippy::too_many_arguments)]
+/// ssh-vgg16 on a group that shares the original size (hence the same scales).
 pub fn vgg_group(
     net: &SshVgg16,
     g: &mut Graph,
-    k: usize,
-    hw: [usize; 2],
-    idxs: &[usize],
-    sizes: &[[usize; 2]],
+    spec: &GroupSpec,
     protocol: Protocol,
-    th: Thresholds,
-    dump: bool,
 ) -> Result<GroupIo> {
+    let GroupSpec {
+        k,
+        hw,
+        idxs,
+        sizes,
+        th,
+        dump,
+    } = *spec;
     let n = idxs.len();
     let images = inputs(g, idxs, sizes)?;
     let scales = protocol.scales(hw);

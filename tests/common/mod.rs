@@ -67,37 +67,41 @@ pub fn assert_close(case: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
     }
 }
 
-/// Compiles `g`, writes `inputs`, runs once and reads `outputs` back as f32.
+/// Compiles `g`, writes `inputs`, runs once and returns the bytes of `outputs`.
+pub fn run_graph_bytes(
+    ctx: &GpuContext,
+    g: Graph,
+    inputs: &[(TensorId, &[f32])],
+    outputs: &[TensorId],
+) -> Vec<Vec<u8>> {
+    let plan = g.compile(ctx).expect("compile");
+    for (id, data) in inputs {
+        plan.write(ctx, *id, data).expect("write");
+    }
+    plan.run(ctx, outputs).expect("run")
+}
+
+/// As [`run_graph_bytes`], reading outputs as f32.
 pub fn run_graph(
     ctx: &GpuContext,
     g: Graph,
     inputs: &[(TensorId, &[f32])],
     outputs: &[TensorId],
 ) -> Vec<Vec<f32>> {
-    let plan = g.compile(ctx).expect("compile");
-    for (id, data) in inputs {
-        plan.write(ctx, *id, data).expect("write");
-    }
-    plan.run(ctx, outputs)
-        .expect("run")
+    run_graph_bytes(ctx, g, inputs, outputs)
         .iter()
         .map(|b| bytes_to_f32(b))
         .collect()
 }
 
-/// As [`run_graph`], reading outputs as u32.
+/// As [`run_graph_bytes`], reading outputs as u32.
 pub fn run_graph_u32(
     ctx: &GpuContext,
     g: Graph,
     inputs: &[(TensorId, &[f32])],
     outputs: &[TensorId],
 ) -> Vec<Vec<u32>> {
-    let plan = g.compile(ctx).expect("compile");
-    for (id, data) in inputs {
-        plan.write(ctx, *id, data).expect("write");
-    }
-    plan.run(ctx, outputs)
-        .expect("run")
+    run_graph_bytes(ctx, g, inputs, outputs)
         .iter()
         .map(|b| bytes_to_u32(b))
         .collect()
