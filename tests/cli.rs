@@ -1,6 +1,7 @@
 //! The `sshface` binary: JSON schema of `detect`, error handling of unreadable images, `--dump`.
 
 mod common;
+mod vgg_support;
 
 use std::process::Command;
 
@@ -144,4 +145,79 @@ fn bad_arguments_are_errors() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+/// `--model ssh-vgg16 --weights F --scale S --dump F`: landmarks null, and the dump holds the spec's tensors with
+/// the spec's shapes (97×75 at s = 1: L4 = 10×13, L5 = 5×7, L6 = 3×4).
+#[test]
+fn vgg_detect_and_dump() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let weights = vgg_support::write(
+        "cli_vgg_random",
+        &vgg_support::random_weights(1, &vgg_support::GAINS),
+    );
+    let dir = std::env::temp_dir().join(format!("sshface-vgg-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let img = dir.join("noise.png");
+    vgg_support::image(3, 97, 75).save(&img).unwrap();
+    let dump = dir.join("vgg_dump.safetensors");
+    let out = sshface()
+        .args([
+            "detect",
+            "--model",
+            "ssh-vgg16",
+            "--weights",
+            weights.to_str().unwrap(),
+            "--scale",
+            "1",
+            "--score",
+            "0.05",
+        ])
+        .args(["--dump", dump.to_str().unwrap(), img.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let faces = v[0]["faces"].as_array().unwrap();
+    assert!(
+        !faces.is_empty(),
+        "random weights give some detections above 0.05"
+    );
+    assert!(faces
+        .iter()
+        .all(|f| f["landmarks"].is_null() && f["box"].as_array().unwrap().len() == 4));
+    let bytes = std::fs::read(&dump).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let want: [(&str, &[usize]); 10] = [
+        ("m1.cls_prob", &[10, 13, 2]),
+        ("m2.cls_prob", &[5, 7, 2]),
+        ("m3.cls_prob", &[3, 4, 2]),
+        ("m1.bbox_pred", &[8, 10, 13]),
+        ("m2.bbox_pred", &[8, 5, 7]),
+        ("m3.bbox_pred", &[8, 3, 4]),
+        ("conv4_3", &[512, 10, 13]),
+        ("conv5_3", &[512, 5, 7]),
+        ("conv4_fuse_final", &[128, 10, 13]),
+        ("pool6", &[512, 3, 4]),
+    ];
+    for (name, shape) in want {
+        let t = st
+            .tensor(name)
+            .unwrap_or_else(|_| panic!("dump lacks {name}"));
+        assert_eq!(t.shape(), shape, "{name}");
+        assert_eq!(t.dtype(), safetensors::Dtype::F32);
+    }
+    assert_eq!(st.names().len(), 10);
+    // --scale is an ssh-vgg16 option.
+    let out = sshface()
+        .args(["detect", "--scale", "2", img.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
 }
