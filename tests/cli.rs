@@ -221,3 +221,33 @@ fn vgg_detect_and_dump() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// An image too large for the device's storage bindings fails with an error naming it; the other images of the same
+/// batch are still detected.
+#[test]
+fn too_large_image_fails_alone() {
+    let Some(ctx) = common::gpu() else { return };
+    let dir = std::env::temp_dir().join(format!("sshface-large-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    // conv1's output is 32 × H/2 × W/2 floats: past the binding limit when H·W > limit / 32.
+    let side = ((ctx.max_binding() / 32) as f64).sqrt() as u32 + 64;
+    let big = dir.join("huge.png");
+    image::RgbImage::from_pixel(side, side, image::Rgb([90, 120, 150]))
+        .save(&big)
+        .unwrap();
+    let good = format!("{DATA}/camera.png");
+    let out = sshface()
+        .args(["detect", big.to_str().unwrap(), &good])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("huge.png") && stderr.contains("max storage binding"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
+    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v[0]["image"], good.as_str());
+    assert_eq!(v[0]["faces"].as_array().unwrap().len(), 1);
+}

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Args;
+use image::RgbImage;
 use serde::Serialize;
 use sshface::{Detector, Face, Protocol};
 
@@ -108,59 +109,86 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "[")?;
     let mut first = true;
     let batch = a.batch.max(1);
-    for (ci, chunk) in a.images.chunks(batch).enumerate() {
-        let mut loaded = Vec::new();
-        for p in chunk {
-            match sshface::image_io::load_rgb(p) {
-                Ok(img) => loaded.push((p, img)),
-                Err(e) => {
-                    failed += 1;
-                    eprintln!("sshface: error: {e}");
+    let mut dump = a.dump.clone();
+    // Decoding runs one batch ahead of the GPU on its own thread.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(PathBuf, sshface::Result<RgbImage>)>>(1);
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let images = &a.images;
+        scope.spawn(move || {
+            for chunk in images.chunks(batch) {
+                let decoded = chunk
+                    .iter()
+                    .map(|p| (p.clone(), sshface::image_io::load_rgb(p)))
+                    .collect();
+                if tx.send(decoded).is_err() {
+                    break;
                 }
             }
-        }
-        if ci == 0 {
-            if let (Some(path), Some((_, img))) = (&a.dump, loaded.first()) {
+        });
+        for chunk in rx {
+            let mut loaded = Vec::new();
+            for (p, r) in chunk {
+                match r {
+                    Ok(img) => loaded.push((p, img)),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("sshface: error: {e}");
+                    }
+                }
+            }
+            if let (Some(path), Some((p, img))) = (&dump, loaded.first()) {
                 let tensors = det.dump(img)?;
                 let meta = HashMap::from([
                     ("model".to_string(), det.model().name().to_string()),
-                    ("image".to_string(), loaded[0].0.display().to_string()),
+                    ("image".to_string(), p.display().to_string()),
                 ]);
                 sshface::convert::write_safetensors(path, &tensors, &meta)?;
                 eprintln!(
-                    "sshface: wrote raw heads of {} to {}",
-                    loaded[0].0.display(),
+                    "sshface: wrote the raw outputs of {} to {}",
+                    p.display(),
                     path.display()
                 );
+                dump = None;
             }
-        }
-        let imgs: Vec<_> = loaded.iter().map(|(_, i)| i.clone()).collect();
-        let results = match det.detect_batch(&imgs) {
-            Ok(r) => r,
-            Err(e) => {
-                // A failing batch must not hide the others: report each of its images and go on.
-                for (p, _) in &loaded {
-                    failed += 1;
-                    eprintln!("sshface: error: {}: {e}", p.display());
+            let imgs: Vec<RgbImage> = loaded.iter().map(|(_, i)| i.clone()).collect();
+            // A batch that fails (e.g. one image too large for the device) must not hide the others:
+            // retry its images one by one so each error names its own file.
+            let results: Vec<Option<Vec<Face>>> = match det.detect_batch(&imgs) {
+                Ok(r) => r.into_iter().map(Some).collect(),
+                Err(_) if imgs.len() > 1 => loaded
+                    .iter()
+                    .map(|(p, img)| {
+                        det.detect(img)
+                            .map_err(|e| eprintln!("sshface: error: {}: {e}", p.display()))
+                            .ok()
+                    })
+                    .collect(),
+                Err(e) => {
+                    eprintln!("sshface: error: {}: {e}", loaded[0].0.display());
+                    vec![None]
                 }
-                continue;
+            };
+            for ((p, img), faces) in loaded.iter().zip(results) {
+                let Some(faces) = faces else {
+                    failed += 1;
+                    continue;
+                };
+                let obj = serde_json::to_string(&ImageOut {
+                    image: p.to_string_lossy().into_owned(),
+                    width: img.width(),
+                    height: img.height(),
+                    faces: faces.iter().map(face_out).collect(),
+                })?;
+                if !first {
+                    writeln!(out, ",")?;
+                }
+                first = false;
+                write!(out, "  {obj}")?;
+                out.flush()?;
             }
-        };
-        for ((p, img), faces) in loaded.iter().zip(results) {
-            let obj = serde_json::to_string(&ImageOut {
-                image: p.to_string_lossy().into_owned(),
-                width: img.width(),
-                height: img.height(),
-                faces: faces.iter().map(face_out).collect(),
-            })?;
-            if !first {
-                writeln!(out, ",")?;
-            }
-            first = false;
-            write!(out, "  {obj}")?;
-            out.flush()?;
         }
-    }
+        Ok(())
+    })?;
     writeln!(out, "\n]")?;
     if failed > 0 {
         eprintln!("sshface: {failed} of {} images failed", a.images.len());
