@@ -251,3 +251,49 @@ fn too_large_image_fails_alone() {
     assert_eq!(v[0]["image"], good.as_str());
     assert_eq!(v[0]["faces"].as_array().unwrap().len(), 1);
 }
+
+/// Unusual but valid images: 1×1, RGBA, 16-bit grayscale, a 1000×1 strip. Each gets a JSON entry and exit 0.
+#[test]
+fn unusual_images_are_processed() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sshface-odd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let paths = [
+        dir.join("one.png"),
+        dir.join("rgba.png"),
+        dir.join("gray16.png"),
+        dir.join("strip.png"),
+    ];
+    image::RgbImage::from_pixel(1, 1, image::Rgb([10, 20, 30]))
+        .save(&paths[0])
+        .unwrap();
+    image::RgbaImage::from_pixel(33, 65, image::Rgba([10, 20, 30, 100]))
+        .save(&paths[1])
+        .unwrap();
+    image::ImageBuffer::<image::Luma<u16>, Vec<u16>>::from_pixel(40, 30, image::Luma([40_000]))
+        .save(&paths[2])
+        .unwrap();
+    image::GrayImage::from_pixel(1000, 1, image::Luma([200]))
+        .save(&paths[3])
+        .unwrap();
+    let out = sshface().arg("detect").args(&paths).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let arr = v.as_array().unwrap();
+    let dims: Vec<(u64, u64)> = arr
+        .iter()
+        .map(|o| (o["width"].as_u64().unwrap(), o["height"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(dims, [(1, 1), (33, 65), (40, 30), (1000, 1)]);
+    assert!(
+        arr.iter()
+            .all(|o| o["faces"].as_array().unwrap().is_empty()),
+        "{v}"
+    );
+}
