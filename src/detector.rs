@@ -1,6 +1,7 @@
 //! The public detector: builder, model choice, plan cache, and the mapping of kept rows to [`Face`]s.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use image::RgbImage;
@@ -164,6 +165,7 @@ impl DetectorBuilder {
             th: Thresholds { score, nms },
             protocol: self.protocol,
             plans: Mutex::new(Vec::new()),
+            truncated: AtomicU64::new(0),
         })
     }
 }
@@ -193,6 +195,7 @@ pub struct Detector {
     th: Thresholds,
     protocol: Protocol,
     plans: Mutex<Vec<Arc<Compiled>>>,
+    truncated: AtomicU64,
 }
 
 impl Detector {
@@ -206,6 +209,14 @@ impl Detector {
 
     pub fn model(&self) -> Model {
         self.model
+    }
+
+    /// How many images so far had more candidates above the score threshold than NMS takes
+    /// ([`MAX_CANDIDATES`](crate::model::pipeline::MAX_CANDIDATES) per image). Their results are the exact greedy-NMS
+    /// result of their best-scoring candidates: the faces returned are right, but lower-scoring ones may be missing.
+    /// Only a very low score threshold on a large image gets there.
+    pub fn truncated_images(&self) -> u64 {
+        self.truncated.load(Ordering::Relaxed)
     }
 
     /// Detects faces in one image.
@@ -238,6 +249,9 @@ impl Detector {
         for (k, gr) in c.groups.iter().enumerate() {
             for (j, &(idx, _)) in gr.images.iter().enumerate() {
                 let kept = (counts[k][2 * j] as usize).min(gr.capacity) as u64;
+                if counts[k][2 * j + 1] != 0 {
+                    self.truncated.fetch_add(1, Ordering::Relaxed);
+                }
                 ranges.push((gr.rows, (j * gr.capacity * 64) as u64, kept * 64));
                 owners.push(idx);
             }

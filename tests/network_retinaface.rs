@@ -263,3 +263,29 @@ fn multi_face_canvas() {
         );
     }
 }
+
+/// More candidates than NMS takes (score threshold 0 on a 768×768 input: 24,192 anchors): the image is counted as
+/// truncated and the result is the exact greedy result of the best candidates, so the top face is unchanged.
+#[test]
+fn candidate_overflow_is_reported() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let det = Detector::builder().score_threshold(0.0).build().unwrap();
+    let g = golden("astronaut");
+    let big = image::imageops::resize(&g.image, 768, 768, image::imageops::FilterType::Triangle);
+    assert_eq!(det.truncated_images(), 0);
+    let faces = det.detect(&big).unwrap();
+    assert_eq!(det.truncated_images(), 1);
+    assert!(faces.len() > 100, "{} faces", faces.len());
+    let top = &faces[0];
+    let want = g.faces[0].bbox.map(|v| v * 1.5);
+    assert!(
+        top.score > 0.99 && iou(&top.bbox, &want) > 0.8,
+        "top face {top:?} vs {want:?}"
+    );
+    assert!(
+        faces.windows(2).all(|w| w[0].score >= w[1].score),
+        "score-descending"
+    );
+}

@@ -151,6 +151,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
                 dump = None;
             }
             let imgs: Vec<RgbImage> = loaded.iter().map(|(_, i)| i.clone()).collect();
+            let truncated = det.truncated_images();
             // A batch that fails (e.g. one image too large for the device) must not hide the others:
             // retry its images one by one so each error names its own file.
             let results: Vec<Option<Vec<Face>>> = match det.detect_batch(&imgs) {
@@ -168,6 +169,17 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
                     vec![None]
                 }
             };
+            if det.truncated_images() > truncated {
+                let names: Vec<String> = loaded
+                    .iter()
+                    .map(|(p, _)| p.display().to_string())
+                    .collect();
+                eprintln!(
+                    "sshface: warning: more than {} candidates above the score threshold in one of [{}]; only the best entered NMS (raise --score)",
+                    sshface::model::pipeline::MAX_CANDIDATES,
+                    names.join(", ")
+                );
+            }
             for ((p, img), faces) in loaded.iter().zip(results) {
                 let Some(faces) = faces else {
                     failed += 1;
