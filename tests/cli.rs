@@ -297,3 +297,53 @@ fn unusual_images_are_processed() {
         "{v}"
     );
 }
+
+/// `eval` writes one WIDER FACE result file per image (name, count, `x1 y1 w h score` with truncation), names a
+/// corrupt image, and still writes the others.
+#[test]
+fn eval_writes_wider_result_files() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sshface-eval-{}", std::process::id()));
+    let (images, out) = (dir.join("images"), dir.join("out"));
+    std::fs::create_dir_all(images.join("0--Parade")).unwrap();
+    std::fs::create_dir_all(images.join("1--Handshaking")).unwrap();
+    std::fs::copy(
+        format!("{DATA}/astronaut.png"),
+        images.join("0--Parade/0_Parade_1.png"),
+    )
+    .unwrap();
+    std::fs::write(
+        images.join("1--Handshaking/1_Handshaking_2.jpg"),
+        b"not a jpeg",
+    )
+    .unwrap();
+    let o = sshface()
+        .args([
+            "eval",
+            "--images",
+            images.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+            "--score",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success(),
+        "a corrupt image makes the exit non-zero"
+    );
+    assert!(stderr.contains("1_Handshaking_2.jpg"), "{stderr}");
+    let txt = std::fs::read_to_string(out.join("0--Parade/0_Parade_1.txt")).unwrap();
+    let lines: Vec<&str> = txt.lines().collect();
+    assert_eq!(lines[0], "0_Parade_1");
+    assert_eq!(lines[1], "1");
+    // Golden box (177.3437, 59.942, 270.2441, 181.2588): int(x1) int(y1) int(x2)-int(x1) int(y2)-int(y1) score.
+    let f: Vec<&str> = lines[2].split(' ').collect();
+    assert_eq!(&f[..4], ["177", "59", "93", "122"], "{txt}");
+    assert!((f[4].parse::<f64>().unwrap() - 0.9999688).abs() < 1e-4);
+    assert!(!out.join("1--Handshaking/1_Handshaking_2.txt").exists());
+}

@@ -1,7 +1,8 @@
-//! Subcommands: detect, convert, bench, profile, adapters.
+//! Subcommands: detect, convert, bench, profile, eval, adapters.
 
 mod bench;
 mod detect;
+mod eval;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,8 @@ enum Cmd {
     Bench(bench::BenchArgs),
     /// GPU time of every layer (needs timestamp queries inside passes).
     Profile(bench::ProfileArgs),
+    /// Write WIDER FACE result files for an image folder (one sub-folder per event).
+    Eval(eval::EvalArgs),
     /// List the GPU adapters wgpu can see.
     Adapters,
 }
@@ -101,6 +104,7 @@ pub fn main() -> ExitCode {
         Cmd::Convert(a) => convert(a),
         Cmd::Bench(a) => bench::bench(a),
         Cmd::Profile(a) => bench::profile(a),
+        Cmd::Eval(a) => eval::run(a),
         Cmd::Adapters => adapters(),
     };
     match r {

@@ -1,0 +1,122 @@
+//! `sshface eval`: detection result files for the WIDER FACE evaluation toolkit, one per image:
+//! `<out>/<event>/<name>.txt` holding the image name, the count, then `x1 y1 w h score` per detection with
+//! w = int(x2) − int(x1), h = int(y2) − int(y1) and truncation (SSH's `lib/datasets/wider.py`).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Args;
+use sshface::{Detector, Face, Protocol};
+
+use super::{GpuArgs, ModelArg};
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// WIDER FACE image folder (`WIDER_val/images`): one sub-folder per event.
+    #[arg(long)]
+    images: PathBuf,
+    /// Output folder for the result files.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, value_enum, default_value = "retinaface-mnv2")]
+    model: ModelArg,
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Score threshold (default: 0.05 for ssh-vgg16 as in the paper, 0.02 for retinaface-mnv2 as upstream).
+    #[arg(long)]
+    score: Option<f32>,
+    /// ssh-vgg16: the pyramid protocol.
+    #[arg(long)]
+    pyramid: bool,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+/// The lines of one result file.
+pub fn wider_lines(name: &str, faces: &[Face]) -> String {
+    let mut s = format!("{name}\n{}\n", faces.len());
+    for f in faces {
+        let [x1, y1, x2, y2] = f.bbox.map(|v| v.trunc() as i64);
+        s.push_str(&format!("{x1} {y1} {} {} {}\n", x2 - x1, y2 - y1, f.score));
+    }
+    s
+}
+
+fn is_image(p: &Path) -> bool {
+    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+        matches!(
+            e.to_ascii_lowercase().as_str(),
+            "jpg" | "jpeg" | "png" | "bmp" | "webp" | "tif" | "tiff"
+        )
+    })
+}
+
+fn sorted_dir(p: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(p)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
+    let model: sshface::Model = a.model.into();
+    let score = a.score.unwrap_or(match model {
+        sshface::Model::SshVgg16 => 0.05,
+        sshface::Model::RetinafaceMnv2 => 0.02,
+    });
+    let mut b = Detector::builder()
+        .model(model)
+        .adapter(a.gpu.options()?)
+        .score_threshold(score);
+    if let Some(w) = &a.weights {
+        b = b.weights(w);
+    }
+    if a.pyramid {
+        b = b.protocol(Protocol::Pyramid);
+    }
+    let det = b.build()?;
+    eprintln!(
+        "sshface: model {} on {}",
+        model.name(),
+        det.context().describe()
+    );
+    let (mut done, mut failed) = (0usize, 0usize);
+    for event in sorted_dir(&a.images)?.into_iter().filter(|p| p.is_dir()) {
+        let out_dir = a.out.join(event.file_name().unwrap_or_default());
+        std::fs::create_dir_all(&out_dir)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", out_dir.display()))?;
+        for img_path in sorted_dir(&event)?.into_iter().filter(|p| is_image(p)) {
+            let stem = img_path
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            let faces = sshface::image_io::load_rgb(&img_path).and_then(|img| det.detect(&img));
+            match faces {
+                Ok(faces) => {
+                    let file = out_dir.join(format!("{stem}.txt"));
+                    let mut f = std::fs::File::create(&file)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+                    f.write_all(wider_lines(&stem, &faces).as_bytes())?;
+                    done += 1;
+                }
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("sshface: error: {}: {e}", img_path.display());
+                }
+            }
+        }
+    }
+    eprintln!(
+        "sshface: wrote {done} result files to {} ({failed} images failed)",
+        a.out.display()
+    );
+    Ok(if failed > 0 || done == 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
