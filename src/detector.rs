@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::gpu::plan::{bytes_to_f32, bytes_to_u32};
 use crate::gpu::{AdapterOptions, GpuContext, Graph, Plan, TensorId};
 pub use crate::model::pipeline::Protocol;
-use crate::model::pipeline::{self, DumpLayout, GroupIo, Thresholds};
+use crate::model::pipeline::{self, GroupIo, Thresholds};
 use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
 use crate::model::ssh_vgg16::SshVgg16;
 use crate::model::weights::WeightFile;
@@ -278,45 +278,19 @@ impl Detector {
         let gr = &c.groups[0];
         let ids: Vec<TensorId> = gr.dumps.iter().map(|d| d.id).collect();
         let out = c.plan.run(&self.ctx, &ids)?;
-        let mut named: Vec<NamedTensor> = Vec::new();
-        for (d, bytes) in gr.dumps.iter().zip(&out) {
-            let v = bytes_to_f32(bytes);
-            let s = c.plan.info(d.id).shape.clone();
-            match d.layout {
-                DumpLayout::Chw => named.push((d.name.clone(), s[1..].to_vec(), v)),
-                DumpLayout::Hwa => {
-                    let (a, h, w) = (s[1], s[2], s[3]);
-                    let mut t = Vec::with_capacity(v.len());
-                    for y in 0..h {
-                        for x in 0..w {
-                            for k in 0..a {
-                                t.push(v[(k * h + y) * w + x]);
-                            }
-                        }
-                    }
-                    named.push((d.name.clone(), vec![h, w, a], t));
-                }
-                DumpLayout::RetinaHead { k, .. } => {
-                    let (h, w) = (s[2], s[3]);
-                    let mut t = Vec::new();
-                    nchw_to_rows(&v, s[1], h, w, &mut t);
-                    match named.iter_mut().find(|n| n.0 == d.name) {
-                        Some(n) => n.2.extend(t),
-                        None => named.push((d.name.clone(), vec![0, k], t)),
-                    }
-                }
-            }
-        }
+        let shapes: Vec<Vec<usize>> = gr
+            .dumps
+            .iter()
+            .map(|d| c.plan.info(d.id).shape.clone())
+            .collect();
+        let mut named = pipeline::assemble_dumps(&gr.dumps, &shapes, &out);
         if self.model == Model::RetinafaceMnv2 {
             let padded = rf::padded_size([image.height() as usize, image.width() as usize]);
             let priors: Vec<f32> = crate::model::anchors::ssd_priors(padded, &rf::LEVELS)
                 .into_iter()
                 .flatten()
                 .collect();
-            named.push(("priors".into(), vec![0, 4], priors));
-            for n in named.iter_mut() {
-                n.1[0] = n.2.len() / n.1[1];
-            }
+            named.push(("priors".into(), vec![priors.len() / 4, 4], priors));
         }
         Ok(named)
     }
@@ -416,19 +390,5 @@ fn row_to_face(r: &[f32], model: Model) -> Face {
         bbox: [r[0], r[1], r[2], r[3]],
         score: r[15],
         landmarks,
-    }
-}
-
-/// Appends the rows (y, x, a) of a head [1, A·k, H, W] with A = 2 whose channel a·k + j holds value j of anchor a.
-fn nchw_to_rows(t: &[f32], channels: usize, h: usize, w: usize, dst: &mut Vec<f32>) {
-    let k = channels / 2;
-    for y in 0..h {
-        for x in 0..w {
-            for a in 0..2 {
-                for j in 0..k {
-                    dst.push(t[((a * k + j) * h + y) * w + x]);
-                }
-            }
-        }
     }
 }

@@ -4,6 +4,7 @@ pub mod context;
 pub mod graph;
 pub mod pipelines;
 pub mod plan;
+pub mod readback;
 
 pub use context::{AdapterOptions, GpuContext, Weight};
 pub use graph::{Binding, Graph, StepDesc, TensorId, TensorKind};

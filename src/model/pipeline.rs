@@ -1,7 +1,9 @@
 //! Per-model detection graphs: preprocessing → network → softmax → decode → selection/NMS, for one group of
 //! images that share an input size. The detector compiles all groups of a call into one plan.
 
+use crate::detector::NamedTensor;
 use crate::error::Result;
+use crate::gpu::readback::bytes_to_f32;
 use crate::gpu::{Graph, TensorId};
 use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
 use crate::model::ssh_vgg16::{self as vgg, SshVgg16};
@@ -350,4 +352,43 @@ pub fn vgg_group(
     }
     let capacity = total.min(vgg::TOP_K * segments.len()).min(MAX_CANDIDATES);
     finish(g, images, rows, &segments, th, true, capacity, dumps)
+}
+
+/// Turns the bytes read for `dumps` (tensor shapes in `shapes`) into the named tensors of `--dump`; heads of the
+/// three retinaface-mnv2 levels are concatenated into one [N, k] tensor per name.
+pub fn assemble_dumps(
+    dumps: &[DumpTensor],
+    shapes: &[Vec<usize>],
+    bytes: &[Vec<u8>],
+) -> Vec<NamedTensor> {
+    let mut named: Vec<NamedTensor> = Vec::new();
+    for ((d, s), b) in dumps.iter().zip(shapes).zip(bytes) {
+        let v = bytes_to_f32(b);
+        let (c, h, w) = (s[1], s[2], s[3]);
+        match d.layout {
+            DumpLayout::Chw => named.push((d.name.clone(), s[1..].to_vec(), v)),
+            DumpLayout::Hwa => {
+                let t = (0..h * w)
+                    .flat_map(|p| (0..c).map(move |a| (a, p)))
+                    .map(|(a, p)| v[a * h * w + p])
+                    .collect();
+                named.push((d.name.clone(), vec![h, w, c], t));
+            }
+            DumpLayout::RetinaHead { k, .. } => {
+                // Channel a·k + j of anchor a (A = c / k) becomes row (y, x, a), column j.
+                let a_n = c / k;
+                let rows = (0..h * w)
+                    .flat_map(|p| (0..a_n * k).map(move |ch| (ch, p)))
+                    .map(|(ch, p)| v[ch * h * w + p]);
+                match named.iter_mut().find(|n| n.0 == d.name) {
+                    Some(n) => n.2.extend(rows),
+                    None => named.push((d.name.clone(), vec![0, k], rows.collect())),
+                }
+            }
+        }
+    }
+    for n in named.iter_mut().filter(|n| n.1.len() == 2 && n.1[0] == 0) {
+        n.1[0] = n.2.len() / n.1[1];
+    }
+    named
 }

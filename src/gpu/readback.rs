@@ -1,0 +1,50 @@
+//! Reading GPU buffers back: mapping a staging buffer and reinterpreting its bytes.
+
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+
+/// Maps `buf` for reading, waits, and copies out its first `len` bytes.
+pub(crate) fn map_read(ctx: &GpuContext, buf: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    buf.map_async(wgpu::MapMode::Read, 0..len, move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.device
+        .poll(wgpu::PollType::wait_indefinitely())
+        .map_err(|e| Error::Gpu {
+            what: "waiting for readback".into(),
+            msg: e.to_string(),
+        })?;
+    rx.recv()
+        .map_err(|e| Error::Gpu {
+            what: "readback".into(),
+            msg: e.to_string(),
+        })?
+        .map_err(|e| Error::Gpu {
+            what: "mapping the readback buffer".into(),
+            msg: e.to_string(),
+        })?;
+    let out = buf
+        .get_mapped_range(0..len)
+        .map_err(|e| Error::Gpu {
+            what: "readback range".into(),
+            msg: format!("{e:?}"),
+        })?
+        .to_vec();
+    buf.unmap();
+    Ok(out)
+}
+
+/// Reinterprets little-endian bytes read back from the GPU as f32 values.
+pub fn bytes_to_f32(b: &[u8]) -> Vec<f32> {
+    b.chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
+
+/// Reinterprets little-endian bytes read back from the GPU as u32 values.
+pub fn bytes_to_u32(b: &[u8]) -> Vec<u32> {
+    b.chunks_exact(4)
+        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect()
+}
