@@ -126,17 +126,20 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
             }
         });
         for chunk in rx {
-            let mut loaded = Vec::new();
+            let (mut paths, mut imgs) = (Vec::new(), Vec::<RgbImage>::new());
             for (p, r) in chunk {
                 match r {
-                    Ok(img) => loaded.push((p, img)),
+                    Ok(img) => {
+                        paths.push(p);
+                        imgs.push(img);
+                    }
                     Err(e) => {
                         failed += 1;
                         eprintln!("sshface: error: {e}");
                     }
                 }
             }
-            if let (Some(path), Some((p, img))) = (&dump, loaded.first()) {
+            if let (Some(path), Some(p), Some(img)) = (&dump, paths.first(), imgs.first()) {
                 let tensors = det.dump(img)?;
                 let meta = HashMap::from([
                     ("model".to_string(), det.model().name().to_string()),
@@ -150,14 +153,14 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
                 );
                 dump = None;
             }
-            let imgs: Vec<RgbImage> = loaded.iter().map(|(_, i)| i.clone()).collect();
             let truncated = det.truncated_images();
             // A batch that fails (e.g. one image too large for the device) must not hide the others:
             // retry its images one by one so each error names its own file.
             let results: Vec<Option<Vec<Face>>> = match det.detect_batch(&imgs) {
                 Ok(r) => r.into_iter().map(Some).collect(),
-                Err(_) if imgs.len() > 1 => loaded
+                Err(_) if imgs.len() > 1 => paths
                     .iter()
+                    .zip(&imgs)
                     .map(|(p, img)| {
                         det.detect(img)
                             .map_err(|e| eprintln!("sshface: error: {}: {e}", p.display()))
@@ -165,22 +168,19 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
                     })
                     .collect(),
                 Err(e) => {
-                    eprintln!("sshface: error: {}: {e}", loaded[0].0.display());
+                    eprintln!("sshface: error: {}: {e}", paths[0].display());
                     vec![None]
                 }
             };
             if det.truncated_images() > truncated {
-                let names: Vec<String> = loaded
-                    .iter()
-                    .map(|(p, _)| p.display().to_string())
-                    .collect();
+                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
                 eprintln!(
                     "sshface: warning: more than {} candidates above the score threshold in one of [{}]; only the best entered NMS (raise --score)",
                     sshface::model::pipeline::MAX_CANDIDATES,
                     names.join(", ")
                 );
             }
-            for ((p, img), faces) in loaded.iter().zip(results) {
+            for ((p, img), faces) in paths.iter().zip(&imgs).zip(results) {
                 let Some(faces) = faces else {
                     failed += 1;
                     continue;
