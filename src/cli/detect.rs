@@ -10,7 +10,7 @@ use image::RgbImage;
 use serde::Serialize;
 use sshface::{Detector, Face, Protocol};
 
-use super::{GpuArgs, ModelArg};
+use super::{progress, say, GpuArgs, ModelArg};
 
 #[derive(Args)]
 pub struct DetectArgs {
@@ -109,6 +109,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "[")?;
     let mut first = true;
     let batch = a.batch.max(1);
+    let pb = progress(a.images.len());
     let mut dump = a.dump.clone();
     // Decoding runs one batch ahead of the GPU on its own thread.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(PathBuf, sshface::Result<RgbImage>)>>(1);
@@ -126,6 +127,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
             }
         });
         for chunk in rx {
+            let chunk_len = chunk.len() as u64;
             let (mut paths, mut imgs) = (Vec::new(), Vec::<RgbImage>::new());
             for (p, r) in chunk {
                 match r {
@@ -135,7 +137,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
                     }
                     Err(e) => {
                         failed += 1;
-                        eprintln!("sshface: error: {e}");
+                        say!(pb, "sshface: error: {e}");
                     }
                 }
             }
@@ -146,7 +148,8 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
                     ("image".to_string(), p.display().to_string()),
                 ]);
                 sshface::convert::write_safetensors(path, &tensors, &meta)?;
-                eprintln!(
+                say!(
+                    pb,
                     "sshface: wrote the raw outputs of {} to {}",
                     p.display(),
                     path.display()
@@ -163,18 +166,18 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
                     .zip(&imgs)
                     .map(|(p, img)| {
                         det.detect(img)
-                            .map_err(|e| eprintln!("sshface: error: {}: {e}", p.display()))
+                            .map_err(|e| say!(pb, "sshface: error: {}: {e}", p.display()))
                             .ok()
                     })
                     .collect(),
                 Err(e) => {
-                    eprintln!("sshface: error: {}: {e}", paths[0].display());
+                    say!(pb, "sshface: error: {}: {e}", paths[0].display());
                     vec![None]
                 }
             };
             if det.truncated_images() > truncated {
                 let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-                eprintln!(
+                say!(pb,
                     "sshface: warning: more than {} candidates above the score threshold in one of [{}]; only the best entered NMS (raise --score)",
                     sshface::model::pipeline::MAX_CANDIDATES,
                     names.join(", ")
@@ -198,9 +201,11 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
                 write!(out, "  {obj}")?;
                 out.flush()?;
             }
+            pb.inc(chunk_len);
         }
         Ok(())
     })?;
+    pb.finish_and_clear();
     writeln!(out, "\n]")?;
     if failed > 0 {
         eprintln!("sshface: {failed} of {} images failed", a.images.len());

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 use sshface::{Detector, Face, Protocol};
 
-use super::{GpuArgs, ModelArg};
+use super::{progress, say, GpuArgs, ModelArg};
 
 #[derive(Args)]
 pub struct EvalArgs {
@@ -84,11 +84,21 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         det.context().describe()
     );
     let (mut done, mut failed) = (0usize, 0usize);
+    let mut work = Vec::new();
     for event in sorted_dir(&a.images)?.into_iter().filter(|p| p.is_dir()) {
+        let files: Vec<PathBuf> = sorted_dir(&event)?
+            .into_iter()
+            .filter(|p| is_image(p))
+            .collect();
+        work.push((event, files));
+    }
+    let pb = progress(work.iter().map(|(_, f)| f.len()).sum());
+    for (event, files) in work {
         let out_dir = a.out.join(event.file_name().unwrap_or_default());
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| anyhow::anyhow!("{}: {e}", out_dir.display()))?;
-        for img_path in sorted_dir(&event)?.into_iter().filter(|p| is_image(p)) {
+        for img_path in files {
+            pb.inc(1);
             let stem = img_path
                 .file_stem()
                 .unwrap_or_default()
@@ -105,11 +115,12 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
                 }
                 Err(e) => {
                     failed += 1;
-                    eprintln!("sshface: error: {}: {e}", img_path.display());
+                    say!(pb, "sshface: error: {}: {e}", img_path.display());
                 }
             }
         }
     }
+    pb.finish_and_clear();
     eprintln!(
         "sshface: wrote {done} result files to {} ({failed} images failed)",
         a.out.display()

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use sshface::{AdapterOptions, Model};
 
 #[derive(Parser)]
@@ -95,6 +96,25 @@ enum FromArg {
     #[value(name = "tf-graph")]
     TfGraph,
     Caffe,
+}
+
+/// Prints a line on stderr without tearing the progress bar.
+macro_rules! say {
+    ($pb:expr, $($t:tt)*) => {
+        $pb.suspend(|| eprintln!($($t)*))
+    };
+}
+pub(crate) use say;
+
+/// A progress bar on stderr with rate and ETA; draws nothing when stderr is not a terminal.
+fn progress(n: usize) -> ProgressBar {
+    let pb = ProgressBar::new(n as u64);
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}")
+    {
+        pb.set_style(style);
+    }
+    pb
 }
 
 pub fn main() -> ExitCode {
