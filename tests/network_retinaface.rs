@@ -289,3 +289,24 @@ fn candidate_overflow_is_reported() {
         "score-descending"
     );
 }
+
+/// One detector shared by threads: concurrent calls on the same and on different plans give the single-call faces.
+#[test]
+fn shared_detector_across_threads() {
+    let Some(det) = detector() else { return };
+    let imgs: Vec<RgbImage> = ["astronaut", "camera"]
+        .iter()
+        .map(|n| golden(n).image)
+        .collect();
+    let want: Vec<Vec<Face>> = imgs.iter().map(|i| det.detect(i).unwrap()).collect();
+    std::thread::scope(|s| {
+        for t in 0..4 {
+            let (imgs, want) = (&imgs, &want);
+            s.spawn(move || {
+                let i = t % 2;
+                let got = det.detect(&imgs[i]).unwrap();
+                assert_faces_match(&format!("thread {t}"), &got, &want[i], 0.0, 0.0);
+            });
+        }
+    });
+}
