@@ -341,6 +341,31 @@ impl Detector {
         Ok(c)
     }
 
+    /// Appends the detection graph of one group; returns its I/O and the bytes of its largest tensor.
+    fn append_group(
+        &self,
+        g: &mut Graph,
+        k: usize,
+        hw: [usize; 2],
+        idxs: &[usize],
+        sizes: &[[usize; 2]],
+        dump: bool,
+    ) -> Result<(GroupIo, u64)> {
+        let spec = pipeline::GroupSpec {
+            k,
+            hw,
+            idxs,
+            sizes,
+            th: self.th,
+            dump,
+        };
+        let io = match &self.net {
+            Net::Retina(net) => pipeline::retina_group(net, g, &spec)?,
+            Net::Vgg(net) => pipeline::vgg_group(net, g, &spec, self.protocol)?,
+        };
+        Ok((io, g.max_tensor_bytes()))
+    }
+
     fn build_plan(&self, key: (Vec<[usize; 2]>, bool)) -> Result<Compiled> {
         let (sizes, dump) = (&key.0, key.1);
         let mut g = Graph::new();
@@ -358,20 +383,18 @@ impl Detector {
                 None => groups.push((p, vec![i])),
             }
         }
+        // A batch makes every feature map N times larger: split a group so that its largest tensor still fits one
+        // storage binding (an image that does not fit alone fails at compile with the tensor, size and limit).
+        let mut batches: Vec<([usize; 2], Vec<usize>)> = Vec::new();
+        for (gk, idxs) in groups {
+            let one = self.append_group(&mut Graph::new(), 0, gk, &idxs[..1], sizes, false)?;
+            let per_image = one.1.max(1);
+            let n_max = (self.ctx.max_binding() / per_image).max(1) as usize;
+            batches.extend(idxs.chunks(n_max).map(|c| (gk, c.to_vec())));
+        }
         let mut ios = Vec::new();
-        for (k, (gk, idxs)) in groups.iter().enumerate() {
-            let spec = pipeline::GroupSpec {
-                k,
-                hw: *gk,
-                idxs,
-                sizes,
-                th: self.th,
-                dump,
-            };
-            ios.push(match &self.net {
-                Net::Retina(net) => pipeline::retina_group(net, &mut g, &spec)?,
-                Net::Vgg(net) => pipeline::vgg_group(net, &mut g, &spec, self.protocol)?,
-            });
+        for (k, (gk, idxs)) in batches.iter().enumerate() {
+            ios.push(self.append_group(&mut g, k, *gk, idxs, sizes, dump)?.0);
         }
         let plan = g.compile(&self.ctx)?;
         Ok(Compiled {

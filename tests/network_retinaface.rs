@@ -310,3 +310,37 @@ fn shared_detector_across_threads() {
         }
     });
 }
+
+/// A batch whose feature maps would not fit one storage binding is split into smaller batches inside the plan:
+/// three images sized so that two fit (block1.expand alone holds 96·H·W bytes per image) give their single-call faces.
+#[test]
+fn oversized_batch_is_split() {
+    let Some(ctx) = common::gpu() else { return };
+    let Some(det) = detector() else { return };
+    let limit = ctx.max_binding() as f64;
+    // 96·side² ≈ limit / 2.3: two images fit, three do not. Capped so a large-binding GPU stays quick.
+    let side = (((limit / 2.3 / 96.0).sqrt() as u32) / 32 * 32).clamp(64, 1024);
+    let resize = |n: &str| {
+        image::imageops::resize(
+            &golden(n).image,
+            side,
+            side,
+            image::imageops::FilterType::Triangle,
+        )
+    };
+    let (a, b) = (resize("astronaut"), resize("grace_hopper"));
+    if side < 1024 {
+        assert!(
+            3.0 * 96.0 * (side as f64).powi(2) > limit,
+            "the batch must exceed the binding limit"
+        );
+    }
+    let got = det
+        .detect_batch(&[a.clone(), b.clone(), a.clone()])
+        .unwrap();
+    let (sa, sb) = (det.detect(&a).unwrap(), det.detect(&b).unwrap());
+    assert!(!sa.is_empty() && !sb.is_empty());
+    assert_faces_match("batch[0]", &got[0], &sa, 1e-3, 1e-5);
+    assert_faces_match("batch[1]", &got[1], &sb, 1e-3, 1e-5);
+    assert_faces_match("batch[2]", &got[2], &sa, 1e-3, 1e-5);
+}

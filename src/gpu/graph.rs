@@ -140,6 +140,15 @@ impl Graph {
         })
     }
 
+    /// Bytes of the largest tensor (4-byte elements).
+    pub fn max_tensor_bytes(&self) -> u64 {
+        self.tensors
+            .iter()
+            .map(|t| t.len() as u64 * 4)
+            .max()
+            .unwrap_or(0)
+    }
+
     pub fn push(&mut self, step: StepDesc) {
         self.steps.push(step);
     }
