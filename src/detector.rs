@@ -82,6 +82,7 @@ pub struct DetectorBuilder {
     adapter: AdapterOptions,
     context: Option<Arc<GpuContext>>,
     protocol: Protocol,
+    max_binding: Option<u64>,
 }
 
 impl DetectorBuilder {
@@ -110,6 +111,12 @@ impl DetectorBuilder {
         self
     }
     /// ssh-vgg16 test protocol (single scale 1200/1600 by default, a fixed scale, or the pyramid).
+    /// Plan as if one storage binding held at most `bytes` (never more than the device allows): high-resolution
+    /// layers then run in row strips and batches split earlier. Lowers peak memory; results are identical.
+    pub fn max_binding(mut self, bytes: u64) -> Self {
+        self.max_binding = Some(bytes);
+        self
+    }
     pub fn protocol(mut self, p: Protocol) -> Self {
         self.protocol = p;
         self
@@ -158,12 +165,16 @@ impl DetectorBuilder {
             Model::RetinafaceMnv2 => Net::Retina(Box::new(RetinaFaceMnv2::load(&ctx, &wf)?)),
             Model::SshVgg16 => Net::Vgg(Box::new(SshVgg16::load(&ctx, &wf)?)),
         };
+        let limit = self
+            .max_binding
+            .map_or(ctx.max_binding(), |b| b.min(ctx.max_binding()));
         Ok(Detector {
             ctx,
             model: self.model,
             net,
             th: Thresholds { score, nms },
             protocol: self.protocol,
+            limit,
             plans: Mutex::new(Vec::new()),
             truncated: AtomicU64::new(0),
         })
@@ -194,6 +205,8 @@ pub struct Detector {
     net: Net,
     th: Thresholds,
     protocol: Protocol,
+    /// Largest tensor in bytes the plans are built for.
+    limit: u64,
     plans: Mutex<Vec<Arc<Compiled>>>,
     truncated: AtomicU64,
 }
@@ -358,6 +371,7 @@ impl Detector {
             sizes,
             th: self.th,
             dump,
+            limit: self.limit,
         };
         let io = match &self.net {
             Net::Retina(net) => pipeline::retina_group(net, g, &spec)?,
@@ -389,7 +403,7 @@ impl Detector {
         for (gk, idxs) in groups {
             let one = self.append_group(&mut Graph::new(), 0, gk, &idxs[..1], sizes, false)?;
             let per_image = one.1.max(1);
-            let n_max = (self.ctx.max_binding() / per_image).max(1) as usize;
+            let n_max = (self.limit / per_image).max(1) as usize;
             batches.extend(idxs.chunks(n_max).map(|c| (gk, c.to_vec())));
         }
         let mut ios = Vec::new();

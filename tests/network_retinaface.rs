@@ -344,3 +344,44 @@ fn oversized_batch_is_split() {
     assert_faces_match("batch[1]", &got[1], &sb, 1e-3, 1e-5);
     assert_faces_match("batch[2]", &got[2], &sa, 1e-3, 1e-5);
 }
+
+/// With a 4 MiB binding budget conv1 and blocks 0–1 run in row strips (at 512×512 block1.expand alone is 25 MB):
+/// the graph has strip steps, no strip tensor exceeds the budget, and the raw heads and faces are bit-identical.
+#[test]
+fn row_strips_are_bit_identical() {
+    let Some(ctx) = common::gpu() else { return };
+    let Some(plain) = detector() else { return };
+    let budget = 4u64 << 20;
+    let wf = sshface::model::weights::WeightFile::from_bytes(
+        "bundled",
+        sshface::detector::BUNDLED_RETINAFACE,
+    )
+    .unwrap();
+    let net = sshface::model::retinaface_mnv2::RetinaFaceMnv2::load(ctx, &wf).unwrap();
+    let mut g = sshface::gpu::Graph::new();
+    let x = g.input("x", &[1, 3, 512, 512]).unwrap();
+    net.forward(&mut g, x, budget).unwrap();
+    let strip_steps: Vec<&str> = g
+        .steps()
+        .iter()
+        .map(|s| s.label.as_str())
+        .filter(|l| l.contains("[strip"))
+        .collect();
+    assert!(
+        strip_steps
+            .iter()
+            .any(|l| l.starts_with("backbone.block1.expand[strip 2/")),
+        "{strip_steps:?}"
+    );
+    let strips = Detector::builder().max_binding(budget).build().unwrap();
+    let img = golden("astronaut").image;
+    let (a, b) = (plain.dump(&img).unwrap(), strips.dump(&img).unwrap());
+    for ((na, _, va), (nb, _, vb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(
+            va.iter().zip(vb).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{na} differs with strips"
+        );
+    }
+    assert_eq!(plain.detect(&img).unwrap(), strips.detect(&img).unwrap());
+}

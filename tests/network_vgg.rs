@@ -390,3 +390,35 @@ fn batch_of_two_sizes_equals_single_calls() {
     }
     assert_ne!(got[0], got[2], "different images gave identical detections");
 }
+
+/// With a 256 KiB binding budget conv1_1 … pool2 run in row strips (97×75: conv1_x maps are 1.9 MB); every dumped
+/// tensor and every detection is bit-identical to the run without strips (each output sums the same products in the
+/// same order).
+#[test]
+fn row_strips_are_bit_identical() {
+    let Some(plain) = detector(Protocol::Scale(1.0), 0.05) else {
+        return;
+    };
+    let strips = Detector::builder()
+        .model(Model::SshVgg16)
+        .weights(weights_path())
+        .context(ctx().unwrap())
+        .protocol(Protocol::Scale(1.0))
+        .score_threshold(0.05)
+        .nms_threshold(NMS)
+        .max_binding(256 << 10)
+        .build()
+        .unwrap();
+    let img = vgg_support::image(21, 97, 75);
+    let (a, b) = (plain.dump(&img).unwrap(), strips.dump(&img).unwrap());
+    for ((na, sa, va), (nb, sb, vb)) in a.iter().zip(&b) {
+        assert_eq!((na, sa), (nb, sb));
+        assert!(
+            va.iter().zip(vb).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{na} differs with strips"
+        );
+    }
+    let (fa, fb) = (plain.detect(&img).unwrap(), strips.detect(&img).unwrap());
+    assert!(!fa.is_empty());
+    assert_eq!(fa, fb);
+}

@@ -9,6 +9,8 @@ mod add;
 mod conv2d;
 #[path = "ops/conv2d_api.rs"]
 mod conv2d_api;
+#[path = "ops/copy_rows.rs"]
+mod copy_rows;
 #[path = "ops/decode.rs"]
 mod decode;
 #[path = "ops/decode_errors.rs"]

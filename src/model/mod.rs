@@ -5,4 +5,5 @@ pub mod blocks;
 pub mod pipeline;
 pub mod retinaface_mnv2;
 pub mod ssh_vgg16;
+pub mod strips;
 pub mod weights;

@@ -132,6 +132,8 @@ pub struct GroupSpec<'a> {
     pub th: Thresholds,
     /// Mark the `--dump` tensors of the group's first image as outputs.
     pub dump: bool,
+    /// Largest feature map in bytes before the high-resolution layers run in row strips.
+    pub limit: u64,
 }
 
 /// retinaface-mnv2 on a group that shares the padded size.
@@ -143,6 +145,7 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
         sizes,
         th,
         dump,
+        limit,
     } = *spec;
     let n = idxs.len();
     let x = g.tensor(&format!("input{k}"), &[n, 3, padded[0], padded[1]])?;
@@ -157,7 +160,7 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
             &Preprocess::retinaface(sizes[i]),
         )?;
     }
-    let heads = net.forward(g, x)?;
+    let heads = net.forward(g, x, limit)?;
     let count = |s: usize| 2 * padded[0].div_ceil(s) * padded[1].div_ceil(s);
     let total: usize = rf::LEVELS.iter().map(|(s, _)| count(*s)).sum();
     let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
@@ -242,6 +245,7 @@ pub fn vgg_group(
         sizes,
         th,
         dump,
+        limit,
     } = *spec;
     let n = idxs.len();
     let images = inputs(g, idxs, sizes)?;
@@ -286,7 +290,7 @@ pub fn vgg_group(
         for &(m, _, _) in mods {
             enabled[m] = true;
         }
-        let out = net.forward(g, x, enabled)?;
+        let out = net.forward(g, x, enabled, limit)?;
         let geo = vec![
             DecodeImage {
                 input_hw: *r,

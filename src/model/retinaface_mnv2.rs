@@ -4,6 +4,7 @@
 use crate::error::Result;
 use crate::gpu::{GpuContext, Graph, TensorId};
 use crate::model::blocks::{ConvLayer, ConvSpec, SshModule, SshNames};
+use crate::model::strips::{run_chain, ChainLayer};
 use crate::model::weights::WeightFile;
 use crate::ops::upsample_nearest::upsample_nearest;
 use crate::ops::{add::add, Activation};
@@ -146,10 +147,19 @@ impl RetinaFaceMnv2 {
 
     /// Appends the network on the normalised input `x` [N, 3, H, W] (H, W multiples of 32) and returns the raw
     /// heads of the three levels (strides 8, 16, 32).
-    pub fn forward(&self, g: &mut Graph, x: TensorId) -> Result<[LevelHeads; 3]> {
-        let mut t = self.conv1.apply(g, x, None, None)?;
+    ///
+    /// conv1 and blocks 0–1 (the stride-2 maps, up to 96 channels) run in row strips when one of their maps would
+    /// exceed `limit` bytes (see [`strips`](crate::model::strips)).
+    pub fn forward(&self, g: &mut Graph, x: TensorId, limit: u64) -> Result<[LevelHeads; 3]> {
+        let mut front = vec![ChainLayer::Conv(&self.conv1)];
+        for b in &self.blocks[..2] {
+            front.extend(b.expand.iter().map(ChainLayer::Conv));
+            front.push(ChainLayer::Conv(&b.dw));
+            front.push(ChainLayer::Conv(&b.project));
+        }
+        let mut t = run_chain(g, x, &front, limit)?;
         let mut feats = Vec::with_capacity(3);
-        for (i, b) in self.blocks.iter().enumerate() {
+        for (i, b) in self.blocks.iter().enumerate().skip(2) {
             let input = t;
             let e = match &b.expand {
                 Some(c) => c.apply(g, input, None, None)?,

@@ -5,6 +5,7 @@
 use crate::error::Result;
 use crate::gpu::{GpuContext, Graph, TensorId};
 use crate::model::blocks::{ConvLayer, ConvSpec, SshModule, SshNames};
+use crate::model::strips::{run_chain, ChainLayer};
 use crate::model::weights::WeightFile;
 use crate::ops::max_pool::{max_pool, Pool};
 use crate::ops::upsample_bilinear::upsample_bilinear;
@@ -119,10 +120,27 @@ impl SshVgg16 {
 
     /// Appends the network on `x` [N, 3, H, W] (BGR, mean-subtracted). `modules[k]` false skips module k+1
     /// (the pyramid's largest level runs without M3).
-    pub fn forward(&self, g: &mut Graph, x: TensorId, modules: [bool; 3]) -> Result<VggOutputs> {
-        let mut t = x;
+    ///
+    /// conv1_1 … pool2 (the full- and half-resolution maps) run in row strips when one of their maps would exceed
+    /// `limit` bytes (see [`strips`](crate::model::strips)).
+    pub fn forward(
+        &self,
+        g: &mut Graph,
+        x: TensorId,
+        modules: [bool; 3],
+        limit: u64,
+    ) -> Result<VggOutputs> {
+        let front = [
+            ChainLayer::Conv(&self.vgg[0]),
+            ChainLayer::Conv(&self.vgg[1]),
+            ChainLayer::Pool("pool1", POOL),
+            ChainLayer::Conv(&self.vgg[2]),
+            ChainLayer::Conv(&self.vgg[3]),
+            ChainLayer::Pool("pool2", POOL),
+        ];
+        let mut t = run_chain(g, x, &front, limit)?;
         let (mut conv4_3, mut conv5_3) = (x, x);
-        for layer in &self.vgg {
+        for layer in &self.vgg[4..] {
             t = layer.apply(g, t, None, None)?;
             match layer.name.as_str() {
                 "conv4_3" => conv4_3 = t,

@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod conv2d;
+pub mod copy_rows;
 pub mod decode;
 pub mod fill;
 pub mod max_pool;
@@ -61,6 +62,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &select_topk::SHADER,
         &sort::SHADER,
         &conv2d::SHADER,
+        &copy_rows::SHADER,
     ]
 }
 

@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod conv2d;
+pub mod copy_rows;
 pub mod decode;
 pub mod max_pool;
 pub mod nms;
