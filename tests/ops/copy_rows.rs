@@ -6,11 +6,13 @@ use sshface::ops::copy_rows::copy_rows;
 use sshface::ops::fill::fill;
 use sshface::reference::{copy_rows as r, CpuTensor};
 
+/// (name, [N, C, H_src, W], src_row, H_dst, dst_row, rows)
+type Case = (&'static str, [usize; 4], usize, usize, usize, usize);
+
 #[test]
 fn copy_rows_cases() {
     let Some(ctx) = gpu() else { return };
-    // (name, [N, C, H_src, W], src_row, H_dst, dst_row, rows)
-    let cases: &[(&str, [usize; 4], usize, usize, usize, usize)] = &[
+    let cases: &[Case] = &[
         ("slice odd 9x17x34", [1, 9, 17, 34], 3, 7, 0, 7),
         ("paste into the middle", [1, 5, 4, 13], 0, 11, 6, 4),
         ("batch 2, one row", [2, 3, 5, 7], 4, 3, 1, 1),
