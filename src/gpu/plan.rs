@@ -187,68 +187,11 @@ impl Plan {
     /// Records every step into one pass, copies `read` tensors to a staging buffer in the same encoder,
     /// submits once and returns the bytes of each `read` tensor.
     pub fn run(&self, ctx: &GpuContext, read: &[TensorId]) -> Result<Vec<Vec<u8>>> {
-        for &id in read {
-            if self.tensors[id.0].kind == TensorKind::Transient {
-                return Err(Error::shape(
-                    &self.tensors[id.0].name,
-                    "is transient; mark it as an output to read it back",
-                ));
-            }
-        }
-        let sizes: Vec<u64> = read
+        let ranges: Vec<(TensorId, u64, u64)> = read
             .iter()
-            .map(|id| self.tensors[id.0].len() as u64 * 4)
+            .map(|&id| (id, 0, self.tensors[id.0].len() as u64 * 4))
             .collect();
-        let total: u64 = sizes.iter().map(|s| s.next_multiple_of(256)).sum();
-        let mut staging = self.staging.lock().unwrap();
-        ctx.scoped("running the plan", || {
-            let mut enc = ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("sshface plan"),
-                });
-            {
-                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("sshface"),
-                    timestamp_writes: None,
-                });
-                for s in &self.steps {
-                    pass.push_debug_group(&s.label);
-                    pass.set_pipeline(&s.pipeline);
-                    pass.set_bind_group(0, &s.bind_group, &[]);
-                    pass.dispatch_workgroups(s.workgroups[0], s.workgroups[1], s.workgroups[2]);
-                    pass.pop_debug_group();
-                }
-            }
-            if total > 0 {
-                let st = self.staging_at_least(ctx, &mut staging, total);
-                let mut off = 0;
-                for (&id, &sz) in read.iter().zip(&sizes) {
-                    enc.copy_buffer_to_buffer(self.buffer(id), 0, st, off, sz);
-                    off += sz.next_multiple_of(256);
-                }
-            }
-            ctx.queue.submit([enc.finish()]);
-            Ok(())
-        })?;
-        if total == 0 {
-            ctx.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Gpu {
-                    what: "waiting for the plan".into(),
-                    msg: e.to_string(),
-                })?;
-            return Ok(Vec::new());
-        }
-        let st = staging.as_ref().unwrap();
-        let bytes = map_read(ctx, st, total)?;
-        let mut out = Vec::with_capacity(read.len());
-        let mut off = 0usize;
-        for &sz in &sizes {
-            out.push(bytes[off..off + sz as usize].to_vec());
-            off += sz.next_multiple_of(256) as usize;
-        }
-        Ok(out)
+        self.submit(ctx, true, &ranges)
     }
 
     /// Reads byte ranges `(tensor, offset, len)` of output tensors written by the last run, with one copy
@@ -258,14 +201,26 @@ impl Plan {
         ctx: &GpuContext,
         ranges: &[(TensorId, u64, u64)],
     ) -> Result<Vec<Vec<u8>>> {
-        let mut total = 0u64;
+        self.submit(ctx, false, ranges)
+    }
+
+    /// One submit: every step (when `compute`), then copies of `ranges` into the staging buffer; waits and returns
+    /// the bytes of each range.
+    fn submit(
+        &self,
+        ctx: &GpuContext,
+        compute: bool,
+        ranges: &[(TensorId, u64, u64)],
+    ) -> Result<Vec<Vec<u8>>> {
         for &(id, off, len) in ranges {
             let t = &self.tensors[id.0];
-            if t.kind == TensorKind::Transient
-                || off % 4 != 0
-                || len % 4 != 0
-                || off + len > t.len() as u64 * 4
-            {
+            if t.kind == TensorKind::Transient {
+                return Err(Error::shape(
+                    &t.name,
+                    "is transient; mark it as an output to read it back",
+                ));
+            }
+            if off % 4 != 0 || len % 4 != 0 || off + len > t.len() as u64 * 4 {
                 return Err(Error::shape(
                     &t.name,
                     format!(
@@ -275,29 +230,57 @@ impl Plan {
                     ),
                 ));
             }
-            total += len.next_multiple_of(256);
         }
+        let total: u64 = ranges.iter().map(|r| r.2.next_multiple_of(256)).sum();
+        let mut staging = self.staging.lock().unwrap();
+        ctx.scoped(
+            if compute {
+                "running the plan"
+            } else {
+                "reading results"
+            },
+            || {
+                let mut enc = ctx
+                    .device
+                    .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                        label: Some("sshface plan"),
+                    });
+                if compute {
+                    let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("sshface"),
+                        timestamp_writes: None,
+                    });
+                    for s in &self.steps {
+                        pass.push_debug_group(&s.label);
+                        pass.set_pipeline(&s.pipeline);
+                        pass.set_bind_group(0, &s.bind_group, &[]);
+                        pass.dispatch_workgroups(s.workgroups[0], s.workgroups[1], s.workgroups[2]);
+                        pass.pop_debug_group();
+                    }
+                }
+                if total > 0 {
+                    let st = self.staging_at_least(ctx, &mut staging, total);
+                    let mut dst = 0;
+                    for &(id, off, len) in ranges {
+                        if len > 0 {
+                            enc.copy_buffer_to_buffer(self.buffer(id), off, st, dst, len);
+                        }
+                        dst += len.next_multiple_of(256);
+                    }
+                }
+                ctx.queue.submit([enc.finish()]);
+                Ok(())
+            },
+        )?;
         if total == 0 {
+            ctx.device
+                .poll(wgpu::PollType::wait_indefinitely())
+                .map_err(|e| Error::Gpu {
+                    what: "waiting for the plan".into(),
+                    msg: e.to_string(),
+                })?;
             return Ok(vec![Vec::new(); ranges.len()]);
         }
-        let mut staging = self.staging.lock().unwrap();
-        ctx.scoped("reading results", || {
-            let mut enc = ctx
-                .device
-                .create_command_encoder(&wgpu::CommandEncoderDescriptor {
-                    label: Some("sshface read"),
-                });
-            let st = self.staging_at_least(ctx, &mut staging, total);
-            let mut dst = 0;
-            for &(id, off, len) in ranges {
-                if len > 0 {
-                    enc.copy_buffer_to_buffer(self.buffer(id), off, st, dst, len);
-                }
-                dst += len.next_multiple_of(256);
-            }
-            ctx.queue.submit([enc.finish()]);
-            Ok(())
-        })?;
         let bytes = map_read(ctx, staging.as_ref().unwrap(), total)?;
         let mut out = Vec::with_capacity(ranges.len());
         let mut at = 0usize;
