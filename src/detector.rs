@@ -281,9 +281,9 @@ impl Detector {
     }
 
     /// The tensors of `--dump` for `image`: for retinaface-mnv2 the raw per-anchor heads in the layout of the golden
-    /// `*.heads.safetensors` (`cls_logits` [N,2], `bbox` [N,4], `landm` [N,10], `priors` [N,4]); for ssh-vgg16, at the
-    /// first scale, `m{k}.cls_prob` [H,W,A], `m{k}.bbox_pred` [4A,H,W] and the feature maps `conv4_3`, `conv5_3`,
-    /// `conv4_fuse_final`, `pool6` [C,H,W].
+    /// `*.heads.safetensors` (`cls_logits [N,2]`, `bbox [N,4]`, `landm [N,10]`, `priors [N,4]`); for ssh-vgg16, at the
+    /// first scale, `m{k}.cls_prob [H,W,A]`, `m{k}.bbox_pred [4A,H,W]` and the feature maps `conv4_3`, `conv5_3`,
+    /// `conv4_fuse_final`, `pool6` (`[C,H,W]`).
     pub fn dump(&self, image: &RgbImage) -> Result<Vec<NamedTensor>> {
         let c = self.compiled(std::slice::from_ref(image), true)?;
         let _guard = c.lock.lock().unwrap();

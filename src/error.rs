@@ -2,7 +2,7 @@
 
 use thiserror::Error;
 
-/// Result with the library's [`Error`].
+/// Result with the library's [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, Error)]

@@ -61,7 +61,7 @@ pub const SSH_VGG16_LAYERS: [CaffeLayer<'static>; 37] = [
     l("m3.ssh_cls_score", [4, 512, 1, 1]), l("m3.ssh_bbox_pred", [8, 512, 1, 1]),
 ];
 
-/// Caffe's bilinear filler for a k×k kernel (row-major): w[i] = 1 − |i/f − c| with f = ceil(k/2),
+/// Caffe's bilinear filler for a k×k kernel (row-major): `w[i] = 1 − |i/f − c|` with `f = ceil(k/2)`,
 /// c = (2f − 1 − f mod 2)/(2f); the kernel is the outer product. k = 4 gives taps
 /// [0.25, 0.75, 0.75, 0.25].
 pub fn bilinear_kernel(k: usize) -> Vec<f32> {

@@ -41,7 +41,7 @@ pub struct ConvLayer {
 }
 
 impl ConvLayer {
-    /// Loads `<name>.weight` (spec.shape) and `<name>.bias` ([C_out]) with shape checks and uploads them.
+    /// Loads `<name>.weight` (spec.shape) and `<name>.bias` (`[C_out]`) with shape checks and uploads them.
     pub fn load(ctx: &GpuContext, wf: &WeightFile, name: &str, spec: ConvSpec) -> Result<Self> {
         let w = wf.get(&format!("{name}.weight"), &spec.shape)?;
         let b = wf.get(&format!("{name}.bias"), &[spec.shape[0]])?;

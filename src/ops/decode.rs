@@ -43,7 +43,7 @@ pub static SHADER: Shader = crate::shader!("decode", Params);
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BoxCoding {
     /// retinaface-mnv2 (retinaface-mnv2.md §6–7): priors [cx, cy, w, h] = [((x+0.5)·s)/Wp, ((y+0.5)·s)/Hp, m_a/Wp, m_a/Hp]
-    /// normalised by the padded input size; c = p.c + d[0:2]·v0·p.wh; wh = p.wh·exp(d[2:4]·v1); landmarks p.c + lm·v0·p.wh;
+    /// normalised by the padded input size; `c = p.c + d[0:2]·v0·p.wh`; `wh = p.wh·exp(d[2:4]·v1)`; landmarks p.c + lm·v0·p.wh;
     /// then multiplied by Wp (x) and Hp (y) to pixels. No clipping.
     Ssd { variances: [f32; 2] },
     /// ssh-vgg16 (ssh-vgg16.md §4–5): py-faster-rcnn anchors (base 16, centre 7.5 + stride·x), "+1" widths, raw deltas,

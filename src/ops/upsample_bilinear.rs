@@ -24,7 +24,7 @@ pub static SHADER: Shader = crate::shader!("upsample_bilinear", Params);
 /// of `x` `[N, C, H, W]` (full size 2H×2W), cropped top-left to `out_hw` = (Ho, Wo) with Ho ≤ 2H, Wo ≤ 2W:
 /// out `[N, C, Ho, Wo]`.
 ///
-/// Closed form per axis: up[2j] = 0.75·x[j] + 0.25·x[j−1], up[2j+1] = 0.75·x[j] + 0.25·x[j+1], x[−1] = x[H] = 0.
+/// Closed form per axis: `up[2j] = 0.75·x[j] + 0.25·x[j−1]`, `up[2j+1] = 0.75·x[j] + 0.25·x[j+1]`, `x[−1] = x[H] = 0`.
 pub fn upsample_bilinear(
     g: &mut Graph,
     label: &str,

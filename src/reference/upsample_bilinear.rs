@@ -9,7 +9,7 @@ const STRIDE: usize = 2;
 const PAD: usize = 1;
 
 /// The `K`×`K` kernel of Caffe's `BilinearFiller` (include/caffe/filler.hpp):
-/// f = ceil(k/2), c = (k − 1)/(2f), w[i] = 1 − |i/f − c|, kernel[y][x] = w[y]·w[x].
+/// `f = ceil(k/2)`, `c = (k − 1)/(2f)`, `w[i] = 1 − |i/f − c|`, `kernel[y][x] = w[y]·w[x]`.
 pub fn bilinear_kernel() -> [[f32; K]; K] {
     let f = (K as f64 / 2.0).ceil();
     let c = (K as f64 - 1.0) / (2.0 * f);
