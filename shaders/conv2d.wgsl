@@ -66,6 +66,30 @@ override TK: u32 = 256u / max(TMT, TNT);
 var<workgroup> sa: array<vec4<f32>, TK * 2u * TMT>; // [TK][TM / 4] weights, 4 channels per vec4
 var<workgroup> sb: array<vec4<f32>, TK * 2u * TNT>; // [TK][TN / 4] im2col patch, 4 pixels per vec4
 
+// One GEMM depth step: thread (tx, ty) adds channels 8ty.. x pixels 8tx.. from row kk of the tiles.
+fn mac(acc: ptr<function, array<vec4<f32>, 16>>, kk: u32, tx: u32, ty: u32) {
+    let a0 = sa[(kk * TMT + ty) * 2u];
+    let a1 = sa[(kk * TMT + ty) * 2u + 1u];
+    let b0 = sb[(kk * TNT + tx) * 2u];
+    let b1 = sb[(kk * TNT + tx) * 2u + 1u];
+    (*acc)[0] += a0.x * b0;
+    (*acc)[1] += a0.x * b1;
+    (*acc)[2] += a0.y * b0;
+    (*acc)[3] += a0.y * b1;
+    (*acc)[4] += a0.z * b0;
+    (*acc)[5] += a0.z * b1;
+    (*acc)[6] += a0.w * b0;
+    (*acc)[7] += a0.w * b1;
+    (*acc)[8] += a1.x * b0;
+    (*acc)[9] += a1.x * b1;
+    (*acc)[10] += a1.y * b0;
+    (*acc)[11] += a1.y * b1;
+    (*acc)[12] += a1.z * b0;
+    (*acc)[13] += a1.z * b1;
+    (*acc)[14] += a1.w * b0;
+    (*acc)[15] += a1.w * b1;
+}
+
 // One output tile. GEMM: M = C_out/groups, N = pixels of all images, K = C_in/groups*KH*KW.
 // `pointwise` is a literal at each call, so drivers fold it after inlining.
 fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
@@ -102,6 +126,8 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
     // acc[2i + h]: channel 8ty + i, pixels 8tx + 4h ..
     var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
+        // Small K (16, 24, 27 in MobileNet) is shorter than TK: skip the zero rows, not multiply them.
+        let kn = min(TK, p.k - k0);
         // Weight quads; consecutive threads read consecutive k of one row (coalesced).
         for (var q = lid; q < TK * 2u * TMT; q += 64u) {
             let kk = q % TK;
@@ -115,7 +141,7 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
             }
             sa[kk * 2u * TMT + mq] = v;
         }
-        for (var kk = brow; kk < TK; kk += bstep) {
+        for (var kk = brow; kk < kn; kk += bstep) {
             let kb = k0 + kk;
             var v = vec4<f32>(0.0);
             if (kb < p.k) {
@@ -142,31 +168,40 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
             sb[kk * 2u * TNT + bq] = v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < TK; kk++) {
-            let a0 = sa[(kk * TMT + ty) * 2u];
-            let a1 = sa[(kk * TMT + ty) * 2u + 1u];
-            let b0 = sb[(kk * TNT + tx) * 2u];
-            let b1 = sb[(kk * TNT + tx) * 2u + 1u];
-            acc[0] += a0.x * b0;
-            acc[1] += a0.x * b1;
-            acc[2] += a0.y * b0;
-            acc[3] += a0.y * b1;
-            acc[4] += a0.z * b0;
-            acc[5] += a0.z * b1;
-            acc[6] += a0.w * b0;
-            acc[7] += a0.w * b1;
-            acc[8] += a1.x * b0;
-            acc[9] += a1.x * b1;
-            acc[10] += a1.y * b0;
-            acc[11] += a1.y * b1;
-            acc[12] += a1.z * b0;
-            acc[13] += a1.z * b1;
-            acc[14] += a1.w * b0;
-            acc[15] += a1.w * b1;
+        // A constant trip count lets the driver unroll the full-depth loop; only the last, short
+        // slice of a small K takes the variable one.
+        if (kn == TK) {
+            for (var kk = 0u; kk < TK; kk++) {
+                mac(&acc, kk, tx, ty);
+            }
+        } else {
+            for (var kk = 0u; kk < kn; kk++) {
+                mac(&acc, kk, tx, ty);
+            }
         }
         workgroupBarrier();
     }
 
+    // Output offsets of this thread's 8 pixels, found with one division instead of two per element:
+    // lavapipe scalarises vector integer division.
+    let pp0 = p0 + 8u * tx;
+    if (pp0 >= p.p_total) {
+        return;
+    }
+    let np = min(8u, p.p_total - pp0);
+    var img = pp0 / hw;
+    var pix = pp0 % hw;
+    var ob: array<u32, 8>; // [N, C_total, Ho, Wo] offset of (img, c_off, pix)
+    var rb: array<u32, 8>; // [N, C_out, Ho, Wo] offset of (img, 0, pix)
+    for (var j = 0u; j < 8u; j++) {
+        ob[j] = (img * p.c_total + p.c_off) * hw + pix;
+        rb[j] = img * p.c_out * hw + pix;
+        pix += 1u;
+        if (pix == hw) {
+            pix = 0u;
+            img += 1u;
+        }
+    }
     for (var i = 0u; i < 8u; i++) {
         let m = m0 + 8u * ty + i;
         if (m >= p.cout_g) {
@@ -174,12 +209,12 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
         }
         let co = grp * p.cout_g + m;
         let b = bias_of(co);
-        for (var j = 0u; j < 8u; j++) {
-            let pp = p0 + 8u * tx + j;
-            if (pp >= p.p_total) {
-                break;
+        for (var j = 0u; j < np; j++) {
+            var s = acc[2u * i + j / 4u][j % 4u] + b;
+            if (HAS_RES) {
+                s += res[rb[j] + co * hw];
             }
-            store(pp / hw, co, pp % hw, acc[2u * i + j / 4u][j % 4u] + b);
+            out[ob[j] + co * hw] = act(s);
         }
     }
 }
