@@ -5,6 +5,7 @@
 //   conv2d            implicit GEMM, 8x8 outputs per thread, 16x256 to 64x64 (channels x pixels) per workgroup
 //   conv2d_1x1        the same GEMM for 1x1 / stride 1 / pad 0: no im2col index arithmetic
 //   conv2d_depthwise  C_in/groups == 1: 4 outputs along a row per thread, no workgroup memory
+//   conv2d_dw3        depthwise 3x3 at stride 1 or 2: 8 outputs along a row from a register row segment
 //   conv2d_naive      one output per thread: the speed baseline, kept tested
 override ACT: u32 = 0u;      // 0 none, 1 ReLU, 2 ReLU6, 3 LeakyReLU(ALPHA)
 override ALPHA: f32 = 0.1;
@@ -279,6 +280,66 @@ fn conv2d_depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     for (var j = 0u; j < 4u; j++) {
         if (ox0 + j < p.wo) {
             store(n, co, pix + j, acc[j] + b);
+        }
+    }
+}
+
+// Depthwise 3x3, dilation 1, stride DW_S (1 or 2) in both axes: each thread computes DW_X consecutive
+// outputs of a row. The input row segment under them, (DW_X-1)*DW_S + 3 wide, is loaded into registers
+// once per kernel row, so each input is read once per thread instead of up to 3 times per output; a
+// thread whose segment lies inside the row skips the bounds checks.
+override DW_S: u32 = 1u;
+const DW_X: u32 = 8u;
+const DW_SEG: u32 = 17u; // (DW_X - 1) * 2 + 3, the widest segment (stride 2)
+@compute @workgroup_size(WG)
+fn conv2d_dw3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    let strips = (p.wo + DW_X - 1u) / DW_X;
+    if (i >= p.n * p.c_out * p.ho * strips) {
+        return;
+    }
+    let ox0 = (i % strips) * DW_X;
+    let t = i / strips;
+    let oy = t % p.ho;
+    let t2 = t / p.ho;
+    let co = t2 % p.c_out;
+    let n = t2 / p.c_out;
+    let xbase = (n * p.c_in + co / p.cout_g) * p.h * p.w;
+    let seg = (DW_X - 1u) * DW_S + 3u;
+    let ix0 = i32(ox0 * DW_S) - i32(p.pl);
+    let inside = ix0 >= 0 && ix0 + i32(seg) <= i32(p.w);
+    var acc: array<f32, DW_X>;
+    for (var ky = 0u; ky < 3u; ky++) {
+        let iy = i32(oy * DW_S + ky) - i32(p.pt);
+        if (iy < 0 || iy >= i32(p.h)) {
+            continue;
+        }
+        let row = xbase + u32(iy) * p.w;
+        var r: array<f32, DW_SEG>;
+        if (inside) {
+            for (var j = 0u; j < seg; j++) {
+                r[j] = x[row + u32(ix0) + j];
+            }
+        } else {
+            for (var j = 0u; j < seg; j++) {
+                let ix = ix0 + i32(j);
+                if (ix >= 0 && ix < i32(p.w)) {
+                    r[j] = x[row + u32(ix)];
+                }
+            }
+        }
+        let w0 = wt[co * 9u + ky * 3u];
+        let w1 = wt[co * 9u + ky * 3u + 1u];
+        let w2 = wt[co * 9u + ky * 3u + 2u];
+        for (var o = 0u; o < DW_X; o++) {
+            acc[o] += w0 * r[o * DW_S] + w1 * r[o * DW_S + 1u] + w2 * r[o * DW_S + 2u];
+        }
+    }
+    let pix = oy * p.wo + ox0;
+    let b = bias_of(co);
+    for (var o = 0u; o < DW_X; o++) {
+        if (ox0 + o < p.wo) {
+            store(n, co, pix + o, acc[o] + b);
         }
     }
 }

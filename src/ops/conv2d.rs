@@ -60,6 +60,8 @@ fn gemm_threads_m(cout_g: usize) -> usize {
 const MAX_TILES_X: usize = 4096;
 /// Workgroup size of the 1-D entries (depthwise, naive).
 const WG_1D: u32 = 64;
+/// Outputs along a row per thread of `conv2d_dw3` (`DW_X` in the shader).
+const DW3_X: usize = 8;
 
 /// A convolution layer: its weights and geometry.
 #[derive(Clone, Debug)]
@@ -91,6 +93,9 @@ pub enum ConvKernel {
     Pointwise,
     /// C_in / groups == 1 (depthwise, also with a channel multiplier).
     Depthwise,
+    /// Depthwise 3×3, dilation 1, equal stride 1 or 2 in y and x (MobileNet's): 8 outputs per thread
+    /// from a row segment held in registers.
+    Depthwise3x3,
     /// One output per thread (any conv); the baseline.
     Naive,
 }
@@ -101,6 +106,7 @@ impl ConvKernel {
             ConvKernel::Auto | ConvKernel::Gemm => "conv2d",
             ConvKernel::Pointwise => "conv2d_1x1",
             ConvKernel::Depthwise => "conv2d_depthwise",
+            ConvKernel::Depthwise3x3 => "conv2d_dw3",
             ConvKernel::Naive => "conv2d_naive",
         }
     }
@@ -311,7 +317,13 @@ pub fn conv2d_with(
     };
 
     let pointwise = kh == 1 && kw == 1 && conv.stride == [1, 1] && conv.pad == [0; 4];
+    let dw3 = cin_g == 1
+        && (kh, kw) == (3, 3)
+        && conv.dilation == [1, 1]
+        && conv.stride[0] == conv.stride[1]
+        && conv.stride[0] <= 2;
     let kernel = match kernel {
+        ConvKernel::Auto if dw3 => ConvKernel::Depthwise3x3,
         ConvKernel::Auto if cin_g == 1 => ConvKernel::Depthwise,
         ConvKernel::Auto if pointwise => ConvKernel::Pointwise,
         ConvKernel::Auto => ConvKernel::Gemm,
@@ -319,12 +331,14 @@ pub fn conv2d_with(
     };
     if (kernel == ConvKernel::Pointwise && !pointwise)
         || (kernel == ConvKernel::Depthwise && cin_g != 1)
+        || (kernel == ConvKernel::Depthwise3x3 && !dw3)
     {
+        // Depthwise3x3 also needs dilation 1 and stride 1 or 2, equal in y and x.
         return Err(Error::shape(
             label,
             format!(
-                "{kernel:?} kernel cannot run weight {:?} stride {:?} pad {:?}",
-                conv.weight.shape, conv.stride, conv.pad
+                "{kernel:?} kernel cannot run weight {:?} stride {:?} pad {:?} dilation {:?}",
+                conv.weight.shape, conv.stride, conv.pad, conv.dilation
             ),
         ));
     }
@@ -338,6 +352,7 @@ pub fn conv2d_with(
     let workgroups_are_tiles = matches!(kernel, ConvKernel::Gemm | ConvKernel::Pointwise);
     let workgroups = match kernel {
         ConvKernel::Depthwise => dispatch_1d(n * c_out * ho * wo.div_ceil(4), WG_1D),
+        ConvKernel::Depthwise3x3 => dispatch_1d(n * c_out * ho * wo.div_ceil(DW3_X), WG_1D),
         ConvKernel::Naive => dispatch_1d(n * c_out * ho * wo, WG_1D),
         _ => {
             let tiles = p_total.div_ceil(tile_n);
@@ -381,6 +396,15 @@ pub fn conv2d_with(
         ("WG", WG_1D as f64),
         // Only the GEMM entries read TMT; a fixed value elsewhere avoids duplicate pipelines.
         ("TMT", if workgroups_are_tiles { tmt } else { 8 } as f64),
+        // Only conv2d_dw3 reads DW_S.
+        (
+            "DW_S",
+            if kernel == ConvKernel::Depthwise3x3 {
+                conv.stride[0]
+            } else {
+                1
+            } as f64,
+        ),
     ];
     constants.extend(conv.act.constants());
     // Absent residual / bias: bind a buffer the step reads anyway; the shader never touches it.

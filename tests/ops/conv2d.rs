@@ -40,8 +40,8 @@ const BASE: Case = Case {
     res: false,
 };
 
-/// The case table. Every case runs on `Auto`, `Gemm`, `Naive`, and on `Pointwise` / `Depthwise`
-/// where the conv fits them; tolerance atol = 1e-4·sqrt(K) for all (see the module comment).
+/// The case table. Every case runs on `Auto`, `Gemm`, `Naive`, and on `Pointwise` / `Depthwise` /
+/// `Depthwise3x3` where the conv fits them; tolerance atol = 1e-4·sqrt(K) for all (see the module comment).
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
     let s2 = [2, 2];
@@ -69,6 +69,14 @@ fn cases() -> Vec<Case> {
         Case { name: "batch 2", x: [2, 9, 17, 34], ..BASE },
         Case { name: "batch 2 1x1 (tile spans images)", x: [2, 33, 5, 9], c_out: 36, k: [1, 1], pad: p0, ..BASE },
         Case { name: "batch 2 dw", x: [2, 16, 9, 11], c_out: 16, groups: 16, ..BASE },
+        // Rows of several 8-output strips: interior strips take the unchecked row-segment path.
+        Case { name: "batch 2 dw s2 0101 wide 41", x: [2, 5, 9, 41], c_out: 5, groups: 5, stride: s2, pad: tf, ..BASE },
+        Case { name: "dw s1 wide 37 relu6", x: [1, 3, 6, 37], c_out: 3, groups: 3, act: Activation::Relu6, ..BASE },
+        Case { name: "dw multiplier 3 s2", x: [1, 4, 11, 26], c_out: 12, groups: 4, stride: s2, pad: tf, ..BASE },
+        Case { name: "dw s2 pad 1111", x: [1, 6, 10, 30], c_out: 6, groups: 6, stride: s2, ..BASE },
+        Case { name: "dw k3 stride (1,2): generic entry", x: [1, 6, 10, 30], c_out: 6, groups: 6, stride: [1, 2], ..BASE },
+        Case { name: "dw k5", x: [1, 6, 10, 30], c_out: 6, groups: 6, k: [5, 5], pad: [2, 2, 2, 2], ..BASE },
+        Case { name: "dw width 1", x: [1, 4, 7, 1], c_out: 4, groups: 4, ..BASE },
         Case { name: "relu", act: Activation::Relu, ..BASE },
         Case { name: "relu6", act: Activation::Relu6, ..BASE },
         Case { name: "leaky 0.1", act: Activation::Leaky(0.1), ..BASE },
@@ -162,6 +170,9 @@ fn kernels(c: &Case) -> Vec<ConvKernel> {
     }
     if c.x[1] == c.groups {
         ks.push(ConvKernel::Depthwise);
+        if c.k == [3, 3] && c.dil == [1, 1] && c.stride[0] == c.stride[1] && c.stride[0] <= 2 {
+            ks.push(ConvKernel::Depthwise3x3);
+        }
     }
     ks
 }
