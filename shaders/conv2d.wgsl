@@ -4,6 +4,7 @@
 // Entry points (the launcher picks one from the conv's shape):
 //   conv2d            implicit GEMM, 8x8 outputs per thread, 16x256 to 64x64 (channels x pixels) per workgroup
 //   conv2d_1x1        the same GEMM for 1x1 / stride 1 / pad 0: no im2col index arithmetic
+//   conv2d_1x1_direct 1x1 / stride 1 / pad 0, 4 pixels x 16 channels per thread, no workgroup memory
 //   conv2d_depthwise  C_in/groups == 1: 4 outputs along a row per thread, no workgroup memory
 //   conv2d_dw3        depthwise 3x3 at stride 1 or 2: 8 outputs along a row from a register row segment
 //   conv2d_naive      one output per thread: the speed baseline, kept tested
@@ -239,6 +240,57 @@ fn conv2d_1x1(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
         return;
     }
     gemm_tile(lid, tile, wid.y, true);
+}
+
+// 1x1 / stride 1 / pad 0 without workgroup memory: a thread computes 4 consecutive pixels x PW_M
+// channels, reading each input once and the weights at indices uniform across the workgroup (lavapipe
+// then loads them once per SIMD group, where the GEMM's per-lane workgroup-memory loads dominate).
+const PW_M: u32 = 16u;
+@compute @workgroup_size(64)
+fn conv2d_1x1_direct(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>) {
+    let pp0 = ((wid.x + wid.z * nwg.x) * 64u + lid) * 4u;
+    if (pp0 >= p.p_total) {
+        return;
+    }
+    let grp = wid.y / p.m_tiles;
+    let m0 = (wid.y % p.m_tiles) * PW_M;
+    let mn = min(PW_M, p.cout_g - m0);
+    let hw = p.ho * p.wo;
+    var ok: vec4<bool>;
+    var xb: vec4<u32>;
+    var img: vec4<u32>;
+    var pix: vec4<u32>;
+    for (var j = 0u; j < 4u; j++) {
+        let pp = pp0 + j;
+        ok[j] = pp < p.p_total;
+        img[j] = pp / hw;
+        pix[j] = pp % hw;
+        xb[j] = (img[j] * p.c_in + grp * p.cin_g) * hw + pix[j];
+    }
+    let wrow = (grp * p.cout_g + m0) * p.k;
+    var acc: array<vec4<f32>, PW_M>;
+    for (var k = 0u; k < p.k; k++) {
+        var v = vec4<f32>(0.0);
+        for (var j = 0u; j < 4u; j++) {
+            if (ok[j]) {
+                v[j] = x[xb[j] + k * hw];
+            }
+        }
+        for (var m = 0u; m < PW_M; m++) {
+            // Rows past C_out/groups repeat the last one (in bounds, never stored).
+            acc[m] += wt[wrow + min(m, mn - 1u) * p.k + k] * v;
+        }
+    }
+    for (var m = 0u; m < mn; m++) {
+        let co = grp * p.cout_g + m0 + m;
+        let b = bias_of(co);
+        for (var j = 0u; j < 4u; j++) {
+            if (ok[j]) {
+                store(img[j], co, pix[j], acc[m][j] + b);
+            }
+        }
+    }
 }
 
 // One thread per 4 consecutive outputs of a row: the KHxKW weights are read once for 4 outputs.

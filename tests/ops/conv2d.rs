@@ -86,6 +86,9 @@ fn cases() -> Vec<Case> {
         Case { name: "C_out 29: 32-ch tile, partial", x: [1, 10, 9, 15], c_out: 29, ..BASE },
         Case { name: "C_out 70: one full + one partial 64-ch tile", x: [1, 5, 9, 10], c_out: 70, ..BASE },
         Case { name: "C_out 1, 1x1 input", x: [1, 3, 1, 1], c_out: 1, ..BASE },
+        Case { name: "batch 2 1x1 C16->35, 13x11 (quads span images)", x: [2, 16, 13, 11], c_out: 35, k: [1, 1], pad: p0, ..BASE },
+        Case { name: "1x1 C_out 16 exactly one channel block", x: [1, 32, 7, 9], c_out: 16, k: [1, 1], pad: p0, act: Activation::Relu6, ..BASE },
+        Case { name: "1x1 groups 4, 3 pixels", x: [1, 8, 1, 3], c_out: 36, k: [1, 1], pad: p0, groups: 4, ..BASE },
         Case { name: "K 17 not a multiple of TK", x: [1, 17, 6, 5], c_out: 18, k: [1, 1], pad: p0, ..BASE },
         Case { name: "full tiles 64x40x40 -> 64 k3", x: [1, 64, 40, 40], c_out: 64, ..BASE },
     ]
@@ -167,6 +170,7 @@ fn kernels(c: &Case) -> Vec<ConvKernel> {
     let mut ks = vec![ConvKernel::Auto, ConvKernel::Gemm, ConvKernel::Naive];
     if c.k == [1, 1] && c.stride == [1, 1] && c.pad == [0; 4] {
         ks.push(ConvKernel::Pointwise);
+        ks.push(ConvKernel::PointwiseDirect);
     }
     if c.x[1] == c.groups {
         ks.push(ConvKernel::Depthwise);
@@ -309,7 +313,7 @@ fn conv2d_into_channel_offset() {
     }
 }
 
-/// More than 4,096 pixel tiles (64 pixels each at C_out > 32): the GEMM dispatch wraps them over x and z.
+/// More than 4,096 pixel tiles (64 pixels each at C_out > 32, 256 for the direct 1x1): the dispatch wraps them over x and z.
 #[test]
 fn conv2d_many_tiles() {
     let Some(ctx) = gpu() else { return };
@@ -330,7 +334,18 @@ fn conv2d_many_tiles() {
         c_out: 33,
         ..BASE
     };
-    for (c, kernel) in [(one, ConvKernel::Pointwise), (three, ConvKernel::Gemm)] {
+    // conv2d_1x1_direct has 256 pixels per workgroup: it needs 4 times the pixels to wrap.
+    let direct = Case {
+        name: "x/z wrap 1x1 direct",
+        x: [1, 1, 1030, 1030],
+        c_out: 3,
+        ..one
+    };
+    for (c, kernel) in [
+        (one, ConvKernel::Pointwise),
+        (three, ConvKernel::Gemm),
+        (direct, ConvKernel::PointwiseDirect),
+    ] {
         let d = data(&c, 9);
         let conv = layer(ctx, &c, &d);
         let mut g = Graph::new();
