@@ -128,8 +128,6 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
     // acc[2i + h]: channel 8ty + i, pixels 8tx + 4h ..
     var acc: array<vec4<f32>, 16>;
     for (var k0 = 0u; k0 < p.k; k0 += TK) {
-        // Small K (16, 24, 27 in MobileNet) is shorter than TK: skip the zero rows, not multiply them.
-        let kn = min(TK, p.k - k0);
         // Weight quads; consecutive threads read consecutive k of one row (coalesced).
         for (var q = lid; q < TK * 2u * TMT; q += 64u) {
             let kk = q % TK;
@@ -143,7 +141,7 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
             }
             sa[kk * 2u * TMT + mq] = v;
         }
-        for (var kk = brow; kk < kn; kk += bstep) {
+        for (var kk = brow; kk < TK; kk += bstep) {
             let kb = k0 + kk;
             var v = vec4<f32>(0.0);
             if (kb < p.k) {
@@ -170,16 +168,8 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
             sb[kk * 2u * TNT + bq] = v;
         }
         workgroupBarrier();
-        // A constant trip count lets the driver unroll the full-depth loop; only the last, short
-        // slice of a small K takes the variable one.
-        if (kn == TK) {
-            for (var kk = 0u; kk < TK; kk++) {
-                mac(&acc, kk, tx, ty);
-            }
-        } else {
-            for (var kk = 0u; kk < kn; kk++) {
-                mac(&acc, kk, tx, ty);
-            }
+        for (var kk = 0u; kk < TK; kk++) {
+            mac(&acc, kk, tx, ty);
         }
         workgroupBarrier();
     }
