@@ -353,34 +353,23 @@ pub fn conv2d_with(
     let groups = conv.groups;
     let cout_g = c_out / groups;
     let tmt = gemm_threads_m(cout_g);
-    let (tile_m, tile_n) = (8 * tmt, 8 * 64 / tmt);
-    let m_tiles = match kernel {
-        ConvKernel::PointwiseDirect => cout_g.div_ceil(PW_M),
-        _ => cout_g.div_ceil(tile_m),
+    // (channels, pixels) per workgroup of the tiled entries.
+    let (tile_m, tile_n) = match kernel {
+        ConvKernel::PointwiseDirect => (PW_M, 4 * 64),
+        _ => (8 * tmt, 8 * 64 / tmt),
     };
+    let m_tiles = cout_g.div_ceil(tile_m);
     let p_total = n * ho * wo;
     let workgroups_are_tiles = matches!(kernel, ConvKernel::Gemm | ConvKernel::Pointwise);
     let workgroups = match kernel {
         ConvKernel::Depthwise => dispatch_1d(n * c_out * ho * wo.div_ceil(4), WG_1D),
         ConvKernel::Depthwise3x3 => dispatch_1d(n * c_out * ho * wo.div_ceil(DW3_X), WG_1D),
         ConvKernel::Naive => dispatch_1d(n * c_out * ho * wo, WG_1D),
-        ConvKernel::PointwiseDirect => {
-            let tiles = p_total.div_ceil(4 * 64);
-            let z = tiles.div_ceil(MAX_TILES_X);
-            [
-                tiles.div_ceil(z) as u32,
-                (groups * m_tiles) as u32,
-                z as u32,
-            ]
-        }
         _ => {
             let tiles = p_total.div_ceil(tile_n);
             let z = tiles.div_ceil(MAX_TILES_X);
-            [
-                tiles.div_ceil(z) as u32,
-                (groups * m_tiles) as u32,
-                z as u32,
-            ]
+            let y = groups * m_tiles;
+            [tiles.div_ceil(z) as u32, y as u32, z as u32]
         }
     };
     let u = |v: usize| v as u32;
@@ -409,6 +398,11 @@ pub fn conv2d_with(
         m_tiles: u(m_tiles),
         _pad: [0; 2],
     };
+    let dw_s = if kernel == ConvKernel::Depthwise3x3 {
+        conv.stride[0]
+    } else {
+        1
+    };
     let mut constants = vec![
         ("HAS_BIAS", conv.bias.is_some() as u32 as f64),
         ("HAS_RES", residual.is_some() as u32 as f64),
@@ -416,14 +410,7 @@ pub fn conv2d_with(
         // Only the GEMM entries read TMT; a fixed value elsewhere avoids duplicate pipelines.
         ("TMT", if workgroups_are_tiles { tmt } else { 8 } as f64),
         // Only conv2d_dw3 reads DW_S.
-        (
-            "DW_S",
-            if kernel == ConvKernel::Depthwise3x3 {
-                conv.stride[0]
-            } else {
-                1
-            } as f64,
-        ),
+        ("DW_S", dw_s as f64),
     ];
     constants.extend(conv.act.constants());
     // Absent residual / bias: bind a buffer the step reads anyway; the shader never touches it.
