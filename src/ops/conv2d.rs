@@ -322,6 +322,8 @@ pub fn conv2d_with(
     };
 
     let pointwise = kh == 1 && kw == 1 && conv.stride == [1, 1] && conv.pad == [0; 4];
+    let groups = conv.groups;
+    let cout_g = c_out / groups;
     let dw3 = cin_g == 1
         && (kh, kw) == (3, 3)
         && conv.dilation == [1, 1]
@@ -330,8 +332,11 @@ pub fn conv2d_with(
     let kernel = match kernel {
         ConvKernel::Auto if dw3 => ConvKernel::Depthwise3x3,
         ConvKernel::Auto if cin_g == 1 => ConvKernel::Depthwise,
-        // Measured on lavapipe: 1.4-1.6x the GEMM at C_in/groups 16..32, slower from 96 on.
-        ConvKernel::Auto if pointwise && cin_g <= 32 => ConvKernel::PointwiseDirect,
+        // Measured on lavapipe (RetinaFace 512x512): 2.2x the GEMM at C_in 16 -> 96, 1.45x at 24 -> 144,
+        // 1.09x at 32 -> 16, but 0.93x at 32 -> 192 and 0.75-0.95x from C_in 96 on.
+        ConvKernel::Auto if pointwise && (cin_g <= 24 || (cin_g <= 32 && cout_g <= 32)) => {
+            ConvKernel::PointwiseDirect
+        }
         ConvKernel::Auto if pointwise => ConvKernel::Pointwise,
         ConvKernel::Auto => ConvKernel::Gemm,
         k => k,
@@ -350,8 +355,6 @@ pub fn conv2d_with(
         ));
     }
 
-    let groups = conv.groups;
-    let cout_g = c_out / groups;
     let tmt = gemm_threads_m(cout_g);
     // (channels, pixels) per workgroup of the tiled entries.
     let (tile_m, tile_n) = match kernel {
