@@ -1,6 +1,7 @@
 //! Operator case tables at real network sizes. Each conv runs as a one-step plan (submit + wait) on the
-//! entry `Auto` picks; with `SSHFACE_BENCH_BASELINE=1` also on the naive one-output-per-thread entry
-//! (off by default: on lavapipe it takes about 50 s per VGG conv3_2 iteration).
+//! entry `Auto` picks; with `SSHFACE_BENCH_BASELINE=1` also on the entry that ran the conv before
+//! the direct 1x1 and 3x3-depthwise entries (GEMM 1x1, generic depthwise) and on the naive
+//! one-output-per-thread entry (off by default: on lavapipe it takes about 50 s per VGG conv3_2 iteration).
 //! Skips with a printed reason when no GPU adapter exists. Throughput is in FLOP/s (2 per MAC), shown
 //! by criterion as "elem/s".
 
@@ -47,6 +48,24 @@ const CASES: &[ConvCase] = &[
         stride: 1,
         groups: 576,
     },
+    // RetinaFace-MNv2 at 512x512: the small-C_in 1x1 expansion at stride 2 (conv2d_1x1_direct).
+    ConvCase {
+        name: "mnv2.block1.expand 1x16x256x256 -> 96 1x1",
+        x: [1, 16, 256, 256],
+        c_out: 96,
+        k: 1,
+        stride: 1,
+        groups: 1,
+    },
+    // Its stride-2 depthwise (conv2d_dw3).
+    ConvCase {
+        name: "mnv2.block1.dw 1x96x256x256 k3 s2",
+        x: [1, 96, 256, 256],
+        c_out: 96,
+        k: 3,
+        stride: 2,
+        groups: 96,
+    },
     // SSH head: few output channels on a large map (narrow GEMM tile).
     ConvCase {
         name: "ssh.m1_cls 1x128x75x100 -> 4 1x1",
@@ -80,11 +99,6 @@ fn bench_conv2d(c: &mut Criterion) {
     };
     eprintln!("conv2d benchmarks on {}", ctx.describe());
     let baseline = std::env::var("SSHFACE_BENCH_BASELINE").is_ok_and(|v| v == "1");
-    let kernels: &[ConvKernel] = if baseline {
-        &[ConvKernel::Auto, ConvKernel::Naive]
-    } else {
-        &[ConvKernel::Auto]
-    };
     let mut group = c.benchmark_group("conv2d");
     group.sample_size(10);
     group.warm_up_time(std::time::Duration::from_millis(500));
@@ -104,7 +118,16 @@ fn bench_conv2d(c: &mut Criterion) {
         let [n, _, ho, wo] = conv.out_shape(case.name, case.x).unwrap();
         let flops = 2 * n * case.c_out * ho * wo * wshape[1] * case.k * case.k;
         group.throughput(Throughput::Elements(flops as u64));
-        for kernel in kernels.iter().copied() {
+        let mut kernels = vec![ConvKernel::Auto];
+        if baseline {
+            if case.groups == case.x[1] {
+                kernels.push(ConvKernel::Depthwise);
+            } else if case.k == 1 && case.stride == 1 {
+                kernels.push(ConvKernel::Pointwise);
+            }
+            kernels.push(ConvKernel::Naive);
+        }
+        for kernel in kernels {
             let mut g = Graph::new();
             let tx = g.input("x", &case.x).unwrap();
             let o = conv2d_with(&mut g, case.name, tx, &conv, None, None, kernel).unwrap();

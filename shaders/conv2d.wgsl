@@ -4,7 +4,9 @@
 // Entry points (the launcher picks one from the conv's shape):
 //   conv2d            implicit GEMM, 8x8 outputs per thread, 16x256 to 64x64 (channels x pixels) per workgroup
 //   conv2d_1x1        the same GEMM for 1x1 / stride 1 / pad 0: no im2col index arithmetic
+//   conv2d_1x1_direct 1x1 / stride 1 / pad 0, 4 pixels x 16 channels per thread, no workgroup memory
 //   conv2d_depthwise  C_in/groups == 1: 4 outputs along a row per thread, no workgroup memory
+//   conv2d_dw3        depthwise 3x3 at stride 1 or 2: 8 outputs along a row from a register row segment
 //   conv2d_naive      one output per thread: the speed baseline, kept tested
 override ACT: u32 = 0u;      // 0 none, 1 ReLU, 2 ReLU6, 3 LeakyReLU(ALPHA)
 override ALPHA: f32 = 0.1;
@@ -65,6 +67,30 @@ override TNT: u32 = 64u / TMT;
 override TK: u32 = 256u / max(TMT, TNT);
 var<workgroup> sa: array<vec4<f32>, TK * 2u * TMT>; // [TK][TM / 4] weights, 4 channels per vec4
 var<workgroup> sb: array<vec4<f32>, TK * 2u * TNT>; // [TK][TN / 4] im2col patch, 4 pixels per vec4
+
+// One GEMM depth step: thread (tx, ty) adds channels 8ty.. x pixels 8tx.. from row kk of the tiles.
+fn mac(acc: ptr<function, array<vec4<f32>, 16>>, kk: u32, tx: u32, ty: u32) {
+    let a0 = sa[(kk * TMT + ty) * 2u];
+    let a1 = sa[(kk * TMT + ty) * 2u + 1u];
+    let b0 = sb[(kk * TNT + tx) * 2u];
+    let b1 = sb[(kk * TNT + tx) * 2u + 1u];
+    (*acc)[0] += a0.x * b0;
+    (*acc)[1] += a0.x * b1;
+    (*acc)[2] += a0.y * b0;
+    (*acc)[3] += a0.y * b1;
+    (*acc)[4] += a0.z * b0;
+    (*acc)[5] += a0.z * b1;
+    (*acc)[6] += a0.w * b0;
+    (*acc)[7] += a0.w * b1;
+    (*acc)[8] += a1.x * b0;
+    (*acc)[9] += a1.x * b1;
+    (*acc)[10] += a1.y * b0;
+    (*acc)[11] += a1.y * b1;
+    (*acc)[12] += a1.z * b0;
+    (*acc)[13] += a1.z * b1;
+    (*acc)[14] += a1.w * b0;
+    (*acc)[15] += a1.w * b1;
+}
 
 // One output tile. GEMM: M = C_out/groups, N = pixels of all images, K = C_in/groups*KH*KW.
 // `pointwise` is a literal at each call, so drivers fold it after inlining.
@@ -143,30 +169,31 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
         }
         workgroupBarrier();
         for (var kk = 0u; kk < TK; kk++) {
-            let a0 = sa[(kk * TMT + ty) * 2u];
-            let a1 = sa[(kk * TMT + ty) * 2u + 1u];
-            let b0 = sb[(kk * TNT + tx) * 2u];
-            let b1 = sb[(kk * TNT + tx) * 2u + 1u];
-            acc[0] += a0.x * b0;
-            acc[1] += a0.x * b1;
-            acc[2] += a0.y * b0;
-            acc[3] += a0.y * b1;
-            acc[4] += a0.z * b0;
-            acc[5] += a0.z * b1;
-            acc[6] += a0.w * b0;
-            acc[7] += a0.w * b1;
-            acc[8] += a1.x * b0;
-            acc[9] += a1.x * b1;
-            acc[10] += a1.y * b0;
-            acc[11] += a1.y * b1;
-            acc[12] += a1.z * b0;
-            acc[13] += a1.z * b1;
-            acc[14] += a1.w * b0;
-            acc[15] += a1.w * b1;
+            mac(&acc, kk, tx, ty);
         }
         workgroupBarrier();
     }
 
+    // Output offsets of this thread's 8 pixels, found with one division instead of two per element:
+    // lavapipe scalarises vector integer division.
+    let pp0 = p0 + 8u * tx;
+    if (pp0 >= p.p_total) {
+        return;
+    }
+    let np = min(8u, p.p_total - pp0);
+    var img = pp0 / hw;
+    var pix = pp0 % hw;
+    var ob: array<u32, 8>; // [N, C_total, Ho, Wo] offset of (img, c_off, pix)
+    var rb: array<u32, 8>; // [N, C_out, Ho, Wo] offset of (img, 0, pix)
+    for (var j = 0u; j < 8u; j++) {
+        ob[j] = (img * p.c_total + p.c_off) * hw + pix;
+        rb[j] = img * p.c_out * hw + pix;
+        pix += 1u;
+        if (pix == hw) {
+            pix = 0u;
+            img += 1u;
+        }
+    }
     for (var i = 0u; i < 8u; i++) {
         let m = m0 + 8u * ty + i;
         if (m >= p.cout_g) {
@@ -174,12 +201,12 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
         }
         let co = grp * p.cout_g + m;
         let b = bias_of(co);
-        for (var j = 0u; j < 8u; j++) {
-            let pp = p0 + 8u * tx + j;
-            if (pp >= p.p_total) {
-                break;
+        for (var j = 0u; j < np; j++) {
+            var s = acc[2u * i + j / 4u][j % 4u] + b;
+            if (HAS_RES) {
+                s += res[rb[j] + co * hw];
             }
-            store(pp / hw, co, pp % hw, acc[2u * i + j / 4u][j % 4u] + b);
+            out[ob[j] + co * hw] = act(s);
         }
     }
 }
@@ -203,6 +230,57 @@ fn conv2d_1x1(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) 
         return;
     }
     gemm_tile(lid, tile, wid.y, true);
+}
+
+// 1x1 / stride 1 / pad 0 without workgroup memory: a thread computes 4 consecutive pixels x PW_M
+// channels, reading each input once and the weights at indices uniform across the workgroup (lavapipe
+// then loads them once per SIMD group, where the GEMM's per-lane workgroup-memory loads dominate).
+const PW_M: u32 = 16u;
+@compute @workgroup_size(64)
+fn conv2d_1x1_direct(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id) wid: vec3<u32>,
+                     @builtin(num_workgroups) nwg: vec3<u32>) {
+    let pp0 = ((wid.x + wid.z * nwg.x) * 64u + lid) * 4u;
+    if (pp0 >= p.p_total) {
+        return;
+    }
+    let grp = wid.y / p.m_tiles;
+    let m0 = (wid.y % p.m_tiles) * PW_M;
+    let mn = min(PW_M, p.cout_g - m0);
+    let hw = p.ho * p.wo;
+    var ok: vec4<bool>;
+    var xb: vec4<u32>;
+    var img: vec4<u32>;
+    var pix: vec4<u32>;
+    for (var j = 0u; j < 4u; j++) {
+        let pp = pp0 + j;
+        ok[j] = pp < p.p_total;
+        img[j] = pp / hw;
+        pix[j] = pp % hw;
+        xb[j] = (img[j] * p.c_in + grp * p.cin_g) * hw + pix[j];
+    }
+    let wrow = (grp * p.cout_g + m0) * p.k;
+    var acc: array<vec4<f32>, PW_M>;
+    for (var k = 0u; k < p.k; k++) {
+        var v = vec4<f32>(0.0);
+        for (var j = 0u; j < 4u; j++) {
+            if (ok[j]) {
+                v[j] = x[xb[j] + k * hw];
+            }
+        }
+        for (var m = 0u; m < PW_M; m++) {
+            // Rows past C_out/groups repeat the last one (in bounds, never stored).
+            acc[m] += wt[wrow + min(m, mn - 1u) * p.k + k] * v;
+        }
+    }
+    for (var m = 0u; m < mn; m++) {
+        let co = grp * p.cout_g + m0 + m;
+        let b = bias_of(co);
+        for (var j = 0u; j < 4u; j++) {
+            if (ok[j]) {
+                store(img[j], co, pix[j], acc[m][j] + b);
+            }
+        }
+    }
 }
 
 // One thread per 4 consecutive outputs of a row: the KHxKW weights are read once for 4 outputs.
@@ -244,6 +322,66 @@ fn conv2d_depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     for (var j = 0u; j < 4u; j++) {
         if (ox0 + j < p.wo) {
             store(n, co, pix + j, acc[j] + b);
+        }
+    }
+}
+
+// Depthwise 3x3, dilation 1, stride DW_S (1 or 2) in both axes: each thread computes DW_X consecutive
+// outputs of a row. The input row segment under them, (DW_X-1)*DW_S + 3 wide, is loaded into registers
+// once per kernel row, so each input is read once per thread instead of up to 3 times per output; a
+// thread whose segment lies inside the row skips the bounds checks.
+override DW_S: u32 = 1u;
+const DW_X: u32 = 8u;
+const DW_SEG: u32 = 17u; // (DW_X - 1) * 2 + 3, the widest segment (stride 2)
+@compute @workgroup_size(WG)
+fn conv2d_dw3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * WG;
+    let strips = (p.wo + DW_X - 1u) / DW_X;
+    if (i >= p.n * p.c_out * p.ho * strips) {
+        return;
+    }
+    let ox0 = (i % strips) * DW_X;
+    let t = i / strips;
+    let oy = t % p.ho;
+    let t2 = t / p.ho;
+    let co = t2 % p.c_out;
+    let n = t2 / p.c_out;
+    let xbase = (n * p.c_in + co / p.cout_g) * p.h * p.w;
+    let seg = (DW_X - 1u) * DW_S + 3u;
+    let ix0 = i32(ox0 * DW_S) - i32(p.pl);
+    let inside = ix0 >= 0 && ix0 + i32(seg) <= i32(p.w);
+    var acc: array<f32, DW_X>;
+    for (var ky = 0u; ky < 3u; ky++) {
+        let iy = i32(oy * DW_S + ky) - i32(p.pt);
+        if (iy < 0 || iy >= i32(p.h)) {
+            continue;
+        }
+        let row = xbase + u32(iy) * p.w;
+        var r: array<f32, DW_SEG>;
+        if (inside) {
+            for (var j = 0u; j < seg; j++) {
+                r[j] = x[row + u32(ix0) + j];
+            }
+        } else {
+            for (var j = 0u; j < seg; j++) {
+                let ix = ix0 + i32(j);
+                if (ix >= 0 && ix < i32(p.w)) {
+                    r[j] = x[row + u32(ix)];
+                }
+            }
+        }
+        let w0 = wt[co * 9u + ky * 3u];
+        let w1 = wt[co * 9u + ky * 3u + 1u];
+        let w2 = wt[co * 9u + ky * 3u + 2u];
+        for (var o = 0u; o < DW_X; o++) {
+            acc[o] += w0 * r[o * DW_S] + w1 * r[o * DW_S + 1u] + w2 * r[o * DW_S + 2u];
+        }
+    }
+    let pix = oy * p.wo + ox0;
+    let b = bias_of(co);
+    for (var o = 0u; o < DW_X; o++) {
+        if (ox0 + o < p.wo) {
+            store(n, co, pix + o, acc[o] + b);
         }
     }
 }

@@ -40,8 +40,8 @@ const BASE: Case = Case {
     res: false,
 };
 
-/// The case table. Every case runs on `Auto`, `Gemm`, `Naive`, and on `Pointwise` / `Depthwise`
-/// where the conv fits them; tolerance atol = 1e-4·sqrt(K) for all (see the module comment).
+/// The case table. Every case runs on `Auto`, `Gemm`, `Naive`, and on `Pointwise` / `Depthwise` /
+/// `Depthwise3x3` where the conv fits them; tolerance atol = 1e-4·sqrt(K) for all (see the module comment).
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
     let s2 = [2, 2];
@@ -69,6 +69,14 @@ fn cases() -> Vec<Case> {
         Case { name: "batch 2", x: [2, 9, 17, 34], ..BASE },
         Case { name: "batch 2 1x1 (tile spans images)", x: [2, 33, 5, 9], c_out: 36, k: [1, 1], pad: p0, ..BASE },
         Case { name: "batch 2 dw", x: [2, 16, 9, 11], c_out: 16, groups: 16, ..BASE },
+        // Rows of several 8-output strips: interior strips take the unchecked row-segment path.
+        Case { name: "batch 2 dw s2 0101 wide 41", x: [2, 5, 9, 41], c_out: 5, groups: 5, stride: s2, pad: tf, ..BASE },
+        Case { name: "dw s1 wide 37 relu6", x: [1, 3, 6, 37], c_out: 3, groups: 3, act: Activation::Relu6, ..BASE },
+        Case { name: "dw multiplier 3 s2", x: [1, 4, 11, 26], c_out: 12, groups: 4, stride: s2, pad: tf, ..BASE },
+        Case { name: "dw s2 pad 1111", x: [1, 6, 10, 30], c_out: 6, groups: 6, stride: s2, ..BASE },
+        Case { name: "dw k3 stride (1,2): generic entry", x: [1, 6, 10, 30], c_out: 6, groups: 6, stride: [1, 2], ..BASE },
+        Case { name: "dw k5", x: [1, 6, 10, 30], c_out: 6, groups: 6, k: [5, 5], pad: [2, 2, 2, 2], ..BASE },
+        Case { name: "dw width 1", x: [1, 4, 7, 1], c_out: 4, groups: 4, ..BASE },
         Case { name: "relu", act: Activation::Relu, ..BASE },
         Case { name: "relu6", act: Activation::Relu6, ..BASE },
         Case { name: "leaky 0.1", act: Activation::Leaky(0.1), ..BASE },
@@ -78,6 +86,9 @@ fn cases() -> Vec<Case> {
         Case { name: "C_out 29: 32-ch tile, partial", x: [1, 10, 9, 15], c_out: 29, ..BASE },
         Case { name: "C_out 70: one full + one partial 64-ch tile", x: [1, 5, 9, 10], c_out: 70, ..BASE },
         Case { name: "C_out 1, 1x1 input", x: [1, 3, 1, 1], c_out: 1, ..BASE },
+        Case { name: "batch 2 1x1 C16->35, 13x11 (quads span images)", x: [2, 16, 13, 11], c_out: 35, k: [1, 1], pad: p0, ..BASE },
+        Case { name: "1x1 C_out 16 exactly one channel block", x: [1, 32, 7, 9], c_out: 16, k: [1, 1], pad: p0, act: Activation::Relu6, ..BASE },
+        Case { name: "1x1 groups 4, 3 pixels", x: [1, 8, 1, 3], c_out: 36, k: [1, 1], pad: p0, groups: 4, ..BASE },
         Case { name: "K 17 not a multiple of TK", x: [1, 17, 6, 5], c_out: 18, k: [1, 1], pad: p0, ..BASE },
         Case { name: "full tiles 64x40x40 -> 64 k3", x: [1, 64, 40, 40], c_out: 64, ..BASE },
     ]
@@ -159,9 +170,13 @@ fn kernels(c: &Case) -> Vec<ConvKernel> {
     let mut ks = vec![ConvKernel::Auto, ConvKernel::Gemm, ConvKernel::Naive];
     if c.k == [1, 1] && c.stride == [1, 1] && c.pad == [0; 4] {
         ks.push(ConvKernel::Pointwise);
+        ks.push(ConvKernel::PointwiseDirect);
     }
     if c.x[1] == c.groups {
         ks.push(ConvKernel::Depthwise);
+        if c.k == [3, 3] && c.dil == [1, 1] && c.stride[0] == c.stride[1] && c.stride[0] <= 2 {
+            ks.push(ConvKernel::Depthwise3x3);
+        }
     }
     ks
 }
@@ -298,7 +313,7 @@ fn conv2d_into_channel_offset() {
     }
 }
 
-/// More than 4,096 pixel tiles (64 pixels each at C_out > 32): the GEMM dispatch wraps them over x and z.
+/// More than 4,096 pixel tiles (64 pixels each at C_out > 32, 256 for the direct 1x1): the dispatch wraps them over x and z.
 #[test]
 fn conv2d_many_tiles() {
     let Some(ctx) = gpu() else { return };
@@ -319,7 +334,18 @@ fn conv2d_many_tiles() {
         c_out: 33,
         ..BASE
     };
-    for (c, kernel) in [(one, ConvKernel::Pointwise), (three, ConvKernel::Gemm)] {
+    // conv2d_1x1_direct has 256 pixels per workgroup: it needs 4 times the pixels to wrap.
+    let direct = Case {
+        name: "x/z wrap 1x1 direct",
+        x: [1, 1, 1030, 1030],
+        c_out: 3,
+        ..one
+    };
+    for (c, kernel) in [
+        (one, ConvKernel::Pointwise),
+        (three, ConvKernel::Gemm),
+        (direct, ConvKernel::PointwiseDirect),
+    ] {
         let d = data(&c, 9);
         let conv = layer(ctx, &c, &d);
         let mut g = Graph::new();
