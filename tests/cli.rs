@@ -350,3 +350,55 @@ fn eval_writes_wider_result_files() {
     assert!((f[4].parse::<f64>().unwrap() - 0.9999688).abs() < 1e-4);
     assert!(!out.join("1--Handshaking/1_Handshaking_2.txt").exists());
 }
+
+/// Folders are searched recursively (name order) and `--list -` reads more paths from standard input; a listed
+/// missing file is named and the rest is processed.
+#[test]
+fn folders_and_lists() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = scratch("folders");
+    std::fs::create_dir_all(dir.join("b/nested")).unwrap();
+    std::fs::copy(format!("{DATA}/camera.png"), dir.join("b/nested/2.png")).unwrap();
+    std::fs::copy(format!("{DATA}/camera.png"), dir.join("b/1.png")).unwrap();
+    std::fs::write(dir.join("b/notes.txt"), "not an image").unwrap();
+    let listed = format!(
+        "{DATA}/astronaut.png\n\n{}\n",
+        dir.join("missing.png").display()
+    );
+    let mut child = sshface()
+        .args(["detect", "--list", "-", dir.join("b").to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(listed.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("missing.png"),
+        "{stderr}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<String> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["image"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names.len(), 3, "{names:?}");
+    assert!(
+        names[0].ends_with("b/1.png")
+            && names[1].ends_with("b/nested/2.png")
+            && names[2].ends_with("astronaut.png"),
+        "{names:?}"
+    );
+}

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Args;
@@ -40,8 +40,12 @@ pub struct DetectArgs {
     batch: usize,
     #[command(flatten)]
     gpu: GpuArgs,
-    /// Image files (PNG, JPEG, BMP, WebP, TIFF).
-    #[arg(required = true)]
+    /// Also read image paths from this file, one per line (`-`: standard input), for archives too large for
+    /// the command line.
+    #[arg(long)]
+    list: Option<PathBuf>,
+    /// Image files (PNG, JPEG, BMP, WebP, TIFF) or folders, searched recursively in name order.
+    #[arg(required_unless_present = "list")]
     images: Vec<PathBuf>,
 }
 
@@ -96,6 +100,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     } else if a.pyramid {
         b = b.protocol(Protocol::Pyramid);
     }
+    let images = collect_images(&a.images, a.list.as_deref())?;
     let det = b.build()?;
     eprintln!(
         "sshface: model {} on {}",
@@ -109,12 +114,12 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     writeln!(out, "[")?;
     let mut first = true;
     let batch = a.batch.max(1);
-    let pb = progress(a.images.len());
+    let pb = progress(images.len());
     let mut dump = a.dump.clone();
     // Decoding runs one batch ahead of the GPU on its own thread.
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(PathBuf, sshface::Result<RgbImage>)>>(1);
     std::thread::scope(|scope| -> anyhow::Result<()> {
-        let images = &a.images;
+        let images = &images;
         scope.spawn(move || {
             for chunk in images.chunks(batch) {
                 let decoded = chunk
@@ -208,8 +213,52 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     pb.finish_and_clear();
     writeln!(out, "\n]")?;
     if failed > 0 {
-        eprintln!("sshface: {failed} of {} images failed", a.images.len());
+        eprintln!("sshface: {failed} of {} images failed", images.len());
         return Ok(ExitCode::FAILURE);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The images to process: each argument (a folder is searched recursively for image files, in name order), then
+/// the lines of `list`. A missing path is kept, so that it is reported as an error in its turn.
+fn collect_images(args: &[PathBuf], list: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    for p in args {
+        if p.is_dir() {
+            walk(p, &mut out)?;
+        } else {
+            out.push(p.clone());
+        }
+    }
+    if let Some(l) = list {
+        let text = if l == Path::new("-") {
+            std::io::read_to_string(std::io::stdin())?
+        } else {
+            std::fs::read_to_string(l)
+                .map_err(|e| anyhow::anyhow!("--list {}: {e}", l.display()))?
+        };
+        out.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(PathBuf::from),
+        );
+    }
+    Ok(out)
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    entries.sort();
+    for p in entries {
+        if p.is_dir() {
+            walk(&p, out)?;
+        } else if super::eval::is_image(&p) {
+            out.push(p);
+        }
+    }
+    Ok(())
 }

@@ -43,7 +43,8 @@ pub fn wider_lines(name: &str, faces: &[Face]) -> String {
     s
 }
 
-fn is_image(p: &Path) -> bool {
+/// Whether `p` has an image file extension sshface decodes.
+pub(super) fn is_image(p: &Path) -> bool {
     p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
         matches!(
             e.to_ascii_lowercase().as_str(),
