@@ -197,6 +197,9 @@ struct Compiled {
 
 /// Plans kept per distinct list of image sizes (video frames reuse one; archives of mixed sizes cycle).
 const PLAN_CACHE: usize = 4;
+/// Cached plans beyond the newest are dropped while their arenas together exceed this, so archives of mixed sizes
+/// do not pile up GPU memory.
+const PLAN_CACHE_BYTES: u64 = 1 << 30;
 
 /// A face detector bound to one GPU device. `Send + Sync`: share it between threads (calls are serialised per plan).
 pub struct Detector {
@@ -347,10 +350,13 @@ impl Detector {
             return Ok(c);
         }
         let c = Arc::new(self.build_plan(key)?);
-        if cache.len() >= PLAN_CACHE {
+        cache.push(c.clone());
+        while cache.len() > 1
+            && (cache.len() > PLAN_CACHE
+                || cache.iter().map(|c| c.plan.arena_bytes()).sum::<u64>() > PLAN_CACHE_BYTES)
+        {
             cache.remove(0);
         }
-        cache.push(c.clone());
         Ok(c)
     }
 
