@@ -243,8 +243,9 @@ impl Detector {
             .unwrap_or_default())
     }
 
-    /// Detects faces in several images with one GPU submit. Images of equal input size run as one batch;
-    /// images of different sizes run side by side in the same plan, so each gets exactly its single-image result.
+    /// Detects faces in several images with one compute submit (then one small copy of the kept rows). Images of
+    /// equal input size run as one batch; images of different sizes run side by side in the same plan, so each gets
+    /// exactly its single-image result.
     pub fn detect_batch(&self, images: &[RgbImage]) -> Result<Vec<Vec<Face>>> {
         if images.is_empty() {
             return Ok(Vec::new());
