@@ -422,3 +422,26 @@ fn row_strips_are_bit_identical() {
     assert!(!fa.is_empty());
     assert_eq!(fa, fb);
 }
+
+/// The default protocol's input (1200×1600) plans within a 128 MiB binding (lavapipe's): conv1_1 … pool2 run in
+/// row strips (conv1_2 alone would be 491 MB) and no tensor of the graph exceeds the budget. Graph building only.
+#[test]
+fn default_protocol_fits_a_128_mib_binding() {
+    let Some(ctx) = ctx() else { return };
+    let net =
+        sshface::model::ssh_vgg16::SshVgg16::load(&ctx, &WeightFile::open(weights_path()).unwrap())
+            .unwrap();
+    let budget = 128u64 << 20;
+    let mut g = sshface::gpu::Graph::new();
+    let x = g.input("x", &[1, 3, 1200, 1600]).unwrap();
+    net.forward(&mut g, x, [true; 3], budget).unwrap();
+    assert!(
+        g.max_tensor_bytes() <= budget,
+        "largest tensor {} bytes",
+        g.max_tensor_bytes()
+    );
+    assert!(g
+        .steps()
+        .iter()
+        .any(|s| s.label.starts_with("conv1_2[strip 2/")));
+}
