@@ -4,6 +4,7 @@ mod common;
 
 use std::sync::OnceLock;
 
+use common::assert_faces_match;
 use image::RgbImage;
 use safetensors::SafeTensors;
 use sshface::{Detector, Face};
@@ -71,51 +72,6 @@ fn golden(name: &str) -> Golden {
         image,
         heads,
         faces,
-    }
-}
-
-/// Same count; every box and landmark coordinate within `px`, score within `score`.
-fn assert_faces_match(case: &str, got: &[Face], want: &[Face], px: f32, score: f32) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{case}: {} faces, expected {}: {got:?}",
-        got.len(),
-        want.len()
-    );
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        for k in 0..4 {
-            assert!(
-                (g.bbox[k] - w.bbox[k]).abs() <= px,
-                "{case}: face {i} box[{k}] {} vs {}",
-                g.bbox[k],
-                w.bbox[k]
-            );
-        }
-        assert!(
-            (g.score - w.score).abs() <= score,
-            "{case}: face {i} score {} vs {}",
-            g.score,
-            w.score
-        );
-        if let (Some(gl), Some(wl)) = (&g.landmarks, &w.landmarks) {
-            for k in 0..5 {
-                for c in 0..2 {
-                    assert!(
-                        (gl[k][c] - wl[k][c]).abs() <= px,
-                        "{case}: face {i} landmark {k}[{c}] {} vs {}",
-                        gl[k][c],
-                        wl[k][c]
-                    );
-                }
-            }
-        } else {
-            assert_eq!(
-                g.landmarks.is_some(),
-                w.landmarks.is_some(),
-                "{case}: landmarks presence"
-            );
-        }
     }
 }
 

@@ -117,36 +117,6 @@ fn dumped<'a>(d: &'a [NamedTensor], name: &str) -> &'a NamedTensor {
         .unwrap_or_else(|| panic!("no dumped tensor {name}"))
 }
 
-/// Same count and order; boxes within `px`, scores within `score`.
-fn assert_faces(case: &str, got: &[Face], want: &[Face], px: f32, score: f32) {
-    assert_eq!(
-        got.len(),
-        want.len(),
-        "{case}: {} faces, expected {}: {got:?} vs {want:?}",
-        got.len(),
-        want.len()
-    );
-    for (i, (g, w)) in got.iter().zip(want).enumerate() {
-        for k in 0..4 {
-            assert!(
-                (g.bbox[k] - w.bbox[k]).abs() <= px,
-                "{case}: face {i} box[{k}] {} vs {} (box {:?} vs {:?})",
-                g.bbox[k],
-                w.bbox[k],
-                g.bbox,
-                w.bbox
-            );
-        }
-        assert!(
-            (g.score - w.score).abs() <= score,
-            "{case}: face {i} score {} vs {}",
-            g.score,
-            w.score
-        );
-        assert!(g.landmarks.is_none(), "{case}: ssh-vgg16 has no landmarks");
-    }
-}
-
 /// Reference rows with score > `min_score` as faces.
 fn faces(rows: &[[f32; 16]], min_score: f32) -> Vec<Face> {
     rows.iter()
@@ -193,7 +163,7 @@ fn conformance(
     );
     // Boxes: 1e-3 px (deltas are O(0.3), anchors ≤ 512 px: the GPU's ~1e-6 relative delta error is < 1e-3 px);
     // scores: 1e-4 (logit errors ~1e-5).
-    assert_faces(case, &got, &expected, 1e-3, 1e-4);
+    common::assert_faces_match(case, &got, &expected, 1e-3, 1e-4);
     let dumps = if dump {
         let d = det.dump(img).unwrap();
         assert_dumps(case, &d, &want.dumps);
@@ -386,7 +356,7 @@ fn batch_of_two_sizes_equals_single_calls() {
         let single = det.detect(img).unwrap();
         assert!(!single.is_empty(), "image {i}: no detections");
         // Same shaders on the same data; only the batch index differs.
-        assert_faces(&format!("batch image {i}"), &got[i], &single, 1e-4, 1e-6);
+        common::assert_faces_match(&format!("batch image {i}"), &got[i], &single, 1e-4, 1e-6);
     }
     assert_ne!(got[0], got[2], "different images gave identical detections");
 }

@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use sshface::gpu::plan::{bytes_to_f32, bytes_to_u32};
 use sshface::gpu::{Graph, TensorId};
-use sshface::{AdapterOptions, GpuContext};
+use sshface::{AdapterOptions, Face, GpuContext};
 
 /// The shared GPU context. `None` (with a printed reason) when no adapter exists, unless
 /// `SSHFACE_REQUIRE_GPU=1` (set by `.ci/run`), where a missing adapter fails the test instead.
@@ -105,4 +105,49 @@ pub fn run_graph_u32(
         .iter()
         .map(|b| bytes_to_u32(b))
         .collect()
+}
+
+/// Same count; every box and landmark coordinate within `px`, score within `score`.
+pub fn assert_faces_match(case: &str, got: &[Face], want: &[Face], px: f32, score: f32) {
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{case}: {} faces, expected {}: {got:?}",
+        got.len(),
+        want.len()
+    );
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        for k in 0..4 {
+            assert!(
+                (g.bbox[k] - w.bbox[k]).abs() <= px,
+                "{case}: face {i} box[{k}] {} vs {}",
+                g.bbox[k],
+                w.bbox[k]
+            );
+        }
+        assert!(
+            (g.score - w.score).abs() <= score,
+            "{case}: face {i} score {} vs {}",
+            g.score,
+            w.score
+        );
+        if let (Some(gl), Some(wl)) = (&g.landmarks, &w.landmarks) {
+            for k in 0..5 {
+                for c in 0..2 {
+                    assert!(
+                        (gl[k][c] - wl[k][c]).abs() <= px,
+                        "{case}: face {i} landmark {k}[{c}] {} vs {}",
+                        gl[k][c],
+                        wl[k][c]
+                    );
+                }
+            }
+        } else {
+            assert_eq!(
+                g.landmarks.is_some(),
+                w.landmarks.is_some(),
+                "{case}: landmarks presence"
+            );
+        }
+    }
 }
