@@ -8,7 +8,7 @@ use image::RgbImage;
 
 use crate::error::{Error, Result};
 use crate::gpu::plan::{bytes_to_f32, bytes_to_u32};
-use crate::gpu::{AdapterOptions, GpuContext, Graph, Plan, TensorId};
+use crate::gpu::{AdapterOptions, ConvPath, GpuContext, Graph, Plan, Precision, TensorId};
 pub use crate::model::pipeline::Protocol;
 use crate::model::pipeline::{self, GroupIo, Thresholds};
 use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
@@ -83,9 +83,16 @@ pub struct DetectorBuilder {
     context: Option<Arc<GpuContext>>,
     protocol: Protocol,
     max_binding: Option<u64>,
+    precision: Precision,
 }
 
 impl DetectorBuilder {
+    /// Numeric precision of the convolutions (default [`Precision::Auto`]: the fastest the adapter supports).
+    /// [`Precision::F16Coop`] on an adapter without f16 cooperative matrices makes [`build`](Self::build) fail.
+    pub fn precision(mut self, p: Precision) -> Self {
+        self.precision = p;
+        self
+    }
     pub fn model(mut self, m: Model) -> Self {
         self.model = m;
         self
@@ -145,6 +152,7 @@ impl DetectorBuilder {
             Some(c) => c,
             None => Arc::new(GpuContext::new(&self.adapter)?),
         };
+        let conv_path = ConvPath::resolve(self.precision, &ctx)?;
         let wf = match (&self.weights, self.model) {
             (Some(p), _) => WeightFile::open(p)?,
             (None, Model::RetinafaceMnv2) => WeightFile::from_bytes("bundled retinaface_mnv2.safetensors", BUNDLED_RETINAFACE)?,
@@ -174,6 +182,7 @@ impl DetectorBuilder {
             net,
             th: Thresholds { score, nms },
             protocol: self.protocol,
+            conv_path,
             limit,
             plans: Mutex::new(Vec::new()),
             truncated: AtomicU64::new(0),
@@ -208,6 +217,7 @@ pub struct Detector {
     net: Net,
     th: Thresholds,
     protocol: Protocol,
+    conv_path: ConvPath,
     /// Largest tensor in bytes the plans are built for.
     limit: u64,
     plans: Mutex<Vec<Arc<Compiled>>>,
@@ -225,6 +235,25 @@ impl Detector {
 
     pub fn model(&self) -> Model {
         self.model
+    }
+
+    /// The precision the convolutions run at (never `Auto`: what `Auto` resolved to on this adapter).
+    pub fn precision(&self) -> Precision {
+        self.conv_path.precision()
+    }
+
+    /// What the convolutions run on, e.g. `f16-coop (8x8)`.
+    pub fn conv_path(&self) -> ConvPath {
+        self.conv_path
+    }
+
+    /// One line for logs: the adapter, backend, driver and the precision that runs.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, precision {}",
+            self.ctx.describe(),
+            self.conv_path.describe()
+        )
     }
 
     /// How many images so far had more candidates above the score threshold than NMS takes
@@ -389,7 +418,7 @@ impl Detector {
 
     fn build_plan(&self, key: (Vec<[usize; 2]>, bool)) -> Result<Compiled> {
         let (sizes, dump) = (&key.0, key.1);
-        let mut g = Graph::new();
+        let mut g = Graph::with_conv_path(self.conv_path);
         // Group images by network input size (retinaface: padded size; ssh-vgg16: original size, hence equal
         // scales), keeping first-appearance order.
         let group_key = |s: [usize; 2]| match self.net {
@@ -408,7 +437,7 @@ impl Detector {
         // storage binding (an image that does not fit alone fails at compile with the tensor, size and limit).
         let mut batches: Vec<([usize; 2], Vec<usize>)> = Vec::new();
         for (gk, idxs) in groups {
-            let one = self.append_group(&mut Graph::new(), 0, gk, &idxs[..1], sizes, false)?;
+            let one = self.append_group(&mut Graph::with_conv_path(self.conv_path), 0, gk, &idxs[..1], sizes, false)?;
             let per_image = one.1.max(1);
             let n_max = (self.limit / per_image).max(1) as usize;
             batches.extend(idxs.chunks(n_max).map(|c| (gk, c.to_vec())));

@@ -107,7 +107,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         "model {} size {} on {}",
         det.model().name(),
         a.size,
-        det.context().describe()
+        det.describe()
     );
     println!(
         "{:>6} {:>12} {:>12} {:>10}",
@@ -149,7 +149,7 @@ pub fn profile(a: ProfileArgs) -> anyhow::Result<ExitCode> {
         "model {} size {} on {}: {} steps, {:.3} ms GPU",
         det.model().name(),
         a.size,
-        det.context().describe(),
+        det.describe(),
         t.len(),
         total / 1e6
     );

@@ -105,7 +105,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "sshface: model {} on {}",
         det.model().name(),
-        det.context().describe()
+        det.describe()
     );
 
     let mut failed = 0usize;

@@ -82,7 +82,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "sshface: model {} on {}",
         model.name(),
-        det.context().describe()
+        det.describe()
     );
     let (mut done, mut failed) = (0usize, 0usize);
     let mut work = Vec::new();

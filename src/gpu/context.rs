@@ -52,6 +52,9 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// Square sizes (8, 16) of the adapter's cooperative matrices with f16 operands and f32
+    /// accumulators, empty without `EXPERIMENTAL_COOPERATIVE_MATRIX` and `SHADER_F16`.
+    pub coop_sizes: Vec<u32>,
     pub(crate) pipelines: PipelineCache,
 }
 
@@ -67,6 +70,36 @@ fn wanted_features() -> wgpu::Features {
         | wgpu::Features::TIMESTAMP_QUERY
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
         | wgpu::Features::SUBGROUP
+        | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+}
+
+/// The square f16×f16→f32 configurations our cooperative-matrix shaders come in (`coop_mat8x8`,
+/// `coop_mat16x16`), among those the adapter lists.
+fn coop_sizes(adapter: &wgpu::Adapter, features: wgpu::Features) -> Vec<u32> {
+    let need = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP;
+    // The shaders' workgroup is 4 of the largest subgroups.
+    let info = adapter.get_info();
+    let wg = 4 * info.subgroup_max_size;
+    if !features.contains(need) || wg == 0 || wg > adapter.limits().max_compute_invocations_per_workgroup {
+        return Vec::new();
+    }
+    let mut sizes: Vec<u32> = adapter
+        .cooperative_matrix_properties()
+        .iter()
+        .filter(|p| {
+            p.m_size == p.n_size
+                && p.n_size == p.k_size
+                && matches!(p.m_size, 8 | 16)
+                && p.ab_type == wgpu::CooperativeScalarType::F16
+                && p.cr_type == wgpu::CooperativeScalarType::F32
+        })
+        .map(|p| p.m_size)
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
 }
 
 impl GpuContext {
@@ -122,13 +155,30 @@ impl GpuContext {
             return Err(Error::NoAdapter { tried });
         };
         let info = adapter.get_info();
-        let features = adapter.features() & wanted_features();
+        let mut features = adapter.features() & wanted_features();
+        let coop_sizes = coop_sizes(&adapter, features);
+        if coop_sizes.is_empty() {
+            // Only request the experimental feature where our shaders can use it.
+            features.remove(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        }
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("sshface"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            // SAFETY (wgpu's terms for experimental features): the only experimental feature we request is
+            // EXPERIMENTAL_COOPERATIVE_MATRIX, and only for configurations the adapter itself lists. Our
+            // cooperative-matrix shaders are reached only from uniform control flow, every subgroup of a
+            // workgroup is full (workgroup size a multiple of the subgroup size), loads and stores stay
+            // inside workgroup arrays whose bounds hold for every index, and the shaders are validated
+            // by naga in the tests; their results are compared with the f64 reference on lavapipe.
+            experimental_features: if features
+                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            {
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            },
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -146,6 +196,7 @@ impl GpuContext {
             info,
             limits,
             features,
+            coop_sizes,
             pipelines: PipelineCache::default(),
         })
     }
@@ -160,6 +211,12 @@ impl GpuContext {
             self.info.driver,
             self.info.driver_info
         )
+    }
+
+    /// The cooperative-matrix size our convolutions use: 16 where offered (NVIDIA, AMD), else 8
+    /// (lavapipe, Apple); `None` without f16 cooperative matrices.
+    pub fn coop_size(&self) -> Option<u32> {
+        self.coop_sizes.iter().copied().max()
     }
 
     /// The largest buffer one storage binding may cover on this device.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::Constants;
-use crate::gpu::{GpuContext, Plan, Weight};
+use crate::gpu::{ConvPath, GpuContext, Plan, Weight};
 use crate::ops::Shader;
 
 /// Handle of a tensor in a [`Graph`].
@@ -79,11 +79,25 @@ pub struct StepDesc {
 pub struct Graph {
     pub(crate) tensors: Vec<TensorInfo>,
     pub(crate) steps: Vec<StepDesc>,
+    conv_path: ConvPath,
 }
 
 impl Graph {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A graph whose convolutions (kernel `Auto`) run on `path`.
+    pub fn with_conv_path(path: ConvPath) -> Self {
+        Graph {
+            conv_path: path,
+            ..Self::default()
+        }
+    }
+
+    /// What this graph's convolutions run on.
+    pub fn conv_path(&self) -> ConvPath {
+        self.conv_path
     }
 
     fn add(&mut self, name: &str, shape: &[usize], kind: TensorKind) -> Result<TensorId> {

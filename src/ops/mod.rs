@@ -3,6 +3,7 @@
 
 pub mod add;
 pub mod conv2d;
+pub mod conv2d_coop;
 pub mod copy_rows;
 pub mod decode;
 pub mod fill;
@@ -62,6 +63,8 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &select_topk::SHADER,
         &sort::SHADER,
         &conv2d::SHADER,
+        &conv2d_coop::SHADER8,
+        &conv2d_coop::SHADER16,
         &copy_rows::SHADER,
     ]
 }

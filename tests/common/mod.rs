@@ -151,3 +151,26 @@ pub fn assert_faces_match(case: &str, got: &[Face], want: &[Face], px: f32, scor
         }
     }
 }
+
+/// Cooperative-matrix sizes of the test adapter (empty without). With `SSHFACE_REQUIRE_COOP=1` (set by
+/// `.ci/run`, whose lavapipe has them) an adapter without cooperative matrices fails the test instead.
+pub fn coop_sizes(ctx: &GpuContext) -> Vec<u32> {
+    if ctx.coop_sizes.is_empty() {
+        if std::env::var("SSHFACE_REQUIRE_COOP").is_ok_and(|v| v == "1") {
+            panic!(
+                "SSHFACE_REQUIRE_COOP=1 but adapter {} has no f16 cooperative matrices",
+                ctx.describe()
+            );
+        }
+        eprintln!(
+            "SKIP (no f16 cooperative matrices on {})",
+            ctx.describe()
+        );
+    }
+    ctx.coop_sizes.clone()
+}
+
+/// `v` rounded to the nearest f16 (ties to even), as the f16 kernels store it.
+pub fn round_f16(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
