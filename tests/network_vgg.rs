@@ -18,7 +18,7 @@ use sshface::ops::softmax2::ClassLayout;
 use sshface::ops::Activation;
 use sshface::reference::ssh_vgg16::{self as refvgg, NamedTensor};
 use sshface::reference::{self as r, CpuTensor};
-use sshface::{AdapterOptions, Detector, Face, GpuContext, Model, Protocol};
+use sshface::{AdapterOptions, Detector, Face, GpuContext, Model, Precision, Protocol};
 use vgg_support::{clamped_upsample, levels, offset_crop};
 
 /// The authors' selection thresholds (spec §6): every row > 0.05 enters the NMS at 0.3.
@@ -54,6 +54,7 @@ fn detector(protocol: Protocol, score: f32) -> Option<Detector> {
     Some(
         Detector::builder()
             .model(Model::SshVgg16)
+            .precision(Precision::F32)
             .weights(weights_path())
             .context(ctx()?)
             .protocol(protocol)
@@ -371,6 +372,7 @@ fn row_strips_are_bit_identical() {
     };
     let strips = Detector::builder()
         .model(Model::SshVgg16)
+        .precision(Precision::F32)
         .weights(weights_path())
         .context(ctx().unwrap())
         .protocol(Protocol::Scale(1.0))
