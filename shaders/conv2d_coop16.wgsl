@@ -34,6 +34,10 @@ const BN: u32 = 4u * S;      // output pixels per workgroup
 const BK: u32 = 2u * S;      // GEMM depth per staged slice
 override WG: u32 = 4u * SG;
 
+// Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
+// (<name>_f16.wgsl) with `alias Map = f16;`. Arithmetic is f32 in both.
+alias Map = f32;
+
 struct Params {
     n: u32, c_in: u32, h: u32, w: u32,
     c_out: u32, ho: u32, wo: u32, c_total: u32,
@@ -44,11 +48,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;          // [N, C_in, H, W]
-@group(0) @binding(2) var<storage, read> res: array<f32>;        // [N, C_out, Ho, Wo]; x again when !HAS_RES
-@group(0) @binding(3) var<storage, read> wt: array<f32>;         // [C_out, C_in / groups, KH, KW]
+@group(0) @binding(1) var<storage, read> x: array<Map>;          // [N, C_in, H, W]
+@group(0) @binding(2) var<storage, read> res: array<Map>;        // [N, C_out, Ho, Wo]; x again when !HAS_RES
+@group(0) @binding(3) var<storage, read> wt: array<Map>;         // [C_out, C_in / groups, KH, KW]
 @group(0) @binding(4) var<storage, read> bias: array<f32>;       // [C_out]; wt again when !HAS_BIAS
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;  // [N, C_total, Ho, Wo]
+@group(0) @binding(5) var<storage, read_write> out: array<Map>;  // [N, C_total, Ho, Wo]
 
 var<workgroup> sa: array<f16, BM * BK>;     // [BM][BK] weights, row-major
 var<workgroup> sb: array<f16, BK * BN>;     // [BK][BN] im2col patch, row-major
@@ -87,9 +91,9 @@ fn emit(acc: MatC, sg: u32, lane: u32, lanes: u32, grp: u32, m0: u32, p0: u32) {
                     s += bias[co];
                 }
                 if (HAS_RES) {
-                    s += res[(img * p.c_out + co) * hw + pix];
+                    s += f32(res[(img * p.c_out + co) * hw + pix]);
                 }
-                out[(img * p.c_total + p.c_off + co) * hw + pix] = act(s);
+                out[(img * p.c_total + p.c_off + co) * hw + pix] = Map(act(s));
             }
         }
     }
@@ -138,7 +142,7 @@ fn conv2d_coop16(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
         for (var r = arow; r < BM; r += WG / BK) {
             var v = 0.0;
             if (ka < p.k && m0 + r < p.cout_g) {
-                v = wt[(wrow0 + r) * p.k + ka];
+                v = f32(wt[(wrow0 + r) * p.k + ka]);
             }
             sa[r * BK + ak] = f16(v);
         }
@@ -151,7 +155,7 @@ fn conv2d_coop16(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_i
                 let iy = iy0 + i32((rr / p.kw) * p.dy);
                 let ix = ix0 + i32((rr % p.kw) * p.dx);
                 if (iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w)) {
-                    v = x[xbase + (ci * p.h + u32(iy)) * p.w + u32(ix)];
+                    v = f32(x[xbase + (ci * p.h + u32(iy)) * p.w + u32(ix)]);
                 }
             }
             sb[r * BN + bn] = f16(v);

@@ -8,7 +8,7 @@ use image::RgbImage;
 
 use crate::error::{Error, Result};
 use crate::gpu::plan::{bytes_to_f32, bytes_to_u32};
-use crate::gpu::{AdapterOptions, ConvPath, GpuContext, Graph, Plan, Precision, TensorId};
+use crate::gpu::{AdapterOptions, GpuContext, Graph, Numerics, Plan, Precision, TensorId};
 pub use crate::model::pipeline::Protocol;
 use crate::model::pipeline::{self, GroupIo, Thresholds};
 use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
@@ -87,8 +87,9 @@ pub struct DetectorBuilder {
 }
 
 impl DetectorBuilder {
-    /// Numeric precision of the convolutions (default [`Precision::Auto`]: the fastest the adapter supports).
-    /// [`Precision::F16Coop`] on an adapter without f16 cooperative matrices makes [`build`](Self::build) fail.
+    /// Numeric precision (default [`Precision::Auto`]: the fastest the adapter supports). An explicit
+    /// precision the adapter cannot run (f16 without `SHADER_F16`, f16-coop without cooperative matrices)
+    /// makes [`build`](Self::build) fail with an error naming the adapter.
     pub fn precision(mut self, p: Precision) -> Self {
         self.precision = p;
         self
@@ -152,7 +153,7 @@ impl DetectorBuilder {
             Some(c) => c,
             None => Arc::new(GpuContext::new(&self.adapter)?),
         };
-        let conv_path = ConvPath::resolve(self.precision, &ctx)?;
+        let numerics = Numerics::resolve(self.precision, &ctx)?;
         let wf = match (&self.weights, self.model) {
             (Some(p), _) => WeightFile::open(p)?,
             (None, Model::RetinafaceMnv2) => WeightFile::from_bytes("bundled retinaface_mnv2.safetensors", BUNDLED_RETINAFACE)?,
@@ -182,7 +183,7 @@ impl DetectorBuilder {
             net,
             th: Thresholds { score, nms },
             protocol: self.protocol,
-            conv_path,
+            numerics,
             limit,
             plans: Mutex::new(Vec::new()),
             truncated: AtomicU64::new(0),
@@ -217,7 +218,7 @@ pub struct Detector {
     net: Net,
     th: Thresholds,
     protocol: Protocol,
-    conv_path: ConvPath,
+    numerics: Numerics,
     /// Largest tensor in bytes the plans are built for.
     limit: u64,
     plans: Mutex<Vec<Arc<Compiled>>>,
@@ -237,14 +238,14 @@ impl Detector {
         self.model
     }
 
-    /// The precision the convolutions run at (never `Auto`: what `Auto` resolved to on this adapter).
+    /// The precision that runs (never `Auto`: what `Auto` resolved to on this adapter).
     pub fn precision(&self) -> Precision {
-        self.conv_path.precision()
+        self.numerics.precision
     }
 
-    /// What the convolutions run on, e.g. `f16-coop (8x8)`.
-    pub fn conv_path(&self) -> ConvPath {
-        self.conv_path
+    /// Feature-map storage and convolution path of this detector.
+    pub fn numerics(&self) -> Numerics {
+        self.numerics
     }
 
     /// One line for logs: the adapter, backend, driver and the precision that runs.
@@ -252,7 +253,7 @@ impl Detector {
         format!(
             "{}, precision {}",
             self.ctx.describe(),
-            self.conv_path.describe()
+            self.numerics.describe()
         )
     }
 
@@ -323,13 +324,13 @@ impl Detector {
         self.write_inputs(&c, std::slice::from_ref(image))?;
         let gr = &c.groups[0];
         let ids: Vec<TensorId> = gr.dumps.iter().map(|d| d.id).collect();
-        let out = c.plan.run(&self.ctx, &ids)?;
+        let out = c.plan.run_f32(&self.ctx, &ids)?;
         let shapes: Vec<Vec<usize>> = gr
             .dumps
             .iter()
             .map(|d| c.plan.info(d.id).shape.clone())
             .collect();
-        let mut named = pipeline::assemble_dumps(&gr.dumps, &shapes, &out);
+        let mut named = pipeline::assemble_dumps(&gr.dumps, &shapes, out);
         if self.model == Model::RetinafaceMnv2 {
             let padded = rf::padded_size([image.height() as usize, image.width() as usize]);
             let priors: Vec<f32> = crate::model::anchors::ssd_priors(padded, &rf::LEVELS)
@@ -418,7 +419,7 @@ impl Detector {
 
     fn build_plan(&self, key: (Vec<[usize; 2]>, bool)) -> Result<Compiled> {
         let (sizes, dump) = (&key.0, key.1);
-        let mut g = Graph::with_conv_path(self.conv_path);
+        let mut g = Graph::with_numerics(self.numerics.conv, self.numerics.maps);
         // Group images by network input size (retinaface: padded size; ssh-vgg16: original size, hence equal
         // scales), keeping first-appearance order.
         let group_key = |s: [usize; 2]| match self.net {
@@ -437,7 +438,14 @@ impl Detector {
         // storage binding (an image that does not fit alone fails at compile with the tensor, size and limit).
         let mut batches: Vec<([usize; 2], Vec<usize>)> = Vec::new();
         for (gk, idxs) in groups {
-            let one = self.append_group(&mut Graph::with_conv_path(self.conv_path), 0, gk, &idxs[..1], sizes, false)?;
+            let one = self.append_group(
+                &mut Graph::with_numerics(self.numerics.conv, self.numerics.maps),
+                0,
+                gk,
+                &idxs[..1],
+                sizes,
+                false,
+            )?;
             let per_image = one.1.max(1);
             let n_max = (self.limit / per_image).max(1) as usize;
             batches.extend(idxs.chunks(n_max).map(|c| (gk, c.to_vec())));

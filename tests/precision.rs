@@ -1,10 +1,12 @@
-//! Precision paths end to end: f16-coop (cooperative matrices, f16 operands, f32 accumulators) against the
-//! f32 path that reproduces the references.
+//! Precision paths end to end: f16 (f16 feature maps and weights, f32 arithmetic) and f16-coop (the same
+//! storage, convolutions on cooperative matrices) against the f32 path that reproduces the references.
 //!
-//! Bounds, stated once here: on the golden images the f16-coop detections are the f32 ones — same count,
-//! each box at IoU ≥ 0.95 with its f32 twin and |Δscore| ≤ 0.01; retinaface-mnv2's raw heads stay within
-//! 0.15 (logits and regressions, |values| up to ~10) of the golden heads; ssh-vgg16's dumps (random
-//! weights) within 2e-2·max(1, max|w|) of the f32 dumps. f16 keeps 11 significant bits, so each layer adds
+//! Bounds, stated once here, for both f16 paths: on the golden images the detections are the f32 ones —
+//! same count, each box at IoU ≥ 0.95 with its f32 twin and |Δscore| ≤ 0.01; retinaface-mnv2's raw heads
+//! (logits and regressions, |values| up to ~10) differ from the golden heads by at most 0.05 on average,
+//! 0.3 at the 99th percentile and 1.0 at worst (observed on lavapipe: mean ≤ 2.5e-2, p99 ≤ 0.16,
+//! max ≤ 0.53, the worst on background anchors; f16 maps round every layer's output, ~50 layers deep);
+//! ssh-vgg16's dumps (random weights) within 2e-2·max(1, max|w|) of the f32 dumps. f16 keeps 11 significant bits, so each layer adds
 //! a relative error near 2^-11·sqrt(K)-ish that the network's 20–50 layers compound; the bounds leave a
 //! few times the observed error (printed by each test) while a wrong kernel misses them by orders.
 
@@ -53,8 +55,16 @@ fn assert_same_faces(case: &str, got: &[Face], want: &[Face]) -> (f32, f32) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let o = iou(&g.bbox, &w.bbox);
         let ds = (g.score - w.score).abs();
-        assert!(o >= 0.95, "{case}: face {i} IoU {o} with f32 ({g:?} vs {w:?})");
-        assert!(ds <= 0.01, "{case}: face {i} score {} vs f32 {}", g.score, w.score);
+        assert!(
+            o >= 0.95,
+            "{case}: face {i} IoU {o} with f32 ({g:?} vs {w:?})"
+        );
+        assert!(
+            ds <= 0.01,
+            "{case}: face {i} score {} vs f32 {}",
+            g.score,
+            w.score
+        );
         min_iou = min_iou.min(o);
         max_ds = max_ds.max(ds);
     }
@@ -62,36 +72,57 @@ fn assert_same_faces(case: &str, got: &[Face], want: &[Face]) -> (f32, f32) {
 }
 
 #[test]
-fn auto_resolves_to_coop_and_f32_stays_f32() {
+fn auto_resolves_to_coop_and_explicit_precisions_stay() {
     let Some(ctx) = ctx() else { return };
-    assert_eq!(retina(Precision::Auto, &ctx).precision(), Precision::F16Coop);
+    assert_eq!(
+        retina(Precision::Auto, &ctx).precision(),
+        Precision::F16Coop
+    );
     assert_eq!(retina(Precision::F32, &ctx).precision(), Precision::F32);
+    assert_eq!(retina(Precision::F16, &ctx).precision(), Precision::F16);
     let d = retina(Precision::F16Coop, &ctx);
-    assert!(d.describe().contains("precision f16-coop"), "{}", d.describe());
+    assert!(
+        d.describe().contains("precision f16-coop ("),
+        "{}",
+        d.describe()
+    );
 }
 
+const HALF: [Precision; 2] = [Precision::F16, Precision::F16Coop];
+
 #[test]
-fn retinaface_f16_coop_finds_the_f32_faces() {
+fn retinaface_f16_paths_find_the_f32_faces() {
     let Some(ctx) = ctx() else { return };
-    let (f32d, coop) = (retina(Precision::F32, &ctx), retina(Precision::F16Coop, &ctx));
-    for name in ["astronaut.png", "camera.png", "grace_hopper.jpg"] {
-        let img = sshface::image_io::load_rgb(data(name)).unwrap();
-        let (want, got) = (f32d.detect(&img).unwrap(), coop.detect(&img).unwrap());
-        let (o, ds) = assert_same_faces(name, &got, &want);
-        println!("{name}: {} faces, min IoU {o:.4}, max |Δscore| {ds:.2e}", got.len());
+    let f32d = retina(Precision::F32, &ctx);
+    for p in HALF {
+        let det = retina(p, &ctx);
+        for name in ["astronaut.png", "camera.png", "grace_hopper.jpg"] {
+            let img = sshface::image_io::load_rgb(data(name)).unwrap();
+            let (want, got) = (f32d.detect(&img).unwrap(), det.detect(&img).unwrap());
+            let (o, ds) = assert_same_faces(&format!("{name} {p}"), &got, &want);
+            println!(
+                "{name} {p}: {} faces, min IoU {o:.4}, max |Δscore| {ds:.2e}",
+                got.len()
+            );
+        }
     }
 }
 
 #[test]
-fn retinaface_f16_coop_heads_near_golden() {
+fn retinaface_f16_paths_heads_near_golden() {
     let Some(ctx) = ctx() else { return };
-    let coop = retina(Precision::F16Coop, &ctx);
-    for name in ["astronaut", "camera", "grace_hopper"] {
+    for (p, name) in HALF
+        .iter()
+        .flat_map(|&p| ["astronaut", "camera", "grace_hopper"].map(|n| (p, n)))
+    {
+        let coop = retina(p, &ctx);
         let bytes = std::fs::read(data(&format!("{name}.heads.safetensors"))).unwrap();
         let golden = SafeTensors::deserialize(&bytes).unwrap();
         let f32s = |n: &str| -> Vec<f32> {
             let d = golden.tensor(n).unwrap().data().to_vec();
-            d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
+            d.chunks_exact(4)
+                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
+                .collect()
         };
         let rgb = golden.tensor("input_rgb").unwrap();
         let (h, w) = (rgb.shape()[0] as u32, rgb.shape()[1] as u32);
@@ -100,15 +131,21 @@ fn retinaface_f16_coop_heads_near_golden() {
         for head in ["cls_logits", "bbox", "landm"] {
             let want = f32s(head);
             let got = &dump.iter().find(|t| t.0 == head).unwrap().2;
-            common::assert_close(&format!("{name} {head} f16-coop"), got, &want, 0.15, 0.0);
-            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-            println!("{name} {head}: max |f16-coop − golden| {worst:.3e}");
+            let mut d: Vec<f32> = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).collect();
+            d.sort_by(f32::total_cmp);
+            let mean = d.iter().sum::<f32>() / d.len() as f32;
+            let (p99, max) = (d[d.len() * 99 / 100], d[d.len() - 1]);
+            println!("{name} {head} {p}: |Δ| mean {mean:.2e}, p99 {p99:.2e}, max {max:.2e}");
+            assert!(
+                mean <= 0.05 && p99 <= 0.3 && max <= 1.0,
+                "{name} {head} {p}: |Δ| to the golden heads mean {mean}, p99 {p99}, max {max}"
+            );
         }
     }
 }
 
 #[test]
-fn ssh_vgg16_f16_coop_dumps_near_f32() {
+fn ssh_vgg16_f16_paths_dumps_near_f32() {
     let Some(ctx) = ctx() else { return };
     let path = vgg_support::write(
         "precision_vgg_seed3",
@@ -125,23 +162,32 @@ fn ssh_vgg16_f16_coop_dumps_near_f32() {
             .build()
             .unwrap()
     };
-    let (f32d, coop) = (vgg(Precision::F32), vgg(Precision::F16Coop));
     let img = vgg_support::image(11, 97, 75);
-    let (want, got) = (f32d.dump(&img).unwrap(), coop.dump(&img).unwrap());
-    assert_eq!(want.len(), got.len());
-    let mut report = Vec::new();
-    for ((wn, ws, w), (gn, gs, g)) in want.iter().zip(&got) {
-        assert_eq!((wn, ws), (gn, gs));
-        let scale = w.iter().fold(1f32, |m, v| m.max(v.abs()));
-        common::assert_close(&format!("ssh-vgg16 {wn} f16-coop"), g, w, 2e-2 * scale, 0.0);
-        let worst = g.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
-        report.push(format!("{wn} {:.1e}", worst / scale));
+    let want = vgg(Precision::F32).dump(&img).unwrap();
+    for p in HALF {
+        let got = vgg(p).dump(&img).unwrap();
+        assert_eq!(want.len(), got.len());
+        let mut report = Vec::new();
+        for ((wn, ws, w), (gn, gs, g)) in want.iter().zip(&got) {
+            assert_eq!((wn, ws), (gn, gs));
+            let scale = w.iter().fold(1f32, |m, v| m.max(v.abs()));
+            common::assert_close(&format!("ssh-vgg16 {wn} {p}"), g, w, 2e-2 * scale, 0.0);
+            let worst = g
+                .iter()
+                .zip(w)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            report.push(format!("{wn} {:.1e}", worst / scale));
+        }
+        println!(
+            "ssh-vgg16 {p} vs f32, max |g − w| / max(1, max|w|): {}",
+            report.join(", ")
+        );
     }
-    println!("ssh-vgg16 f16-coop vs f32, max |g − w| / max(1, max|w|): {}", report.join(", "));
     std::fs::remove_file(&path).unwrap();
 }
 
-/// An adapter without f16 cooperative matrices: f16-coop is an error naming it; auto falls back to f32.
+/// An adapter without f16 cooperative matrices: f16-coop is an error naming it; auto falls back to f16.
 #[test]
 fn f16_coop_without_cooperative_matrices_is_an_error() {
     if common::gpu().is_none() {
@@ -160,12 +206,21 @@ fn f16_coop_without_cooperative_matrices_is_an_error() {
     let msg = e.to_string();
     assert!(msg.contains(&name) && msg.contains("f16-coop"), "{msg}");
     let auto = Detector::builder().context(plain).build().unwrap();
-    assert_eq!(auto.precision(), Precision::F32);
+    assert_eq!(
+        auto.precision(),
+        Precision::F16,
+        "auto without cooperative matrices"
+    );
 }
 
 #[test]
 fn precision_names_round_trip() {
-    for p in [Precision::F32, Precision::F16Coop, Precision::Auto] {
+    for p in [
+        Precision::F32,
+        Precision::F16,
+        Precision::F16Coop,
+        Precision::Auto,
+    ] {
         assert_eq!(p.name().parse::<Precision>().unwrap(), p);
     }
     let e = "f64".parse::<Precision>().unwrap_err().to_string();

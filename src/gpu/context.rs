@@ -28,12 +28,14 @@ impl AdapterOptions {
     }
 }
 
-/// An f32 weight tensor uploaded to the GPU once and bound read-only.
+/// A weight tensor uploaded to the GPU once and bound read-only: f32, and for conv weights on adapters
+/// with `SHADER_F16` also an f16 copy that the f16 kernels read.
 #[derive(Clone, Debug)]
 pub struct Weight {
     pub name: String,
     pub shape: Vec<usize>,
     pub buffer: Arc<wgpu::Buffer>,
+    pub half: Option<Arc<wgpu::Buffer>>,
 }
 
 impl Weight {
@@ -82,7 +84,10 @@ fn coop_sizes(adapter: &wgpu::Adapter, features: wgpu::Features) -> Vec<u32> {
     // The shaders' workgroup is 4 of the largest subgroups.
     let info = adapter.get_info();
     let wg = 4 * info.subgroup_max_size;
-    if !features.contains(need) || wg == 0 || wg > adapter.limits().max_compute_invocations_per_workgroup {
+    if !features.contains(need)
+        || wg == 0
+        || wg > adapter.limits().max_compute_invocations_per_workgroup
+    {
         return Vec::new();
     }
     let mut sizes: Vec<u32> = adapter
@@ -172,13 +177,12 @@ impl GpuContext {
             // workgroup is full (workgroup size a multiple of the subgroup size), loads and stores stay
             // inside workgroup arrays whose bounds hold for every index, and the shaders are validated
             // by naga in the tests; their results are compared with the f64 reference on lavapipe.
-            experimental_features: if features
-                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
-            {
-                unsafe { wgpu::ExperimentalFeatures::enabled() }
-            } else {
-                wgpu::ExperimentalFeatures::disabled()
-            },
+            experimental_features:
+                if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -228,6 +232,11 @@ impl GpuContext {
 
     /// Checks that a tensor of `shape` (f32 elements) is non-empty and fits one storage binding.
     pub fn check_size(&self, name: &str, shape: &[usize]) -> Result<u64> {
+        self.check_bytes(name, shape, 4)
+    }
+
+    /// [`GpuContext::check_size`] for elements of `elem` bytes.
+    pub fn check_bytes(&self, name: &str, shape: &[usize], elem: usize) -> Result<u64> {
         if shape.is_empty() || shape.contains(&0) {
             return Err(Error::Empty {
                 name: name.to_string(),
@@ -236,7 +245,7 @@ impl GpuContext {
         }
         let bytes = shape
             .iter()
-            .try_fold(4u64, |acc, &d| acc.checked_mul(d as u64))
+            .try_fold(elem as u64, |acc, &d| acc.checked_mul(d as u64))
             .unwrap_or(u64::MAX);
         if bytes > self.max_binding() {
             return Err(Error::TooLarge {
@@ -274,7 +283,27 @@ impl GpuContext {
             name: name.to_string(),
             shape: shape.to_vec(),
             buffer: Arc::new(buffer),
+            half: None,
         })
+    }
+
+    /// [`GpuContext::weight`] plus an f16 copy (round to nearest even) where the adapter has
+    /// `SHADER_F16`, for weights that f16 kernels read.
+    pub fn weight_with_half(&self, name: &str, data: &[f32], shape: &[usize]) -> Result<Weight> {
+        let mut w = self.weight(name, data, shape)?;
+        if self.features.contains(wgpu::Features::SHADER_F16) {
+            let mut bytes = crate::gpu::readback::f32_to_f16_bytes(data);
+            bytes.resize(bytes.len().next_multiple_of(16), 0);
+            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(&format!("{name} (f16)")),
+                size: bytes.len() as u64,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            self.queue.write_buffer(&buffer, 0, &bytes);
+            w.half = Some(Arc::new(buffer));
+        }
+        Ok(w)
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes; a captured GPU error becomes [`Error::Gpu`].

@@ -8,9 +8,9 @@ pub mod precision;
 pub mod readback;
 
 pub use context::{AdapterOptions, GpuContext, Weight};
-pub use graph::{Binding, Graph, StepDesc, TensorId, TensorKind};
+pub use graph::{Binding, DType, Graph, StepDesc, TensorId, TensorKind};
 pub use plan::{Plan, StepTiming};
-pub use precision::{ConvPath, Precision};
+pub use precision::{ConvPath, Numerics, Precision};
 
 /// Workgroups for `n` invocations of `wg` threads each, split over x and y so neither exceeds 65,535.
 /// Shaders recover the flat index as `gid.x + gid.y * num_workgroups.x * WG`.

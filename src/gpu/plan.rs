@@ -6,9 +6,9 @@ use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
-use crate::gpu::graph::{Binding, TensorInfo};
+use crate::gpu::graph::{Binding, DType, TensorInfo};
 use crate::gpu::readback::map_read;
-pub use crate::gpu::readback::{bytes_to_f32, bytes_to_u32};
+pub use crate::gpu::readback::{bytes_to_f32, bytes_to_u32, f32_to_f16_bytes, tensor_to_f32};
 use crate::gpu::{GpuContext, Graph, TensorId, TensorKind};
 
 struct CompiledStep {
@@ -87,7 +87,7 @@ impl Plan {
                 for (i, b) in s.bindings.iter().enumerate() {
                     let resource = match b {
                         Binding::Tensor(t) => {
-                            let bytes = g.tensors[t.0].len() as u64 * 4;
+                            let bytes = g.tensors[t.0].bytes();
                             wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                                 buffer: &buffers[slot_of[t.0]],
                                 offset: 0,
@@ -123,7 +123,7 @@ impl Plan {
                     bind_group,
                     workgroups: s.workgroups,
                 });
-                shaders.push(s.shader.name.to_string());
+                shaders.push(s.shader.key());
             }
             Ok(Plan {
                 tensors: g.tensors,
@@ -154,7 +154,8 @@ impl Plan {
         &self.buffers[self.slot_of[id.0]]
     }
 
-    /// Writes an input tensor; `data` must have exactly the tensor's number of elements.
+    /// Writes an input tensor; `data` must have exactly the tensor's number of 4-byte elements
+    /// (f32 or u32). An f16 tensor takes f32 values, rounded to f16 on the way.
     pub fn write<T: bytemuck::Pod>(
         &self,
         ctx: &GpuContext,
@@ -166,10 +167,10 @@ impl Plan {
             return Err(Error::shape(
                 &t.name,
                 format!(
-                    "{} bytes written, tensor {:?} holds {} bytes",
+                    "{} bytes written, tensor {:?} holds {} 4-byte values",
                     std::mem::size_of_val(data),
                     t.shape,
-                    t.len() * 4
+                    t.len()
                 ),
             ));
         }
@@ -179,19 +180,39 @@ impl Plan {
                 "only input tensors may be written by the host",
             ));
         }
-        ctx.queue
-            .write_buffer(self.buffer(id), 0, bytemuck::cast_slice(data));
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        match t.dtype {
+            DType::F32 => ctx.queue.write_buffer(self.buffer(id), 0, bytes),
+            DType::F16 => {
+                let mut half = f32_to_f16_bytes(&bytes_to_f32(bytes));
+                half.resize(t.bytes() as usize, 0);
+                ctx.queue.write_buffer(self.buffer(id), 0, &half)
+            }
+        }
         Ok(())
     }
 
     /// Records every step into one pass, copies `read` tensors to a staging buffer in the same encoder,
-    /// submits once and returns the bytes of each `read` tensor.
+    /// submits once and returns the bytes of each `read` tensor (f16 ones padded to a multiple of 4 bytes).
     pub fn run(&self, ctx: &GpuContext, read: &[TensorId]) -> Result<Vec<Vec<u8>>> {
         let ranges: Vec<(TensorId, u64, u64)> = read
             .iter()
-            .map(|&id| (id, 0, self.tensors[id.0].len() as u64 * 4))
+            .map(|&id| (id, 0, self.tensors[id.0].bytes()))
             .collect();
         self.submit(ctx, true, &ranges)
+    }
+
+    /// [`Plan::run`] returning each `read` tensor as f32 values, whatever its element type.
+    pub fn run_f32(&self, ctx: &GpuContext, read: &[TensorId]) -> Result<Vec<Vec<f32>>> {
+        let bytes = self.run(ctx, read)?;
+        Ok(read
+            .iter()
+            .zip(bytes)
+            .map(|(&id, b)| {
+                let t = &self.tensors[id.0];
+                tensor_to_f32(&b, t.dtype, t.len())
+            })
+            .collect())
     }
 
     /// Reads byte ranges `(tensor, offset, len)` of output tensors written by the last run, with one copy
@@ -220,13 +241,13 @@ impl Plan {
                     "is transient; mark it as an output to read it back",
                 ));
             }
-            if off % 4 != 0 || len % 4 != 0 || off + len > t.len() as u64 * 4 {
+            if off % 4 != 0 || len % 4 != 0 || off + len > t.bytes() {
                 return Err(Error::shape(
                     &t.name,
                     format!(
                         "cannot read bytes {off}..{} of a tensor of {} bytes",
                         off + len,
-                        t.len() * 4
+                        t.bytes()
                     ),
                 ));
             }

@@ -45,7 +45,7 @@ impl ConvLayer {
     pub fn load(ctx: &GpuContext, wf: &WeightFile, name: &str, spec: ConvSpec) -> Result<Self> {
         let w = wf.get(&format!("{name}.weight"), &spec.shape)?;
         let b = wf.get(&format!("{name}.bias"), &[spec.shape[0]])?;
-        let weight = ctx.weight(&format!("{name}.weight"), w, &spec.shape)?;
+        let weight = ctx.weight_with_half(&format!("{name}.weight"), w, &spec.shape)?;
         let bias = ctx.weight(&format!("{name}.bias"), b, &[spec.shape[0]])?;
         let conv = Conv2d {
             weight,
@@ -140,7 +140,8 @@ impl SshModule {
     /// Appends the module on `f` [N, C, H, W]; returns the post-ReLU concat [N, c_out, H, W].
     pub fn apply(&self, g: &mut Graph, f: TensorId) -> Result<TensorId> {
         let [n, _, h, w] = g.nchw(&self.label, f)?;
-        let out = g.tensor(&format!("{}.output", self.label), &[n, self.c_out(), h, w])?;
+        let shape = [n, self.c_out(), h, w];
+        let out = g.tensor_as(&format!("{}.output", self.label), &shape, g.dtype(f))?;
         let c0 = self.conv3x3.c_out();
         let c1 = c0 + self.conv5x5.c_out();
         self.conv3x3.apply(g, f, None, Some((out, 0)))?;

@@ -8,7 +8,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
-use crate::gpu::{dispatch_1d, Binding, ConvPath, Graph, StepDesc, TensorId, Weight};
+use crate::gpu::{dispatch_1d, Binding, ConvPath, DType, Graph, StepDesc, TensorId, Weight};
 use crate::ops::{conv2d_coop, Activation, Shader};
 
 #[repr(C)]
@@ -45,6 +45,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>() == 96);
 
 pub static SHADER: Shader = crate::shader!("conv2d", Params);
+pub static SHADER_F16: Shader = crate::shader_f16!("conv2d", Params);
 
 /// Threads along output channels (`TMT`) of a 64-thread GEMM workgroup: its tile is 8·TMT channels ×
 /// 8·64/TMT pixels. Narrow tiles keep small-C_out layers (heads) from wasting most of the work.
@@ -322,8 +323,12 @@ pub fn conv2d_with(
             }
             (t, ts[1], off)
         }
-        None => (g.tensor(label, &oshape)?, c_out, 0),
+        None => (g.tensor_as(label, &oshape, g.dtype(x))?, c_out, 0),
     };
+    // Input, residual and output share the element type (the shaders' `Map`); so do the weights.
+    let mut maps = vec![x, out];
+    maps.extend(residual);
+    let dtype = g.same_dtype(label, &maps)?;
 
     let pointwise = kh == 1 && kw == 1 && conv.stride == [1, 1] && conv.pad == [0; 4];
     let groups = conv.groups;
@@ -427,7 +432,7 @@ pub fn conv2d_with(
     };
     let (shader, entry, mut constants) = match (kernel, coop) {
         (ConvKernel::Coop, Some((size, subgroup))) => {
-            let (shader, entry) = conv2d_coop::shader(size)?;
+            let (shader, entry) = conv2d_coop::shader(size, dtype)?;
             let constants = vec![
                 ("HAS_BIAS", conv.bias.is_some() as u32 as f64),
                 ("HAS_RES", residual.is_some() as u32 as f64),
@@ -446,12 +451,26 @@ pub fn conv2d_with(
                 // Only conv2d_dw3 reads DW_S.
                 ("DW_S", dw_s as f64),
             ];
-            (&SHADER, kernel.entry(), constants)
+            let shader = crate::ops::variant(dtype, &SHADER, &SHADER_F16);
+            (shader, kernel.entry(), constants)
         }
     };
     constants.extend(conv.act.constants());
     // Absent residual / bias: bind a buffer the step reads anyway; the shader never touches it.
     let bias: Binding = conv.bias.as_ref().unwrap_or(&conv.weight).into();
+    let weight = match dtype {
+        DType::F32 => Binding::from(&conv.weight),
+        DType::F16 => Binding::Weight(conv.weight.half.clone().ok_or_else(|| {
+            Error::shape(
+                label,
+                format!(
+                    "f16 feature maps need an f16 copy of weight '{}' (GpuContext::weight_with_half on an \
+                     adapter with SHADER_F16)",
+                    conv.weight.name
+                ),
+            )
+        })?),
+    };
     g.push(StepDesc {
         label: label.to_string(),
         shader,
@@ -461,7 +480,7 @@ pub fn conv2d_with(
         bindings: vec![
             x.into(),
             residual.unwrap_or(x).into(),
-            (&conv.weight).into(),
+            weight,
             bias,
             out.into(),
         ],

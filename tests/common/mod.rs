@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sshface::gpu::plan::{bytes_to_f32, bytes_to_u32};
+use sshface::gpu::plan::bytes_to_u32;
 use sshface::gpu::{Graph, TensorId};
 use sshface::{AdapterOptions, Face, GpuContext};
 
@@ -81,17 +81,18 @@ pub fn run_graph_bytes(
     plan.run(ctx, outputs).expect("run")
 }
 
-/// As [`run_graph_bytes`], reading outputs as f32.
+/// As [`run_graph_bytes`], reading outputs as f32 values (f16 tensors are widened).
 pub fn run_graph(
     ctx: &GpuContext,
     g: Graph,
     inputs: &[(TensorId, &[f32])],
     outputs: &[TensorId],
 ) -> Vec<Vec<f32>> {
-    run_graph_bytes(ctx, g, inputs, outputs)
-        .iter()
-        .map(|b| bytes_to_f32(b))
-        .collect()
+    let plan = g.compile(ctx).expect("compile");
+    for (id, data) in inputs {
+        plan.write(ctx, *id, data).expect("write");
+    }
+    plan.run_f32(ctx, outputs).expect("run")
 }
 
 /// As [`run_graph_bytes`], reading outputs as u32.
@@ -162,10 +163,7 @@ pub fn coop_sizes(ctx: &GpuContext) -> Vec<u32> {
                 ctx.describe()
             );
         }
-        eprintln!(
-            "SKIP (no f16 cooperative matrices on {})",
-            ctx.describe()
-        );
+        eprintln!("SKIP (no f16 cooperative matrices on {})", ctx.describe());
     }
     ctx.coop_sizes.clone()
 }
@@ -173,4 +171,20 @@ pub fn coop_sizes(ctx: &GpuContext) -> Vec<u32> {
 /// `v` rounded to the nearest f16 (ties to even), as the f16 kernels store it.
 pub fn round_f16(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+/// Whether the test adapter stores f16 (`SHADER_F16`); prints a skip otherwise, and fails instead
+/// under `SSHFACE_REQUIRE_COOP=1` (CI's lavapipe has it).
+pub fn has_f16(ctx: &GpuContext) -> bool {
+    let ok = ctx.features.contains(wgpu::Features::SHADER_F16);
+    if !ok {
+        if std::env::var("SSHFACE_REQUIRE_COOP").is_ok_and(|v| v == "1") {
+            panic!(
+                "SSHFACE_REQUIRE_COOP=1 but adapter {} lacks shader-f16",
+                ctx.describe()
+            );
+        }
+        eprintln!("SKIP (no shader-f16 on {})", ctx.describe());
+    }
+    ok
 }
