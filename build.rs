@@ -22,7 +22,17 @@ fn main() {
         if !src.lines().any(|l| l.trim() == F32_LINE) {
             continue;
         }
-        let mut half = src.replacen(F32_LINE, "alias Map = f16;", 1);
+        let mut half: String = src
+            .lines()
+            .map(|l| {
+                if l.trim() == F32_LINE {
+                    "alias Map = f16;"
+                } else {
+                    l
+                }
+            })
+            .flat_map(|l| [l, "\n"])
+            .collect();
         if !half.lines().any(|l| l.trim() == "enable f16;") {
             half = format!("enable f16;\n{half}");
         }

@@ -4,7 +4,7 @@ override ACT: u32 = 0u;      // 0 none, 1 ReLU, 2 ReLU6, 3 LeakyReLU(ALPHA)
 override ALPHA: f32 = 0.1;
 
 // Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
-// (<name>_f16.wgsl) with `alias Map = f16;`. Arithmetic is f32 in both.
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
 alias Map = f32;
 
 struct Params {

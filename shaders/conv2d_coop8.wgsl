@@ -35,7 +35,7 @@ const BK: u32 = 2u * S;      // GEMM depth per staged slice
 override WG: u32 = 4u * SG;
 
 // Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
-// (<name>_f16.wgsl) with `alias Map = f16;`. Arithmetic is f32 in both.
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
 alias Map = f32;
 
 struct Params {

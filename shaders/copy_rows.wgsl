@@ -3,7 +3,7 @@
 override WG: u32 = 256u;
 
 // Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
-// (<name>_f16.wgsl) with `alias Map = f16;`. Arithmetic is f32 in both.
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
 alias Map = f32;
 
 struct Params {

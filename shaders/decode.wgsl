@@ -6,7 +6,7 @@ override CODING: u32 = 0u;     // 0 Ssd (retinaface priors + variances), 1 Rcnn 
 override LANDMARKS: u32 = 0u;  // 1: binding 3 holds landmark deltas; 0: landmarks are written as 0
 
 // Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
-// (<name>_f16.wgsl) with `alias Map = f16;`. Arithmetic is f32 in both.
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
 alias Map = f32;
 
 struct Params {

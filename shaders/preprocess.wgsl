@@ -11,7 +11,7 @@ override RESIZE: u32 = 1u; // 0: the resized size equals the source size and Ope
 override BGR: u32 = 0u;    // 1: output channel 0 is blue
 
 // Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
-// (<name>_f16.wgsl) with `alias Map = f16;`. Arithmetic is f32 in both.
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
 alias Map = f32;
 
 struct Params {

@@ -115,6 +115,12 @@ fn f16_variants_differ_only_in_map_type() {
         assert_eq!(back, orig, "{}_f16.wgsl", s.name);
         assert!(s.source.contains("alias Map = f16;"), "{}", s.name);
     }
-    let n = sshface::ops::all_shaders().iter().filter(|s| s.half).count();
-    assert_eq!(n, 11, "f16 variants: every shader that reads or writes feature maps");
+    let n = sshface::ops::all_shaders()
+        .iter()
+        .filter(|s| s.half)
+        .count();
+    assert_eq!(
+        n, 11,
+        "f16 variants: every shader that reads or writes feature maps"
+    );
 }
