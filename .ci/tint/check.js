@@ -6,7 +6,7 @@
 "use strict";
 
 // One log line per report: Chromium's log would split a multi-line message (Dawn's error context) over lines.
-const report = (line) => console.log("TINT: " + line.replace(/\s*\n\s*/g, " | "));
+const report = (line) => console.log("TINT: " + line.trim().replace(/\s*\n\s*/g, " | "));
 
 // Features the adapter must have for a shader's `enable` directives; `null`: no browser has it.
 const EXTENSIONS = {
@@ -68,6 +68,7 @@ async function checkShader(device, file, source, pipelines, counts) {
     return;
   }
   const entries = new Set();
+  let ok = 0;
   for (const p of pipelines) {
     const what = `${file} entry ${p.entry} constants ${JSON.stringify(p.constants)} (${p.from})`;
     try {
@@ -77,14 +78,16 @@ async function checkShader(device, file, source, pipelines, counts) {
         compute: { module, entryPoint: p.entry, constants: p.constants },
       });
       entries.add(p.entry);
-      counts.pipelines++;
+      ok++;
     } catch (e) {
       counts.errors++;
       report(`ERROR ${what}: ${e.message}`);
     }
   }
   counts.checked++;
-  report(`OK ${file}: module and ${pipelines.length} pipeline(s), entries ${[...entries].sort().join(", ")}`);
+  counts.pipelines += ok;
+  const status = ok === pipelines.length ? "OK" : "FAILED";
+  report(`${status} ${file}: module and ${ok} of ${pipelines.length} pipeline(s), entries ${[...entries].sort().join(", ")}`);
 }
 
 async function main() {
