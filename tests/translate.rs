@@ -1,6 +1,6 @@
 //! CPU-only: every pipeline the launchers create (tests/translate/variants.rs) translates to Metal's MSL and
-//! DX12's HLSL the way wgpu translates it, and the backend tables of `sshface::gpu::backend` say exactly which
-//! shader features each of those back ends cannot express. With `SSHFACE_PIPELINES_JSON=FILE` the list of
+//! DX12's HLSL the way wgpu translates it, unless the backend tables of `sshface::gpu::backend` keep its
+//! features off that back end. With `SSHFACE_PIPELINES_JSON=FILE` the list of
 //! pipelines is written there for `.ci/tint-check`.
 
 #[path = "translate/variants.rs"]
@@ -61,13 +61,14 @@ fn every_entry_point_has_a_pipeline() {
 }
 
 /// MSL and HLSL for every pipeline. A shader may fail on a back end only for a feature that
-/// `sshface::gpu::backend` says that back end lacks (so the detector never selects it there), and such a
-/// feature must really fail: the tables stay exact both ways.
+/// `sshface::gpu::backend` says that back end lacks, so the detector never selects it there. (The converse is
+/// only reported: naga writes 16×16 simdgroup matrices that Metal does not have, and Metal adapters list 8×8.)
 #[test]
 fn every_pipeline_translates_to_msl_and_hlsl() {
     let mut modules = BTreeMap::new();
     let mut failures = Vec::new();
     let mut not_translated = BTreeSet::new();
+    let mut conservative = BTreeSet::new();
     let mut translated = 0;
     for p in variants().iter() {
         let (m, info) = modules
@@ -82,24 +83,33 @@ fn every_pipeline_translates_to_msl_and_hlsl() {
                 "shaders/{}.wgsl entry {} constants {:?} ({}) for {target:?}",
                 p.shader.name, p.entry, p.constants, p.from
             );
-            match (translate(m, info, p.entry, &p.constants, needs, target), supported) {
+            match (
+                translate(m, info, p.entry, &p.constants, needs, target),
+                supported,
+            ) {
                 (Ok(src), true) => {
-                    assert!(src.contains(p.entry), "{what}: entry point missing from the output");
+                    assert!(
+                        src.contains(p.entry),
+                        "{what}: entry point missing from the output"
+                    );
                     translated += 1;
                 }
                 (Err(e), true) => failures.push(format!("{what}: {e}")),
                 (Err(_), false) => {
                     not_translated.insert(format!("shaders/{}.wgsl for {b:?}", p.shader.name));
                 }
-                (Ok(_), false) => failures.push(format!(
-                    "{what}: translates, but sshface::gpu::backend says {b:?} cannot run it ({needs:?}); update the table"
-                )),
+                (Ok(_), false) => {
+                    conservative.insert(format!("shaders/{}.wgsl for {b:?}", p.shader.name));
+                }
             }
         }
     }
     println!("{translated} translations");
     for n in &not_translated {
         println!("not translated (the detector never selects it there): {n}");
+    }
+    for n in &conservative {
+        println!("translates, though sshface::gpu::backend keeps it off that backend: {n}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

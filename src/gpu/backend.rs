@@ -1,7 +1,7 @@
 //! Which shader paths naga can write for each wgpu backend. Adapter features already hide most of what a backend
 //! lacks (DX12 lists no cooperative matrices, GL no `SHADER_F16`); these tables are the second guard, so that a
-//! precision choice never reaches a writer that cannot express it. `tests/translate.rs` checks the Metal and DX12
-//! rows against naga's MSL and HLSL writers; the Vulkan rows are checked by running on lavapipe.
+//! precision choice never reaches a writer that cannot express it. `tests/translate.rs` checks that every shader the
+//! Metal and DX12 rows allow passes naga's MSL and HLSL writers; the Vulkan rows are checked by running on lavapipe.
 
 /// Whether shaders with `enable wgpu_cooperative_matrix;` translate for `backend`.
 pub fn coop_matrix_translates(backend: wgpu::Backend) -> bool {
