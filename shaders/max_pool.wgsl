@@ -42,7 +42,8 @@ fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let ye = u32(min(y0 + i32(p.kh), i32(p.h)));
     let xe = u32(min(x0 + i32(p.kw), i32(p.w)));
     let base = plane * p.h * p.w;
-    var m = -3.40282347e+38;
+    // -FLT_MAX by its bits: the decimal -3.40282347e+38 lies beyond f32's range, which Tint rejects.
+    var m = bitcast<f32>(0xff7fffffu);
     for (var y = ys; y < ye; y++) {
         let row = base + y * p.w;
         for (var xx = xs; xx < xe; xx++) {

@@ -417,8 +417,25 @@ impl Detector {
         Ok((io, g.max_tensor_bytes()))
     }
 
+    /// The steps (shader, entry point, override constants, ...) of the plan that [`Detector::detect_batch`] builds
+    /// for images of `sizes` (`[H, W]` each), without compiling them: for checks that other shader compilers accept
+    /// every pipeline the detector creates (`tests/translate.rs`, `.ci/tint-check`).
+    pub fn plan_steps(&self, sizes: &[[usize; 2]]) -> Result<Vec<crate::gpu::StepDesc>> {
+        Ok(self.graph(sizes, false)?.0.steps().to_vec())
+    }
+
     fn build_plan(&self, key: (Vec<[usize; 2]>, bool)) -> Result<Compiled> {
-        let (sizes, dump) = (&key.0, key.1);
+        let (g, ios) = self.graph(&key.0, key.1)?;
+        let plan = g.compile(&self.ctx)?;
+        Ok(Compiled {
+            key,
+            lock: Mutex::new(()),
+            plan,
+            groups: ios,
+        })
+    }
+
+    fn graph(&self, sizes: &[[usize; 2]], dump: bool) -> Result<(Graph, Vec<GroupIo>)> {
         let mut g = Graph::with_numerics(self.numerics.conv, self.numerics.maps);
         // Group images by network input size (retinaface: padded size; ssh-vgg16: original size, hence equal
         // scales), keeping first-appearance order.
@@ -454,13 +471,7 @@ impl Detector {
         for (k, (gk, idxs)) in batches.iter().enumerate() {
             ios.push(self.append_group(&mut g, k, *gk, idxs, sizes, dump)?.0);
         }
-        let plan = g.compile(&self.ctx)?;
-        Ok(Compiled {
-            key,
-            lock: Mutex::new(()),
-            plan,
-            groups: ios,
-        })
+        Ok((g, ios))
     }
 }
 

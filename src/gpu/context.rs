@@ -124,6 +124,9 @@ impl GpuContext {
 
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
         desc.backends = backends;
+        // Asked for by name only: wgpu's no-op device (compiled in with wgpu's `noop` feature, as the tests do)
+        // lets CPU-only checks build the networks' real graphs; it never runs anything.
+        desc.backend_options.noop.enable |= backends == wgpu::Backends::NOOP;
         let instance = wgpu::Instance::new(desc);
         let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
         let listed: Vec<String> = adapters

@@ -1,5 +1,6 @@
 //! GPU runtime: adapter and device, pipeline cache, tensor graph with an arena, one-submit plans and readback.
 
+pub mod backend;
 pub mod context;
 pub mod graph;
 pub mod pipelines;

@@ -2,7 +2,7 @@
 //! resolved for one adapter ([`ConvPath`]).
 
 use crate::error::{Error, Result};
-use crate::gpu::{DType, GpuContext};
+use crate::gpu::{backend, DType, GpuContext};
 
 /// Numeric precision of the network: how feature maps and weights are stored and what the
 /// convolutions run on.
@@ -98,11 +98,18 @@ impl Numerics {
     /// Resolves `p` for the adapter of `ctx`; an explicit precision the adapter cannot run is an error
     /// naming the adapter and what it lacks.
     pub fn resolve(p: Precision, ctx: &GpuContext) -> Result<Numerics> {
-        let coop = ctx.coop_size().map(|size| ConvPath::Coop {
-            size,
-            subgroup: [ctx.info.subgroup_min_size, ctx.info.subgroup_max_size],
-        });
-        let f16 = ctx.features.contains(wgpu::Features::SHADER_F16);
+        // Besides the adapter's own features, only paths whose shaders wgpu translates for its backend
+        // (tests/translate.rs checks both tables against naga's writers).
+        let backend = ctx.info.backend;
+        let coop = ctx
+            .coop_size()
+            .filter(|_| backend::coop_matrix_translates(backend))
+            .map(|size| ConvPath::Coop {
+                size,
+                subgroup: [ctx.info.subgroup_min_size, ctx.info.subgroup_max_size],
+            });
+        let f16 =
+            ctx.features.contains(wgpu::Features::SHADER_F16) && backend::f16_translates(backend);
         let lacks = |what: &str| {
             Error::Config(format!(
                 "precision {p} needs {what}, which adapter '{}' ({:?}) does not offer; use --precision f32 or auto",

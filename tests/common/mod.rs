@@ -1,7 +1,7 @@
 //! Shared test support: the GPU context (or a printed skip), seeded data and close-comparison with a report.
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -9,22 +9,45 @@ use sshface::gpu::plan::bytes_to_u32;
 use sshface::gpu::{Graph, TensorId};
 use sshface::{AdapterOptions, Face, GpuContext};
 
-/// The shared GPU context. `None` (with a printed reason) when no adapter exists, unless
-/// `SSHFACE_REQUIRE_GPU=1` (set by `.ci/run`), where a missing adapter fails the test instead.
-pub fn gpu() -> Option<&'static GpuContext> {
-    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-    let r =
-        CTX.get_or_init(|| GpuContext::new(&AdapterOptions::default()).map_err(|e| e.to_string()));
+/// The context, or `None` with a printed reason when its adapter is missing, unless `SSHFACE_REQUIRE_GPU=1`
+/// (set by `.ci/run`), where a missing adapter fails the test instead.
+fn required<T>(what: &str, r: &'static Result<T, String>) -> Option<&'static T> {
     match r {
         Ok(c) => Some(c),
         Err(e) => {
             if std::env::var("SSHFACE_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("SSHFACE_REQUIRE_GPU=1 but no GPU adapter: {e}");
+                panic!("SSHFACE_REQUIRE_GPU=1 but no {what}: {e}");
             }
-            eprintln!("SKIP (no GPU adapter): {e}");
+            eprintln!("SKIP (no {what}): {e}");
             None
         }
     }
+}
+
+/// The shared GPU context (see [`required`]).
+pub fn gpu() -> Option<&'static GpuContext> {
+    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
+    let r =
+        CTX.get_or_init(|| GpuContext::new(&AdapterOptions::default()).map_err(|e| e.to_string()));
+    required("GPU adapter", r)
+}
+
+/// A context on wgpu's GL backend, the second backend the network tests run on (llvmpipe through EGL in CI);
+/// see [`required`].
+pub fn gl() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Result<Arc<GpuContext>, String>> = OnceLock::new();
+    let r = CTX.get_or_init(|| {
+        let opts = AdapterOptions {
+            backends: Some(wgpu::Backends::GL),
+            adapter_name: None,
+        };
+        let ctx = GpuContext::new(&opts).map_err(|e| e.to_string())?;
+        println!("GL adapter: {}", ctx.describe());
+        Ok(Arc::new(ctx))
+    });
+    let ctx = required("GL adapter", r)?;
+    assert_eq!(ctx.info.backend, wgpu::Backend::Gl, "{}", ctx.describe());
+    Some(ctx.clone())
 }
 
 /// Uniform values in [lo, hi) from a fixed seed.
