@@ -349,6 +349,14 @@ impl Detector {
         c.plan.profile(&self.ctx)
     }
 
+    /// Bytes of GPU memory that [`detect_batch`](Self::detect_batch) of `images` holds: the plan's arena (feature
+    /// maps, inputs, outputs) plus the weight buffers it binds. Builds the plan if it is not cached yet; other
+    /// cached plans, pipelines and the small readback buffer are not counted.
+    pub fn gpu_memory_bytes(&self, images: &[RgbImage]) -> Result<u64> {
+        let c = self.compiled(images, false)?;
+        Ok(c.plan.arena_bytes() + c.plan.weight_bytes())
+    }
+
     fn write_inputs(&self, c: &Compiled, images: &[RgbImage]) -> Result<()> {
         for gr in &c.groups {
             for &(idx, t) in &gr.images {
@@ -437,7 +445,14 @@ impl Detector {
         // storage binding (an image that does not fit alone fails at compile with the tensor, size and limit).
         let mut batches: Vec<([usize; 2], Vec<usize>)> = Vec::new();
         for (gk, idxs) in groups {
-            let one = self.append_group(&mut Graph::with_conv_path(self.conv_path), 0, gk, &idxs[..1], sizes, false)?;
+            let one = self.append_group(
+                &mut Graph::with_conv_path(self.conv_path),
+                0,
+                gk,
+                &idxs[..1],
+                sizes,
+                false,
+            )?;
             let per_image = one.1.max(1);
             let n_max = (self.limit / per_image).max(1) as usize;
             batches.extend(idxs.chunks(n_max).map(|c| (gk, c.to_vec())));

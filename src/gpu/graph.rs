@@ -72,6 +72,9 @@ pub struct StepDesc {
     pub params: Vec<u8>,
     pub bindings: Vec<Binding>,
     pub workgroups: [u32; 3],
+    /// Floating-point operations of the step (a multiply-add counts 2), for achieved GFLOP/s in profiles;
+    /// 0 where arithmetic is not what bounds it (copies, sorting, NMS).
+    pub flops: u64,
 }
 
 /// Symbolic tensors and the steps that compute them.

@@ -466,6 +466,10 @@ pub fn conv2d_with(
             out.into(),
         ],
         workgroups,
+        flops: 2 * [n, c_out, ho, wo, cin_g, kh, kw]
+            .map(|v| v as u64)
+            .iter()
+            .product::<u64>(),
     });
     Ok(out)
 }

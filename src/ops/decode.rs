@@ -207,6 +207,7 @@ pub fn decode(
                 rows.into(),
             ],
             workgroups: dispatch_1d(count, WG),
+            flops: 0,
         });
     }
     Ok(())
