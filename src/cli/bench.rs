@@ -166,11 +166,10 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What identifies this binary without git: version, profile and target.
+/// What identifies the build beside the version, without git: profile and target, e.g. `release x86_64-linux`.
 fn build_info() -> String {
     format!(
-        "sshface {} ({}, {}-{})",
-        env!("CARGO_PKG_VERSION"),
+        "{} {}-{}",
         if cfg!(debug_assertions) {
             "debug"
         } else {
