@@ -156,7 +156,7 @@ fn profile_trace_covers_every_step_with_conv_flops() {
     // `--all` prints "<ms> ms  <kernel> <label>" per step, in order.
     let labels: Vec<&str> = stdout
         .lines()
-        .filter(|l| l.trim_start().split_whitespace().nth(1) == Some("ms"))
+        .filter(|l| l.split_whitespace().nth(1) == Some("ms"))
         .map(|l| l.split_whitespace().nth(3).unwrap())
         .collect();
     let trace: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();

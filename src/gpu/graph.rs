@@ -77,6 +77,12 @@ pub struct StepDesc {
     pub flops: u64,
 }
 
+/// FLOPs of a product of `dims` multiply-adds, each counted as 2 (e.g. a convolution's
+/// N·C_out·H_out·W_out·C_in/groups·KH·KW).
+pub fn mac_flops(dims: &[usize]) -> u64 {
+    2 * dims.iter().map(|&d| d as u64).product::<u64>()
+}
+
 /// Symbolic tensors and the steps that compute them.
 #[derive(Default, Debug)]
 pub struct Graph {

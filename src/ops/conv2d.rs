@@ -466,10 +466,7 @@ pub fn conv2d_with(
             out.into(),
         ],
         workgroups,
-        flops: 2 * [n, c_out, ho, wo, cin_g, kh, kw]
-            .map(|v| v as u64)
-            .iter()
-            .product::<u64>(),
+        flops: crate::gpu::graph::mac_flops(&[n, c_out, ho, wo, cin_g, kh, kw]),
     });
     Ok(out)
 }
