@@ -350,6 +350,14 @@ impl Detector {
         c.plan.profile(&self.ctx)
     }
 
+    /// Bytes of GPU memory that [`detect_batch`](Self::detect_batch) of `images` holds: the plan's arena (feature
+    /// maps, inputs, outputs) plus the weight buffers it binds. Builds the plan if it is not cached yet; other
+    /// cached plans, pipelines and the small readback buffer are not counted.
+    pub fn gpu_memory_bytes(&self, images: &[RgbImage]) -> Result<u64> {
+        let c = self.compiled(images, false)?;
+        Ok(c.plan.arena_bytes() + c.plan.weight_bytes())
+    }
+
     fn write_inputs(&self, c: &Compiled, images: &[RgbImage]) -> Result<()> {
         for gr in &c.groups {
             for &(idx, t) in &gr.images {

@@ -10,6 +10,7 @@ use image::RgbImage;
 use serde::Serialize;
 use sshface::{Detector, Face, Protocol};
 
+use super::precision::PrecisionArgs;
 use super::{progress, say, GpuArgs, ModelArg};
 
 #[derive(Args)]
@@ -40,6 +41,8 @@ pub struct DetectArgs {
     batch: usize,
     #[command(flatten)]
     gpu: GpuArgs,
+    #[command(flatten)]
+    precision: PrecisionArgs,
     /// Also read image paths from this file, one per line (`-`: standard input), for archives too large for
     /// the command line.
     #[arg(long)]
@@ -82,7 +85,8 @@ fn face_out(f: &Face) -> FaceOut {
 pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     let mut b = Detector::builder()
         .model(a.model.into())
-        .adapter(a.gpu.options()?);
+        .adapter(a.gpu.options()?)
+        .precision(a.precision.precision);
     if let Some(w) = &a.weights {
         b = b.weights(w);
     }

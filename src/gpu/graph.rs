@@ -97,6 +97,15 @@ pub struct StepDesc {
     pub params: Vec<u8>,
     pub bindings: Vec<Binding>,
     pub workgroups: [u32; 3],
+    /// Floating-point operations of the step (a multiply-add counts 2), for achieved GFLOP/s in profiles;
+    /// 0 where arithmetic is not what bounds it (copies, sorting, NMS).
+    pub flops: u64,
+}
+
+/// FLOPs of a product of `dims` multiply-adds, each counted as 2 (e.g. a convolution's
+/// N·C_out·H_out·W_out·C_in/groups·KH·KW).
+pub fn mac_flops(dims: &[usize]) -> u64 {
+    2 * dims.iter().map(|&d| d as u64).product::<u64>()
 }
 
 /// Symbolic tensors and the steps that compute them.

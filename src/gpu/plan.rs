@@ -13,6 +13,9 @@ use crate::gpu::{GpuContext, Graph, TensorId, TensorKind};
 
 struct CompiledStep {
     label: String,
+    shader: String,
+    entry: &'static str,
+    flops: u64,
     pipeline: std::sync::Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
@@ -23,6 +26,12 @@ struct CompiledStep {
 pub struct StepTiming {
     pub label: String,
     pub shader: String,
+    pub entry: String,
+    /// The step's [`StepDesc::flops`](crate::gpu::StepDesc::flops).
+    pub flops: u64,
+    /// Start, in ns after the first step's start (steps beyond one query set's 4096 timestamps run in a later
+    /// submit and are placed right after the previous chunk's end).
+    pub start_nanos: f64,
     pub nanos: f64,
 }
 
@@ -31,7 +40,8 @@ pub struct Plan {
     slot_of: Vec<usize>,
     buffers: Vec<wgpu::Buffer>,
     steps: Vec<CompiledStep>,
-    shaders: Vec<String>,
+    /// Bytes of the distinct weight buffers the steps bind.
+    weight_bytes: u64,
     staging: Mutex<Option<wgpu::Buffer>>,
 }
 
@@ -70,7 +80,8 @@ impl Plan {
                 })
                 .collect();
             let mut steps = Vec::with_capacity(g.steps.len());
-            let mut shaders = Vec::with_capacity(g.steps.len());
+            let mut weights = std::collections::HashSet::new();
+            let mut weight_bytes = 0;
             for s in &g.steps {
                 let pipeline = ctx.pipeline(s.shader, s.entry, &s.constants)?;
                 let params = ctx
@@ -94,7 +105,12 @@ impl Plan {
                                 size: std::num::NonZeroU64::new(bytes),
                             })
                         }
-                        Binding::Weight(w) => w.as_entire_binding(),
+                        Binding::Weight(w) => {
+                            if weights.insert(std::sync::Arc::as_ptr(w)) {
+                                weight_bytes += w.size();
+                            }
+                            w.as_entire_binding()
+                        }
                     };
                     entries.push(wgpu::BindGroupEntry {
                         binding: i as u32 + 1,
@@ -119,18 +135,20 @@ impl Plan {
                 }
                 steps.push(CompiledStep {
                     label: s.label.clone(),
+                    shader: s.shader.key(),
+                    entry: s.entry,
+                    flops: s.flops,
                     pipeline,
                     bind_group,
                     workgroups: s.workgroups,
                 });
-                shaders.push(s.shader.key());
             }
             Ok(Plan {
                 tensors: g.tensors,
                 slot_of,
                 buffers,
                 steps,
-                shaders,
+                weight_bytes,
                 staging: Mutex::new(None),
             })
         })
@@ -143,6 +161,11 @@ impl Plan {
     /// Bytes of GPU memory held by the arena (feature maps, inputs, outputs).
     pub fn arena_bytes(&self) -> u64 {
         self.buffers.iter().map(|b| b.size()).sum()
+    }
+
+    /// Bytes of GPU memory held by the weights the steps bind (each shared buffer counted once).
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
     }
 
     pub fn num_steps(&self) -> usize {
@@ -387,12 +410,20 @@ impl Plan {
             let bytes = map_read(ctx, &read, count as u64 * 8)?;
             let ticks: &[u64] = bytemuck::cast_slice(&bytes);
             let period = ctx.queue.get_timestamp_period() as f64;
+            let origin = ticks[0];
+            let offset = timings
+                .last()
+                .map_or(0.0, |t: &StepTiming| t.start_nanos + t.nanos);
             for k in 0..(count / 2) as usize {
                 let step = (chunk_start / 2) as usize + k;
+                let s = &self.steps[step];
                 let dt = ticks[2 * k + 1].saturating_sub(ticks[2 * k]) as f64 * period;
                 timings.push(StepTiming {
-                    label: self.steps[step].label.clone(),
-                    shader: self.shaders[step].clone(),
+                    label: s.label.clone(),
+                    shader: s.shader.clone(),
+                    entry: s.entry.to_string(),
+                    flops: s.flops,
+                    start_nanos: offset + ticks[2 * k].saturating_sub(origin) as f64 * period,
                     nanos: dt,
                 });
             }

@@ -53,6 +53,7 @@ pub fn add(
         .to_vec(),
         bindings: vec![a.into(), b.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: len as u64,
     });
     Ok(out)
 }

@@ -485,6 +485,7 @@ pub fn conv2d_with(
             out.into(),
         ],
         workgroups,
+        flops: crate::gpu::graph::mac_flops(&[n, c_out, ho, wo, cin_g, kh, kw]),
     });
     Ok(out)
 }

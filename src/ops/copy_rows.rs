@@ -79,6 +79,7 @@ pub fn copy_rows(
         .to_vec(),
         bindings: vec![x.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: 0,
     });
     Ok(())
 }

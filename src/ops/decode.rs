@@ -216,6 +216,7 @@ pub fn decode(
                 rows.into(),
             ],
             workgroups: dispatch_1d(count, WG),
+            flops: 0,
         });
     }
     Ok(())

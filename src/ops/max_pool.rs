@@ -141,6 +141,7 @@ pub fn max_pool(g: &mut Graph, label: &str, x: TensorId, pool: &Pool) -> Result<
         .to_vec(),
         bindings: vec![x.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: (len * pool.kernel[0] * pool.kernel[1]) as u64,
     });
     Ok(out)
 }

@@ -268,6 +268,7 @@ pub fn preprocess(
         params: bytemuck::bytes_of(&params).to_vec(),
         bindings: vec![src.into(), out.into()],
         workgroups: dispatch_1d(hc * wc, WG),
+        flops: 0,
     });
     Ok(())
 }

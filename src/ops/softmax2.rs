@@ -78,6 +78,7 @@ pub fn softmax2(
         .to_vec(),
         bindings: vec![logits.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: 0,
     });
     Ok(out)
 }

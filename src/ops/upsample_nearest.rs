@@ -65,6 +65,7 @@ pub fn upsample_nearest(
         .to_vec(),
         bindings: vec![x.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: 0,
     });
     Ok(out)
 }
