@@ -171,8 +171,10 @@ impl DetectorBuilder {
             }
         }
         let net = match self.model {
-            Model::RetinafaceMnv2 => Net::Retina(Box::new(RetinaFaceMnv2::load(&ctx, &wf)?)),
-            Model::SshVgg16 => Net::Vgg(Box::new(SshVgg16::load(&ctx, &wf)?)),
+            Model::RetinafaceMnv2 => {
+                Net::Retina(Box::new(RetinaFaceMnv2::load(&ctx, &wf, numerics.maps)?))
+            }
+            Model::SshVgg16 => Net::Vgg(Box::new(SshVgg16::load(&ctx, &wf, numerics.maps)?)),
         };
         let limit = self
             .max_binding

@@ -84,11 +84,11 @@ fn bench_json_has_every_field() {
 #[test]
 fn bench_compares_precisions_side_by_side() {
     let Some(ctx) = common::gpu() else { return };
-    let resolved = if common::coop_sizes(ctx).is_empty() {
-        "f32"
-    } else {
-        "f16-coop"
-    };
+    // What auto resolves to on this adapter, by the library's own rule (tests/precision.rs pins the rule).
+    let resolved = sshface::gpu::Numerics::resolve(sshface::Precision::Auto, ctx)
+        .unwrap()
+        .precision
+        .name();
     let recs = bench_json(&["--size", "32x32", "--batch", "1", "--precision", "f32,auto"]);
     let got: Vec<(&str, &str)> = recs
         .iter()
@@ -124,8 +124,9 @@ fn bench_vgg_with_random_weights() {
     assert_eq!(r["model"], "ssh-vgg16");
     assert_eq!(r["weights"], "random (seed 7)");
     assert_eq!(num(r, "scale"), 1.0);
-    // spec §7: 19,766,372 stored f32 values.
-    assert!(num(r, "gpu_memory_bytes") > 19_766_372.0 * 4.0, "{r}");
+    // spec §7: 19,766,372 stored values, 4 bytes each at f32 and 2 (conv weights) at f16.
+    let bytes = if r["precision"] == "f32" { 4.0 } else { 2.0 };
+    assert!(num(r, "gpu_memory_bytes") > 19_766_372.0 * bytes, "{r}");
 }
 
 #[test]

@@ -340,7 +340,9 @@ fn row_strips_are_bit_identical() {
         sshface::detector::BUNDLED_RETINAFACE,
     )
     .unwrap();
-    let net = sshface::model::retinaface_mnv2::RetinaFaceMnv2::load(ctx, &wf).unwrap();
+    let net =
+        sshface::model::retinaface_mnv2::RetinaFaceMnv2::load(ctx, &wf, sshface::gpu::DType::F32)
+            .unwrap();
     let mut g = sshface::gpu::Graph::new();
     let x = g.input("x", &[1, 3, 512, 512]).unwrap();
     net.forward(&mut g, x, budget).unwrap();

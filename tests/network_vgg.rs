@@ -417,9 +417,12 @@ fn row_strips_are_bit_identical() {
 #[test]
 fn default_protocol_fits_a_128_mib_binding() {
     let Some(ctx) = ctx() else { return };
-    let net =
-        sshface::model::ssh_vgg16::SshVgg16::load(&ctx, &WeightFile::open(weights_path()).unwrap())
-            .unwrap();
+    let net = sshface::model::ssh_vgg16::SshVgg16::load(
+        &ctx,
+        &WeightFile::open(weights_path()).unwrap(),
+        sshface::gpu::DType::F32,
+    )
+    .unwrap();
     let budget = 128u64 << 20;
     let mut g = sshface::gpu::Graph::new();
     let x = g.input("x", &[1, 3, 1200, 1600]).unwrap();

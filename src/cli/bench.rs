@@ -124,7 +124,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
                         .trim()
                         .to_string(),
                     precision: det.precision().name(),
-                    conv_path: det.numerics().conv.describe(),
+                    conv_path: det.numerics().describe(),
                     requested_precision: requested.name(),
                     model: det.model().name(),
                     weights: a.net.weights_label(),
@@ -153,7 +153,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             first.get_or_insert(median);
             println!(
                 "{:<18} {:>6} {:>12.2} {:>10.2} {:>10.2} {:>10.1} {:>9.1}{ratio}",
-                det.numerics().conv.describe(),
+                det.numerics().describe(),
                 imgs.len(),
                 median,
                 min,

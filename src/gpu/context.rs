@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::PipelineCache;
+use crate::gpu::DType;
 
 /// How to choose the GPU adapter. Explicit fields win over the environment
 /// (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), which wins over the defaults.
@@ -28,14 +29,14 @@ impl AdapterOptions {
     }
 }
 
-/// A weight tensor uploaded to the GPU once and bound read-only: f32, and for conv weights on adapters
-/// with `SHADER_F16` also an f16 copy that the f16 kernels read.
+/// A weight tensor uploaded to the GPU once and bound read-only, its values stored as `dtype` (conv
+/// weights of an f16 network are f16; biases and tables are f32).
 #[derive(Clone, Debug)]
 pub struct Weight {
     pub name: String,
     pub shape: Vec<usize>,
     pub buffer: Arc<wgpu::Buffer>,
-    pub half: Option<Arc<wgpu::Buffer>>,
+    pub dtype: DType,
 }
 
 impl Weight {
@@ -286,27 +287,48 @@ impl GpuContext {
             name: name.to_string(),
             shape: shape.to_vec(),
             buffer: Arc::new(buffer),
-            half: None,
+            dtype: DType::F32,
         })
     }
 
-    /// [`GpuContext::weight`] plus an f16 copy (round to nearest even) where the adapter has
-    /// `SHADER_F16`, for weights that f16 kernels read.
-    pub fn weight_with_half(&self, name: &str, data: &[f32], shape: &[usize]) -> Result<Weight> {
-        let mut w = self.weight(name, data, shape)?;
-        if self.features.contains(wgpu::Features::SHADER_F16) {
-            let mut bytes = crate::gpu::readback::f32_to_f16_bytes(data);
-            bytes.resize(bytes.len().next_multiple_of(16), 0);
-            let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(&format!("{name} (f16)")),
-                size: bytes.len() as u64,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            self.queue.write_buffer(&buffer, 0, &bytes);
-            w.half = Some(Arc::new(buffer));
+    /// [`GpuContext::weight`] stored as `dtype`: f16 values are rounded to nearest even, and need an
+    /// adapter with `SHADER_F16` to be read.
+    pub fn weight_as(
+        &self,
+        name: &str,
+        data: &[f32],
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<Weight> {
+        if dtype == DType::F32 {
+            return self.weight(name, data, shape);
         }
-        Ok(w)
+        self.check_bytes(name, shape, dtype.size())?;
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::shape(
+                name,
+                format!(
+                    "{} values given for shape {shape:?} ({n} values)",
+                    data.len()
+                ),
+            ));
+        }
+        let mut bytes = crate::gpu::readback::f32_to_f16_bytes(data);
+        bytes.resize(bytes.len().next_multiple_of(16), 0);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size: bytes.len() as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buffer, 0, &bytes);
+        Ok(Weight {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            buffer: Arc::new(buffer),
+            dtype,
+        })
     }
 
     /// Runs `f` inside validation and out-of-memory error scopes; a captured GPU error becomes [`Error::Gpu`].

@@ -190,10 +190,11 @@ impl Plan {
             return Err(Error::shape(
                 &t.name,
                 format!(
-                    "{} bytes written, tensor {:?} holds {} 4-byte values",
+                    "{} bytes written, tensor {:?} takes {} 4-byte values ({} bytes)",
                     std::mem::size_of_val(data),
                     t.shape,
-                    t.len()
+                    t.len(),
+                    t.len() * 4
                 ),
             ));
         }

@@ -8,7 +8,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
-use crate::gpu::{dispatch_1d, Binding, ConvPath, DType, Graph, StepDesc, TensorId, Weight};
+use crate::gpu::{dispatch_1d, Binding, ConvPath, Graph, StepDesc, TensorId, Weight};
 use crate::ops::{conv2d_coop, Activation, Shader};
 
 #[repr(C)]
@@ -458,19 +458,16 @@ pub fn conv2d_with(
     constants.extend(conv.act.constants());
     // Absent residual / bias: bind a buffer the step reads anyway; the shader never touches it.
     let bias: Binding = conv.bias.as_ref().unwrap_or(&conv.weight).into();
-    let weight = match dtype {
-        DType::F32 => Binding::from(&conv.weight),
-        DType::F16 => Binding::Weight(conv.weight.half.clone().ok_or_else(|| {
-            Error::shape(
-                label,
-                format!(
-                    "f16 feature maps need an f16 copy of weight '{}' (GpuContext::weight_with_half on an \
-                     adapter with SHADER_F16)",
-                    conv.weight.name
-                ),
-            )
-        })?),
-    };
+    if conv.weight.dtype != dtype {
+        return Err(Error::shape(
+            label,
+            format!(
+                "weight '{}' is stored as {:?}, the feature maps as {dtype:?}: both must match",
+                conv.weight.name, conv.weight.dtype
+            ),
+        ));
+    }
+    let weight = Binding::from(&conv.weight);
     g.push(StepDesc {
         label: label.to_string(),
         shader,

@@ -153,7 +153,7 @@ pub(crate) fn reference(
 }
 
 pub(crate) fn layer(ctx: &GpuContext, c: &Case, d: &Data) -> Conv2d {
-    let w = ctx.weight_with_half("w", &d.w, &d.wshape).unwrap();
+    let w = ctx.weight("w", &d.w, &d.wshape).unwrap();
     let b = c.bias.then(|| ctx.weight("b", &d.b, &[c.c_out]).unwrap());
     Conv2d {
         weight: w,

@@ -29,7 +29,8 @@ fn f16_kernels(c: &Case) -> Vec<ConvKernel> {
 
 /// Runs `c` with f16 maps on each kernel in one graph built for `path`.
 fn run(ctx: &GpuContext, path: ConvPath, c: &Case, d: &Data, ks: &[ConvKernel]) -> Vec<Vec<f32>> {
-    let conv = layer(ctx, c, d);
+    let mut conv = layer(ctx, c, d);
+    conv.weight = ctx.weight_as("w", &d.w, &d.wshape, DType::F16).unwrap();
     let mut g = Graph::with_numerics(path, DType::F16);
     let tx = g.input_as("x", &c.x, DType::F16).unwrap();
     let tr = g.input_as("res", &d.oshape, DType::F16).unwrap();
@@ -104,18 +105,21 @@ fn conv2d_coop_f16_maps_cases() {
     }
 }
 
-/// f16 maps with f32 weights only (no f16 copy) are refused with an error naming the weight.
+/// f16 maps with f32 weights are refused with an error naming the weight and both types.
 #[test]
 fn conv2d_f16_needs_f16_weights() {
     let Some(ctx) = gpu() else { return };
     let c = cases()[0];
     let d = data(&c, 1);
-    let mut conv = layer(ctx, &c, &d);
-    conv.weight.half = None;
+    let conv = layer(ctx, &c, &d);
     let mut g = Graph::with_numerics(ConvPath::F32, DType::F16);
     let tx = g.input_as("x", &c.x, DType::F16).unwrap();
     let e = conv2d_with(&mut g, "l", tx, &conv, None, None, ConvKernel::Auto).unwrap_err();
-    assert!(e.to_string().contains("f16 copy of weight 'w'"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("weight 'w' is stored as F32, the feature maps as F16"),
+        "{e}"
+    );
     // Mixed element types between input and residual are refused too.
     let mut g = Graph::new();
     let tx = g.input_as("x", &c.x, DType::F16).unwrap();

@@ -176,31 +176,27 @@ fn network_variants(ctx: &Arc<GpuContext>, precision: Precision, v: &mut Variant
 /// kernel on f32 maps too (tests and benchmarks run it there) where the context offers it.
 fn explicit_kernel_variants(ctx: &GpuContext, maps: DType, v: &mut Variants) {
     let c = 8;
-    let w1 = ctx.weight_with_half("pw.weight", &vec![0.0; c * c], &[c, c, 1, 1]);
-    let w3 = ctx.weight_with_half("dw.weight", &vec![0.0; c * 9], &[c, 1, 3, 3]);
+    let w1 = ctx.weight_as("pw.weight", &vec![0.0; c * c], &[c, c, 1, 1], maps);
+    let w3 = ctx.weight_as("dw.weight", &vec![0.0; c * 9], &[c, 1, 3, 3], maps);
     let b = ctx.weight("bias", &vec![0.0; c], &[c]);
     let (w1, w3, b) = (w1.unwrap(), w3.unwrap(), b.unwrap());
     let pointwise = Conv2d::new(w1, Some(b.clone())).with_act(Activation::Relu6);
     let depthwise = Conv2d::new(w3, Some(b))
         .with_groups(c)
         .with_act(Activation::Leaky(0.1));
-    let path = sshface::gpu::ConvPath::resolve(Precision::Auto, ctx).unwrap();
+    let path = sshface::gpu::ConvPath::resolve(Precision::F16Coop, ctx).unwrap_or_default();
     let mut g = Graph::with_numerics(path, maps);
     let x = g.input_as("x", &[1, c, 9, 9], maps).unwrap();
     if path != sshface::gpu::ConvPath::F32 {
+        // The cooperative kernel on f32 maps too: tests and benchmarks run it there.
         for dtype in [DType::F32, DType::F16] {
             let mut g = Graph::with_numerics(path, dtype);
             let x = g.input_as("x", &[1, c, 9, 9], dtype).unwrap();
-            conv2d_with(
-                &mut g,
-                "coop",
-                x,
-                &pointwise,
-                Some(x),
-                None,
-                ConvKernel::Coop,
-            )
-            .unwrap();
+            let mut conv = pointwise.clone();
+            conv.weight = ctx
+                .weight_as("coop.w", &vec![0.0; c * c], &[c, c, 1, 1], dtype)
+                .unwrap();
+            conv2d_with(&mut g, "coop", x, &conv, Some(x), None, ConvKernel::Coop).unwrap();
             v.add_steps(&format!("explicit coop {dtype:?}"), g.steps());
         }
     }
