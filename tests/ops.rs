@@ -21,6 +21,10 @@ mod decode;
 mod decode_errors;
 #[path = "ops/decode_golden.rs"]
 mod decode_golden;
+#[path = "ops/decode_hand.rs"]
+mod decode_hand;
+#[path = "ops/f16_maps.rs"]
+mod f16_maps;
 #[path = "ops/max_pool.rs"]
 mod max_pool;
 #[path = "ops/nms.rs"]
