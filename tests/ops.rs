@@ -33,6 +33,8 @@ mod nms;
 mod nms_reference;
 #[path = "ops/preprocess.rs"]
 mod preprocess;
+#[path = "ops/preprocess_f16.rs"]
+mod preprocess_f16;
 #[path = "ops/preprocess_opencv.rs"]
 mod preprocess_opencv;
 #[path = "ops/runtime.rs"]
