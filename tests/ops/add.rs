@@ -4,7 +4,7 @@
 //! the shader adds in f32 as above and rounds the sum to f16 on the store, which adds half an f16 ulp:
 //! atol 1e-6 plus rtol 2^-11 ≈ 4.9e-4.
 
-use super::f16_maps::{store_rtol, stored};
+use super::f16_maps::{check_at, store_rtol, stored};
 use crate::common::*;
 use sshface::gpu::{DType, Graph};
 use sshface::ops::{add::add, Activation};
@@ -42,17 +42,12 @@ fn check_cases(dtype: DType) {
 
 #[test]
 fn add_cases() {
-    if gpu().is_some() {
-        check_cases(DType::F32);
-    }
+    check_at(DType::F32, check_cases);
 }
 
 #[test]
 fn add_f16_cases() {
-    let Some(ctx) = gpu() else { return };
-    if has_f16(ctx) {
-        check_cases(DType::F16);
-    }
+    check_at(DType::F16, check_cases);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! the table runs on inputs rounded to f16; the copy widens to f32 and narrows back, exact for an f16 value:
 //! atol 0 too.
 
-use super::f16_maps::stored;
+use super::f16_maps::{check_at, stored};
 use crate::common::*;
 use sshface::gpu::{DType, Graph};
 use sshface::ops::copy_rows::copy_rows;
@@ -42,17 +42,12 @@ fn check_cases(dtype: DType) {
 
 #[test]
 fn copy_rows_cases() {
-    if gpu().is_some() {
-        check_cases(DType::F32);
-    }
+    check_at(DType::F32, check_cases);
 }
 
 #[test]
 fn copy_rows_f16_cases() {
-    let Some(ctx) = gpu() else { return };
-    if has_f16(ctx) {
-        check_cases(DType::F16);
-    }
+    check_at(DType::F16, check_cases);
 }
 
 /// An f16 source and an f32 destination (or the reverse) is refused, naming the layer and both tensors.

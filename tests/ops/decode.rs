@@ -8,7 +8,7 @@
 //! the case tables run again on deltas rounded to f16, the reference on the same rounded values. The shader
 //! widens each delta and computes exactly as at f32, so the tolerances stay.
 
-use super::f16_maps::stored;
+use super::f16_maps::{check_at, stored};
 use crate::common::*;
 use sshface::gpu::{DType, Graph};
 use sshface::ops::decode::{decode, BoxCoding, DecodeImage, Level};
@@ -313,24 +313,20 @@ fn rcnn_cases() -> Vec<Case> {
 
 #[test]
 fn decode_ssd_cases() {
-    run_cases(ssd_cases(), DType::F32);
+    check_at(DType::F32, |d| run_cases(ssd_cases(), d));
 }
 
 #[test]
 fn decode_rcnn_cases() {
-    run_cases(rcnn_cases(), DType::F32);
+    check_at(DType::F32, |d| run_cases(rcnn_cases(), d));
 }
 
 #[test]
 fn decode_ssd_f16_cases() {
-    if gpu().is_some_and(has_f16) {
-        run_cases(ssd_cases(), DType::F16);
-    }
+    check_at(DType::F16, |d| run_cases(ssd_cases(), d));
 }
 
 #[test]
 fn decode_rcnn_f16_cases() {
-    if gpu().is_some_and(has_f16) {
-        run_cases(rcnn_cases(), DType::F16);
-    }
+    check_at(DType::F16, |d| run_cases(rcnn_cases(), d));
 }

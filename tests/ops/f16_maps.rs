@@ -1,6 +1,6 @@
 //! Shared by the f16 case tables of the feature-map ops: what a map of each element type holds.
 
-use crate::common::{has_f16, round_f16};
+use crate::common::{gpu, has_f16, round_f16};
 use sshface::gpu::DType;
 use sshface::GpuContext;
 
@@ -32,4 +32,11 @@ pub fn dtypes(ctx: &GpuContext) -> Vec<DType> {
         d.push(DType::F16);
     }
     d
+}
+
+/// Runs `check(dtype)` when there is a test adapter and it stores maps of `dtype` (f16: see `has_f16`).
+pub fn check_at(dtype: DType, check: impl FnOnce(DType)) {
+    if gpu().is_some_and(|ctx| dtype == DType::F32 || has_f16(ctx)) {
+        check(dtype);
+    }
 }

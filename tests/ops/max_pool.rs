@@ -3,7 +3,7 @@
 //! rounded to f16: the shader widens them to f32, takes the max and narrows it back, which is exact for an
 //! f16 value, so f16 is exact too (atol 0, rtol 0).
 
-use super::f16_maps::{dtypes, stored};
+use super::f16_maps::{check_at, dtypes, stored};
 use crate::common::*;
 use sshface::gpu::{DType, Graph};
 use sshface::ops::max_pool::{max_pool, Pool};
@@ -122,18 +122,12 @@ fn check_cases(dtype: DType) {
 
 #[test]
 fn max_pool_cases() {
-    if gpu().is_none() {
-        return;
-    }
-    check_cases(DType::F32);
+    check_at(DType::F32, check_cases);
 }
 
 #[test]
 fn max_pool_f16_cases() {
-    let Some(ctx) = gpu() else { return };
-    if has_f16(ctx) {
-        check_cases(DType::F16);
-    }
+    check_at(DType::F16, check_cases);
 }
 
 /// Hand values (exact in f16 too) at maps of `dtype`.

@@ -5,7 +5,7 @@
 //! reference on the same rounded values. The shader widens them and computes exactly as at f32 into an f32
 //! output, so nothing is added: atol 1e-6 still.
 
-use super::f16_maps::{dtypes, stored};
+use super::f16_maps::{check_at, dtypes, stored};
 use crate::common::*;
 use sshface::gpu::{DType, Graph};
 use sshface::ops::softmax2::{softmax2, ClassLayout};
@@ -79,17 +79,12 @@ fn check_cases(dtype: DType) {
 
 #[test]
 fn softmax2_cases() {
-    if gpu().is_some() {
-        check_cases(DType::F32);
-    }
+    check_at(DType::F32, check_cases);
 }
 
 #[test]
 fn softmax2_f16_cases() {
-    let Some(ctx) = gpu() else { return };
-    if has_f16(ctx) {
-        check_cases(DType::F16);
-    }
+    check_at(DType::F16, check_cases);
 }
 
 /// At f32 and f16 logits (all pairs but 1e-3 are exact in f16; the want uses the stored values).

@@ -6,7 +6,7 @@
 //! same values); the shader computes in f32 as above and rounds its result to f16 on the store, which adds half
 //! an f16 ulp: atol 2e-6 plus rtol 2^-11 ≈ 4.9e-4. The hand values are exact in f16 and stay exact.
 
-use super::f16_maps::{dtypes, store_rtol, stored};
+use super::f16_maps::{check_at, dtypes, store_rtol, stored};
 use crate::common::*;
 use sshface::gpu::{DType, Graph};
 use sshface::ops::upsample_bilinear::upsample_bilinear;
@@ -61,18 +61,12 @@ fn check_cases(dtype: DType) {
 
 #[test]
 fn upsample_bilinear_cases() {
-    if gpu().is_none() {
-        return;
-    }
-    check_cases(DType::F32);
+    check_at(DType::F32, check_cases);
 }
 
 #[test]
 fn upsample_bilinear_f16_cases() {
-    let Some(ctx) = gpu() else { return };
-    if has_f16(ctx) {
-        check_cases(DType::F16);
-    }
+    check_at(DType::F16, check_cases);
 }
 
 #[test]

@@ -2,7 +2,7 @@
 //! so every case is exact: atol 0, rtol 0. At f16 storage (upsample_nearest_f16.wgsl) the table runs on
 //! inputs rounded to f16; the copy widens to f32 and narrows back, exact for an f16 value: atol 0, rtol 0.
 
-use super::f16_maps::{dtypes, stored};
+use super::f16_maps::{check_at, dtypes, stored};
 use crate::common::*;
 use sshface::gpu::{DType, Graph};
 use sshface::ops::upsample_nearest::upsample_nearest;
@@ -49,18 +49,12 @@ fn check_cases(dtype: DType) {
 
 #[test]
 fn upsample_nearest_cases() {
-    if gpu().is_none() {
-        return;
-    }
-    check_cases(DType::F32);
+    check_at(DType::F32, check_cases);
 }
 
 #[test]
 fn upsample_nearest_f16_cases() {
-    let Some(ctx) = gpu() else { return };
-    if has_f16(ctx) {
-        check_cases(DType::F16);
-    }
+    check_at(DType::F16, check_cases);
 }
 
 #[test]
