@@ -13,8 +13,9 @@ pub fn stored(dtype: DType, v: Vec<f32>) -> Vec<f32> {
     }
 }
 
-/// Relative error of storing an f32 result as f16 (round to nearest): half an ulp, 2^-11 ≈ 4.9e-4 of the
-/// value (normal range; below it the absolute 2^-25 is far under every op's atol).
+/// Relative error of storing an f32 result as f16 rounded to nearest: half an ulp, 2^-11 ≈ 4.9e-4 of the
+/// value (normal range; below it the absolute 2^-25 is far under every op's atol). WGSL lets a conversion
+/// pick either neighbour; Vulkan drivers (lavapipe included) round to nearest, and this bound holds them to it.
 pub const HALF_ULP: f32 = 1.0 / 2048.0;
 
 /// The extra relative tolerance a result stored as `dtype` needs over the f32 one.
