@@ -166,6 +166,15 @@ pub fn decode(
             row_offset + count
         )));
     }
+    // The shader writes rows as f32 whatever the maps are (NMS and readback read them so): an f16 rows
+    // tensor would get f32 words in half the bytes it holds.
+    if g.dtype(rows) != crate::gpu::DType::F32 {
+        return Err(err(format!(
+            "rows '{}' must be f32 (decode writes f32 rows), found {:?}",
+            name(g, rows),
+            g.dtype(rows)
+        )));
+    }
     let (code, variances) = match coding {
         BoxCoding::Ssd { variances } => (0.0, *variances),
         BoxCoding::Rcnn => (1.0, [0.0, 0.0]),
