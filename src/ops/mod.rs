@@ -4,6 +4,7 @@
 pub mod add;
 pub mod conv2d;
 pub mod conv2d_coop;
+pub mod conv2d_gemm;
 pub mod copy_rows;
 pub mod decode;
 pub mod fill;
@@ -65,6 +66,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &conv2d::SHADER,
         &conv2d_coop::SHADER8,
         &conv2d_coop::SHADER16,
+        &conv2d_gemm::SHADER,
         &copy_rows::SHADER,
     ]
 }
