@@ -180,70 +180,93 @@ fn stage(s: u32, lid: u32, a: vec4<f32>, b: vec4<f32>) {
 // acc[2i + g]: this thread's channel row i (run i/4, lane i%4) x pixel run g.
 alias Acc = array<vec4<f32>, 16>;
 
-// The BK GEMM steps of stage s: RM/4 + RN/4 vec4 loads per RM·RN FMAs.
+// Adds the outer product of a (4 channels) and b (4 pixels) to rows at/2 .. at/2 + 3 of column run at % 2.
+// Written out with literal indices (not loops over RM and RN) so that drivers keep acc in registers.
+fn mac4(acc: ptr<function, Acc>, at: u32, a: vec4<f32>, b: vec4<f32>) {
+    (*acc)[at] += a.x * b;
+    (*acc)[at + 2u] += a.y * b;
+    (*acc)[at + 4u] += a.z * b;
+    (*acc)[at + 6u] += a.w * b;
+}
+
+// The BK GEMM steps of stage s: RM/4 + RN/4 vec4 loads per RM·RN FMAs. The RM == 8 and RN == 8 tests
+// are on override constants: drivers drop the dead branches.
 fn mac(acc: ptr<function, Acc>, s: u32, lid: u32) {
     let abase = s * BK * (BM / 4u) + lid / TN;
     let bbase = s * BK * (BN / 4u) + lid % TN;
     for (var kk = 0u; kk < BK; kk++) {
-        var a: array<vec4<f32>, 2>;
-        var b: array<vec4<f32>, 2>;
-        for (var g = 0u; g < RM / 4u; g++) {
-            a[g] = sa[abase + kk * (BM / 4u) + g * TM];
-        }
-        for (var g = 0u; g < RN / 4u; g++) {
-            b[g] = sb[bbase + kk * (BN / 4u) + g * TN];
-        }
-        for (var i = 0u; i < RM; i++) {
-            let ai = a[i / 4u][i % 4u];
-            for (var g = 0u; g < RN / 4u; g++) {
-                (*acc)[2u * i + g] += ai * b[g];
+        let a0 = sa[abase + kk * (BM / 4u)];
+        let b0 = sb[bbase + kk * (BN / 4u)];
+        mac4(acc, 0u, a0, b0);
+        if (RN == 8u) {
+            let b1 = sb[bbase + kk * (BN / 4u) + TN];
+            mac4(acc, 1u, a0, b1);
+            if (RM == 8u) {
+                let a1 = sa[abase + kk * (BM / 4u) + TM];
+                mac4(acc, 8u, a1, b0);
+                mac4(acc, 9u, a1, b1);
             }
+        } else if (RM == 8u) {
+            let a1 = sa[abase + kk * (BM / 4u) + TM];
+            mac4(acc, 8u, a1, b0);
         }
     }
 }
 
-fn epilogue(acc: ptr<function, Acc>, t: Tile, lid: u32) {
-    let tm = lid / TN;
-    let tn = lid % TN;
+// Stores a 4x4 block: v[i][j] is channel m + i (within the group) at pixel pp0 + j.
+fn emit(t: Tile, m: u32, pp0: u32, v: array<vec4<f32>, 4>) {
+    if (pp0 >= p.p_total) {
+        return;
+    }
     let hw = p.ho * p.wo;
-    for (var g = 0u; g < RN / 4u; g++) {
-        let pp0 = t.p0 + 4u * (g * TN + tn);
-        if (pp0 >= p.p_total) {
+    let np = min(4u, p.p_total - pp0);
+    // Offsets of the 4 pixels with one division: a quad may span two images.
+    var img = pp0 / hw;
+    var pix = pp0 % hw;
+    var ob: vec4<u32>; // [N, C_total, Ho, Wo] offset of (img, c_off, pix)
+    var rb: vec4<u32>; // [N, C_out, Ho, Wo] offset of (img, 0, pix)
+    for (var j = 0u; j < 4u; j++) {
+        ob[j] = (img * p.c_total + p.c_off) * hw + pix;
+        rb[j] = img * p.c_out * hw + pix;
+        pix += 1u;
+        if (pix == hw) {
+            pix = 0u;
+            img += 1u;
+        }
+    }
+    for (var i = 0u; i < 4u; i++) {
+        if (m + i >= p.cout_g) {
             break;
         }
-        let np = min(4u, p.p_total - pp0);
-        // Offsets of the 4 pixels with one division: a quad may span two images.
-        var img = pp0 / hw;
-        var pix = pp0 % hw;
-        var ob: vec4<u32>; // [N, C_total, Ho, Wo] offset of (img, c_off, pix)
-        var rb: vec4<u32>; // [N, C_out, Ho, Wo] offset of (img, 0, pix)
-        for (var j = 0u; j < 4u; j++) {
-            ob[j] = (img * p.c_total + p.c_off) * hw + pix;
-            rb[j] = img * p.c_out * hw + pix;
-            pix += 1u;
-            if (pix == hw) {
-                pix = 0u;
-                img += 1u;
-            }
+        let co = t.grp * p.cout_g + m + i;
+        var b = 0.0;
+        if (HAS_BIAS) {
+            b = f32(bias[co]);
         }
-        for (var i = 0u; i < RM; i++) {
-            let m = t.m0 + (i / 4u) * 4u * TM + 4u * tm + i % 4u;
-            if (m >= p.cout_g) {
-                continue;
+        for (var j = 0u; j < np; j++) {
+            var s = v[i][j] + b;
+            if (HAS_RES) {
+                s += f32(res[rb[j] + co * hw]);
             }
-            let co = t.grp * p.cout_g + m;
-            var b = 0.0;
-            if (HAS_BIAS) {
-                b = f32(bias[co]);
-            }
-            let v = (*acc)[2u * i + g];
-            for (var j = 0u; j < np; j++) {
-                var s = v[j] + b;
-                if (HAS_RES) {
-                    s += f32(res[rb[j] + co * hw]);
-                }
-                out[ob[j] + co * hw] = Map(act(s));
-            }
+            out[ob[j] + co * hw] = Map(act(s));
+        }
+    }
+}
+
+// The thread's RM/4 x RN/4 blocks of 4x4, with literal acc indices like mac.
+fn epilogue(acc: ptr<function, Acc>, t: Tile, lid: u32) {
+    let m0 = t.m0 + 4u * (lid / TN);
+    let m1 = m0 + 4u * TM;
+    let q0 = t.p0 + 4u * (lid % TN);
+    let q1 = q0 + 4u * TN;
+    emit(t, m0, q0, array((*acc)[0], (*acc)[2], (*acc)[4], (*acc)[6]));
+    if (RN == 8u) {
+        emit(t, m0, q1, array((*acc)[1], (*acc)[3], (*acc)[5], (*acc)[7]));
+    }
+    if (RM == 8u) {
+        emit(t, m1, q0, array((*acc)[8], (*acc)[10], (*acc)[12], (*acc)[14]));
+        if (RN == 8u) {
+            emit(t, m1, q1, array((*acc)[9], (*acc)[11], (*acc)[13], (*acc)[15]));
         }
     }
 }

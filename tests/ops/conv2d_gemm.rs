@@ -26,7 +26,7 @@ fn cases() -> Vec<Case> {
         // 128x128 (at least 128 workgroups): 3 channel tiles, the last 1 channel wide; 5775 pixels.
         Case { name: "wide k3 C8->257 75x77", x: [1, 8, 75, 77], c_out: 257, ..BASE },
         Case { name: "wide v4 C20->129 96x96 residual relu", x: [1, 20, 96, 96], c_out: 129, k: [1, 1], pad: p0, res: true, act: Activation::Relu, ..BASE },
-        // 64x64: wide layers on small maps.
+        // 64x128: wide layers on small maps.
         Case { name: "small k3 s2 0101 batch 3 C12->129 17x23", x: [3, 12, 17, 23], c_out: 129, stride: s2, pad: tf, ..BASE },
         Case { name: "small v4 batch 3 C36->200 10x10 leaky", x: [3, 36, 10, 10], c_out: 200, k: [1, 1], pad: p0, act: Activation::Leaky(0.1), ..BASE },
         Case { name: "small 1x1 5x7 (pixels not 4n) C36->129", x: [1, 36, 5, 7], c_out: 129, k: [1, 1], pad: p0, ..BASE },
