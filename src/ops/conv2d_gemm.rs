@@ -79,7 +79,7 @@ pub fn tile(cout_g: usize, groups: usize, p_total: usize) -> GemmTile {
 /// multiples of 4, so that every 4-pixel quad lies in one image and every quad is 16-byte aligned;
 /// `conv2d_gemm` (scalar loads, im2col on the fly) otherwise.
 pub fn entry(pointwise: bool, hw: usize, k: usize) -> &'static str {
-    if pointwise && hw % 4 == 0 && k % 4 == 0 {
+    if pointwise && hw.is_multiple_of(4) && k.is_multiple_of(4) {
         "conv2d_gemm_v4"
     } else {
         "conv2d_gemm"
@@ -125,7 +125,10 @@ mod tests {
             assert_eq!(THREADS % t.tm, 0, "{t:?}");
             assert!([4, 8].contains(&t.rm) && [4, 8].contains(&t.rn), "{t:?}");
             assert_eq!(t.depth() * t.pixels(), 4 * THREADS, "{t:?}");
-            assert!(t.depth() % 4 == 0 && t.channels() <= t.pixels(), "{t:?}");
+            assert!(
+                t.depth().is_multiple_of(4) && t.channels() <= t.pixels(),
+                "{t:?}"
+            );
             let bytes = 2 * t.depth() * (t.channels() + t.pixels()) * 4;
             assert!(bytes <= 16384, "{t:?}: {bytes} bytes of workgroup memory");
         }
