@@ -3,8 +3,9 @@
 //! the direct 1x1 and 3x3-depthwise entries (GEMM 1x1, generic depthwise) and on the naive
 //! one-output-per-thread entry (off by default: on lavapipe it takes about 50 s per VGG conv3_2 iteration).
 //! Every conv that is not depthwise also runs on the 64-thread GEMM (`Gemm`) and on the 256-thread
-//! 128×128-tile GEMM (`Gemm128`), side by side. Where the adapter has f16 cooperative matrices, every conv that is not depthwise also runs on the
-//! cooperative-matrix kernel, side by side with the fp32 one.
+//! 128×128-tile GEMM (`Gemm128`), side by side. Where the adapter has f16 cooperative matrices,
+//! every conv that is not depthwise also runs on the cooperative-matrix kernel, side by side with the
+//! fp32 one.
 //! Skips with a printed reason when no GPU adapter exists. Throughput is in FLOP/s (2 per MAC), shown
 //! by criterion as "elem/s".
 

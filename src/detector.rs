@@ -437,14 +437,7 @@ impl Detector {
         // storage binding (an image that does not fit alone fails at compile with the tensor, size and limit).
         let mut batches: Vec<([usize; 2], Vec<usize>)> = Vec::new();
         for (gk, idxs) in groups {
-            let one = self.append_group(
-                &mut Graph::with_conv_path(self.conv_path),
-                0,
-                gk,
-                &idxs[..1],
-                sizes,
-                false,
-            )?;
+            let one = self.append_group(&mut Graph::with_conv_path(self.conv_path), 0, gk, &idxs[..1], sizes, false)?;
             let per_image = one.1.max(1);
             let n_max = (self.limit / per_image).max(1) as usize;
             batches.extend(idxs.chunks(n_max).map(|c| (gk, c.to_vec())));

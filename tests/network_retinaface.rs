@@ -16,12 +16,7 @@ fn detector() -> Option<&'static Detector> {
     static DET: OnceLock<Detector> = OnceLock::new();
     // Skips (with the printed reason) when there is no adapter at all.
     common::gpu()?;
-    Some(DET.get_or_init(|| {
-        Detector::builder()
-            .precision(Precision::F32)
-            .build()
-            .expect("bundled detector")
-    }))
+    Some(DET.get_or_init(|| Detector::builder().precision(Precision::F32).build().expect("bundled detector")))
 }
 
 struct Golden {
@@ -232,11 +227,7 @@ fn candidate_overflow_is_reported() {
     if common::gpu().is_none() {
         return;
     }
-    let det = Detector::builder()
-        .precision(Precision::F32)
-        .score_threshold(0.0)
-        .build()
-        .unwrap();
+    let det = Detector::builder().precision(Precision::F32).score_threshold(0.0).build().unwrap();
     let g = golden("astronaut");
     let big = image::imageops::resize(&g.image, 768, 768, image::imageops::FilterType::Triangle);
     assert_eq!(det.truncated_images(), 0);
@@ -338,11 +329,7 @@ fn row_strips_are_bit_identical() {
             .any(|l| l.starts_with("backbone.block1.expand[strip 2/")),
         "{strip_steps:?}"
     );
-    let strips = Detector::builder()
-        .precision(Precision::F32)
-        .max_binding(budget)
-        .build()
-        .unwrap();
+    let strips = Detector::builder().precision(Precision::F32).max_binding(budget).build().unwrap();
     let img = golden("astronaut").image;
     let (a, b) = (plain.dump(&img).unwrap(), strips.dump(&img).unwrap());
     for ((na, _, va), (nb, _, vb)) in a.iter().zip(&b) {

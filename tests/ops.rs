@@ -7,12 +7,12 @@ mod common;
 mod add;
 #[path = "ops/conv2d.rs"]
 mod conv2d;
-#[path = "ops/conv2d_api.rs"]
-mod conv2d_api;
 #[path = "ops/conv2d_coop.rs"]
 mod conv2d_coop;
 #[path = "ops/conv2d_gemm.rs"]
 mod conv2d_gemm;
+#[path = "ops/conv2d_api.rs"]
+mod conv2d_api;
 #[path = "ops/copy_rows.rs"]
 mod copy_rows;
 #[path = "ops/decode.rs"]

@@ -53,16 +53,8 @@ fn assert_same_faces(case: &str, got: &[Face], want: &[Face]) -> (f32, f32) {
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let o = iou(&g.bbox, &w.bbox);
         let ds = (g.score - w.score).abs();
-        assert!(
-            o >= 0.95,
-            "{case}: face {i} IoU {o} with f32 ({g:?} vs {w:?})"
-        );
-        assert!(
-            ds <= 0.01,
-            "{case}: face {i} score {} vs f32 {}",
-            g.score,
-            w.score
-        );
+        assert!(o >= 0.95, "{case}: face {i} IoU {o} with f32 ({g:?} vs {w:?})");
+        assert!(ds <= 0.01, "{case}: face {i} score {} vs f32 {}", g.score, w.score);
         min_iou = min_iou.min(o);
         max_ds = max_ds.max(ds);
     }
@@ -72,34 +64,21 @@ fn assert_same_faces(case: &str, got: &[Face], want: &[Face]) -> (f32, f32) {
 #[test]
 fn auto_resolves_to_coop_and_f32_stays_f32() {
     let Some(ctx) = ctx() else { return };
-    assert_eq!(
-        retina(Precision::Auto, &ctx).precision(),
-        Precision::F16Coop
-    );
+    assert_eq!(retina(Precision::Auto, &ctx).precision(), Precision::F16Coop);
     assert_eq!(retina(Precision::F32, &ctx).precision(), Precision::F32);
     let d = retina(Precision::F16Coop, &ctx);
-    assert!(
-        d.describe().contains("precision f16-coop"),
-        "{}",
-        d.describe()
-    );
+    assert!(d.describe().contains("precision f16-coop"), "{}", d.describe());
 }
 
 #[test]
 fn retinaface_f16_coop_finds_the_f32_faces() {
     let Some(ctx) = ctx() else { return };
-    let (f32d, coop) = (
-        retina(Precision::F32, &ctx),
-        retina(Precision::F16Coop, &ctx),
-    );
+    let (f32d, coop) = (retina(Precision::F32, &ctx), retina(Precision::F16Coop, &ctx));
     for name in ["astronaut.png", "camera.png", "grace_hopper.jpg"] {
         let img = sshface::image_io::load_rgb(data(name)).unwrap();
         let (want, got) = (f32d.detect(&img).unwrap(), coop.detect(&img).unwrap());
         let (o, ds) = assert_same_faces(name, &got, &want);
-        println!(
-            "{name}: {} faces, min IoU {o:.4}, max |Δscore| {ds:.2e}",
-            got.len()
-        );
+        println!("{name}: {} faces, min IoU {o:.4}, max |Δscore| {ds:.2e}", got.len());
     }
 }
 
@@ -112,9 +91,7 @@ fn retinaface_f16_coop_heads_near_golden() {
         let golden = SafeTensors::deserialize(&bytes).unwrap();
         let f32s = |n: &str| -> Vec<f32> {
             let d = golden.tensor(n).unwrap().data().to_vec();
-            d.chunks_exact(4)
-                .map(|c| f32::from_le_bytes(c.try_into().unwrap()))
-                .collect()
+            d.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect()
         };
         let rgb = golden.tensor("input_rgb").unwrap();
         let (h, w) = (rgb.shape()[0] as u32, rgb.shape()[1] as u32);
@@ -124,11 +101,7 @@ fn retinaface_f16_coop_heads_near_golden() {
             let want = f32s(head);
             let got = &dump.iter().find(|t| t.0 == head).unwrap().2;
             common::assert_close(&format!("{name} {head} f16-coop"), got, &want, 0.15, 0.0);
-            let worst = got
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
+            let worst = got.iter().zip(&want).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
             println!("{name} {head}: max |f16-coop − golden| {worst:.3e}");
         }
     }
@@ -161,17 +134,10 @@ fn ssh_vgg16_f16_coop_dumps_near_f32() {
         assert_eq!((wn, ws), (gn, gs));
         let scale = w.iter().fold(1f32, |m, v| m.max(v.abs()));
         common::assert_close(&format!("ssh-vgg16 {wn} f16-coop"), g, w, 2e-2 * scale, 0.0);
-        let worst = g
-            .iter()
-            .zip(w)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f32, f32::max);
+        let worst = g.iter().zip(w).map(|(a, b)| (a - b).abs()).fold(0f32, f32::max);
         report.push(format!("{wn} {:.1e}", worst / scale));
     }
-    println!(
-        "ssh-vgg16 f16-coop vs f32, max |g − w| / max(1, max|w|): {}",
-        report.join(", ")
-    );
+    println!("ssh-vgg16 f16-coop vs f32, max |g − w| / max(1, max|w|): {}", report.join(", "));
     std::fs::remove_file(&path).unwrap();
 }
 

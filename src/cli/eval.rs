@@ -79,7 +79,11 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         b = b.protocol(Protocol::Pyramid);
     }
     let det = b.build()?;
-    eprintln!("sshface: model {} on {}", model.name(), det.describe());
+    eprintln!(
+        "sshface: model {} on {}",
+        model.name(),
+        det.describe()
+    );
     let (mut done, mut failed) = (0usize, 0usize);
     let mut work = Vec::new();
     for event in sorted_dir(&a.images)?.into_iter().filter(|p| p.is_dir()) {

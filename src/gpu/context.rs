@@ -82,10 +82,7 @@ fn coop_sizes(adapter: &wgpu::Adapter, features: wgpu::Features) -> Vec<u32> {
     // The shaders' workgroup is 4 of the largest subgroups.
     let info = adapter.get_info();
     let wg = 4 * info.subgroup_max_size;
-    if !features.contains(need)
-        || wg == 0
-        || wg > adapter.limits().max_compute_invocations_per_workgroup
-    {
+    if !features.contains(need) || wg == 0 || wg > adapter.limits().max_compute_invocations_per_workgroup {
         return Vec::new();
     }
     let mut sizes: Vec<u32> = adapter
@@ -175,12 +172,13 @@ impl GpuContext {
             // workgroup is full (workgroup size a multiple of the subgroup size), loads and stores stay
             // inside workgroup arrays whose bounds hold for every index, and the shaders are validated
             // by naga in the tests; their results are compared with the f64 reference on lavapipe.
-            experimental_features:
-                if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
-                    unsafe { wgpu::ExperimentalFeatures::enabled() }
-                } else {
-                    wgpu::ExperimentalFeatures::disabled()
-                },
+            experimental_features: if features
+                .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+            {
+                unsafe { wgpu::ExperimentalFeatures::enabled() }
+            } else {
+                wgpu::ExperimentalFeatures::disabled()
+            },
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))

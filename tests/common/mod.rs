@@ -162,7 +162,10 @@ pub fn coop_sizes(ctx: &GpuContext) -> Vec<u32> {
                 ctx.describe()
             );
         }
-        eprintln!("SKIP (no f16 cooperative matrices on {})", ctx.describe());
+        eprintln!(
+            "SKIP (no f16 cooperative matrices on {})",
+            ctx.describe()
+        );
     }
     ctx.coop_sizes.clone()
 }

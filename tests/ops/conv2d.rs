@@ -40,8 +40,8 @@ pub(crate) const BASE: Case = Case {
     res: false,
 };
 
-/// The case table. Every case runs on `Auto`, `Gemm`, `Gemm128`, `Naive`, and on `Pointwise` / `Depthwise` /
-/// `Depthwise3x3` where the conv fits them; tolerance atol = 1e-4·sqrt(K) for all (see the module comment).
+/// The case table. Every case runs on `Auto`, `Gemm`, `Gemm128`, `Naive`, and on `Pointwise` /
+/// `Depthwise` / `Depthwise3x3` where the conv fits them; tolerance atol = 1e-4·sqrt(K) for all (see the module comment).
 #[rustfmt::skip]
 pub(crate) fn cases() -> Vec<Case> {
     let s2 = [2, 2];

@@ -140,26 +140,8 @@ fn conv2d_coop_into_channel_offset() {
         let mut g = Graph::with_conv_path(path(ctx, size));
         let tx = g.input("x", &a.x).unwrap();
         let cat = g.tensor("cat", &[2, 96, 9, 11]).unwrap();
-        conv2d_with(
-            &mut g,
-            "hi",
-            tx,
-            &conv,
-            None,
-            Some((cat, 56)),
-            ConvKernel::Coop,
-        )
-        .unwrap();
-        conv2d_with(
-            &mut g,
-            "lo",
-            tx,
-            &conv,
-            None,
-            Some((cat, 0)),
-            ConvKernel::Coop,
-        )
-        .unwrap();
+        conv2d_with(&mut g, "hi", tx, &conv, None, Some((cat, 56)), ConvKernel::Coop).unwrap();
+        conv2d_with(&mut g, "lo", tx, &conv, None, Some((cat, 0)), ConvKernel::Coop).unwrap();
         g.mark_output(cat);
         let got = &run_graph(ctx, g, &[(tx, &d.x)], &[cat])[0];
         let w = want(&a, &d);
@@ -168,20 +150,11 @@ fn conv2d_coop_into_channel_offset() {
             let img = &w.data[n * 40 * hw..(n + 1) * 40 * hw];
             for (c0, name) in [(0, "lo"), (56, "hi")] {
                 let at = (n * 96 + c0) * hw;
-                assert_close(
-                    &format!("{size} {name} n{n}"),
-                    &got[at..at + 40 * hw],
-                    img,
-                    atol(&a),
-                    0.0,
-                );
+                assert_close(&format!("{size} {name} n{n}"), &got[at..at + 40 * hw], img, atol(&a), 0.0);
             }
             // Channels 40..56 are written by neither conv: still the arena's zeros.
             let gap = &got[(n * 96 + 40) * hw..(n * 96 + 56) * hw];
-            assert!(
-                gap.iter().all(|&v| v == 0.0),
-                "{size}: a conv wrote outside its channels"
-            );
+            assert!(gap.iter().all(|&v| v == 0.0), "{size}: a conv wrote outside its channels");
         }
     }
 }
