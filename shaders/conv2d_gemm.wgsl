@@ -13,9 +13,10 @@
 // per slice. A thread's RM channels are RM/4 runs of 4 spaced TM·4 apart (likewise its pixels, TN·4
 // apart), so the vec4 workgroup loads of neighbouring threads are contiguous (no bank conflicts).
 //
-// Entries: conv2d_gemm (any conv; scalar global loads) and conv2d_gemm_v4 (1x1, stride 1, no padding,
-// Ho·Wo and K multiples of 4: vec4 loads of maps and weights). One entry cannot read a binding under
-// two types, so each entry has its own short slice loop over the shared helpers.
+// Entries: conv2d_gemm (any conv; scalar loads of the patch) and conv2d_gemm_v4 (1x1, stride 1, no
+// padding, Ho·Wo a multiple of 4: vec4 loads of the patch). Weights come as vec4 in both where K is a
+// multiple of 4. One entry cannot read a binding under two types, so each entry has its own short slice
+// loop over the shared helpers.
 //
 // Storage element type of feature maps and weights; an f16 variant replaces this one line.
 alias Map = f32;
@@ -46,8 +47,9 @@ struct Params {
 @group(0) @binding(1) var<storage, read> x: array<Map>;          // [N, C_in, H, W]
 @group(0) @binding(1) var<storage, read> x4: array<vec4<Map>>;   // the same, in conv2d_gemm_v4
 @group(0) @binding(2) var<storage, read> res: array<Map>;        // [N, C_out, Ho, Wo]; x again when !HAS_RES
-@group(0) @binding(3) var<storage, read> wt: array<Map>;         // [C_out, C_in / groups, KH, KW]
-@group(0) @binding(3) var<storage, read> wt4: array<vec4<Map>>;  // the same, in conv2d_gemm_v4
+// Weights through a vec4 view in both entries: GpuContext::weight pads every weight buffer to 16 bytes,
+// so the view covers every weight.
+@group(0) @binding(3) var<storage, read> wt4: array<vec4<Map>>;  // [C_out, C_in / groups, KH, KW]
 @group(0) @binding(4) var<storage, read> bias: array<Map>;       // [C_out]; wt again when !HAS_BIAS
 @group(0) @binding(5) var<storage, read_write> out: array<Map>;  // [N, C_total, Ho, Wo]
 
@@ -104,29 +106,25 @@ fn quad_of(t: Tile, lid: u32) -> Quad {
 }
 
 // Weight quad of this thread: channel m0 + lid / (BK/4), depths k0 + 4·(lid % (BK/4)) ..; consecutive
-// threads read consecutive k. Zero outside the layer (and for lid >= BM·BK/4, which stage() skips).
+// threads read consecutive k. One aligned vec4 when K is a multiple of 4 (3x3 convs of C_in 4n, most
+// 1x1), else 4 scalars. Zero outside the layer (and for lid >= BM·BK/4, which stage() skips).
 fn fetch_a(t: Tile, lid: u32, k0: u32) -> vec4<f32> {
     let r = lid / (BK / 4u);
     let ka = k0 + 4u * (lid % (BK / 4u));
     var v = vec4<f32>(0.0);
     if (r < BM && t.m0 + r < p.cout_g) {
-        let base = (t.wrow0 + r) * p.k + ka;
-        for (var c = 0u; c < 4u; c++) {
-            if (ka + c < p.k) {
-                v[c] = f32(wt[base + c]);
+        let at = (t.wrow0 + r) * p.k + ka;
+        if (p.k % 4u == 0u) {
+            if (ka < p.k) {
+                v = vec4<f32>(wt4[at / 4u]);
+            }
+        } else {
+            for (var c = 0u; c < 4u; c++) {
+                if (ka + c < p.k) {
+                    v[c] = f32(wt4[(at + c) / 4u][(at + c) % 4u]);
+                }
             }
         }
-    }
-    return v;
-}
-
-// fetch_a for K a multiple of 4: the quad is one aligned vec4.
-fn fetch_a4(t: Tile, lid: u32, k0: u32) -> vec4<f32> {
-    let r = lid / (BK / 4u);
-    let ka = k0 + 4u * (lid % (BK / 4u));
-    var v = vec4<f32>(0.0);
-    if (r < BM && t.m0 + r < p.cout_g && ka < p.k) {
-        v = vec4<f32>(wt4[((t.wrow0 + r) * p.k + ka) / 4u]);
     }
     return v;
 }
@@ -310,14 +308,14 @@ fn conv2d_gemm_v4(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_
     let q = quad_of(t, lid);
     var acc: Acc;
     let slices = (p.k + BK - 1u) / BK;
-    stage(0u, lid, fetch_a4(t, lid, 0u), fetch_b4(q, lid, 0u));
+    stage(0u, lid, fetch_a(t, lid, 0u), fetch_b4(q, lid, 0u));
     workgroupBarrier();
     for (var s = 0u; s < slices; s++) {
         let more = s + 1u < slices;
         var a: vec4<f32>;
         var b: vec4<f32>;
         if (more) {
-            a = fetch_a4(t, lid, (s + 1u) * BK);
+            a = fetch_a(t, lid, (s + 1u) * BK);
             b = fetch_b4(q, lid, (s + 1u) * BK);
         }
         mac(&acc, s % 2u, lid);

@@ -455,7 +455,7 @@ pub fn conv2d_with(
                 ("HAS_RES", residual.is_some() as u32 as f64),
             ];
             constants.extend(tier::constants(tier::tile(cout_g, groups, p_total)));
-            let entry = tier::entry(pointwise, ho * wo, cin_g * kh * kw);
+            let entry = tier::entry(pointwise, ho * wo);
             (&tier::SHADER, entry, constants)
         }
         _ => {

@@ -75,11 +75,11 @@ pub fn tile(cout_g: usize, groups: usize, p_total: usize) -> GemmTile {
     }
 }
 
-/// The entry point: `conv2d_gemm_v4` (vec4 loads) for 1×1 / stride 1 / no padding with `Ho·Wo` and `K`
-/// multiples of 4, so that every 4-pixel quad lies in one image and every quad is 16-byte aligned;
-/// `conv2d_gemm` (scalar loads, im2col on the fly) otherwise.
-pub fn entry(pointwise: bool, hw: usize, k: usize) -> &'static str {
-    if pointwise && hw.is_multiple_of(4) && k.is_multiple_of(4) {
+/// The entry point: `conv2d_gemm_v4` (vec4 patch loads) for 1×1 / stride 1 / no padding with `Ho·Wo` a
+/// multiple of 4, so that every 4-pixel quad lies in one image and is 16-byte aligned; `conv2d_gemm`
+/// (scalar patch loads, im2col on the fly) otherwise. Both load weights as vec4 where K is a multiple of 4.
+pub fn entry(pointwise: bool, hw: usize) -> &'static str {
+    if pointwise && hw.is_multiple_of(4) {
         "conv2d_gemm_v4"
     } else {
         "conv2d_gemm"

@@ -17,7 +17,7 @@ fn atol(c: &Case) -> f32 {
 }
 
 /// The cases, grouped by the tile they get (see `conv2d_gemm::tile`); "v4" marks those on the vec4
-/// entry (1x1, stride 1, no padding, Ho·Wo and K multiples of 4).
+/// entry (1x1, stride 1, no padding, Ho·Wo a multiple of 4).
 #[rustfmt::skip]
 fn cases() -> Vec<Case> {
     let p0 = [0; 4];
@@ -34,7 +34,8 @@ fn cases() -> Vec<Case> {
         Case { name: "mid dilation 2 C5->33 31x30 (K 45)", x: [1, 5, 31, 30], c_out: 33, dil: [2, 2], pad: [2, 2, 2, 2], ..BASE },
         Case { name: "mid v4 batch 3 C64->64 12x12 relu6 residual", x: [3, 64, 12, 12], c_out: 64, k: [1, 1], pad: p0, res: true, act: Activation::Relu6, ..BASE },
         // 32x256
-        Case { name: "narrow 1x1 K 17 (not 4n) C17->20 8x8", x: [1, 17, 8, 8], c_out: 20, k: [1, 1], pad: p0, ..BASE },
+        Case { name: "narrow 1x1 K 17 (not 4n) C17->20 7x9", x: [1, 17, 7, 9], c_out: 20, k: [1, 1], pad: p0, ..BASE },
+        Case { name: "narrow v4 K 17 (scalar weights) C17->20 8x8", x: [1, 17, 8, 8], c_out: 20, k: [1, 1], pad: p0, ..BASE },
         Case { name: "narrow v4 batch 2 C16->32 9x12", x: [2, 16, 9, 12], c_out: 32, k: [1, 1], pad: p0, ..BASE },
         // 16x256: detection heads.
         Case { name: "head v4 C128->4 15x20 (SSH cls)", x: [1, 128, 15, 20], c_out: 4, k: [1, 1], pad: p0, ..BASE },
