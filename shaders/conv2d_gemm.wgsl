@@ -18,7 +18,8 @@
 // multiple of 4. One entry cannot read a binding under two types, so each entry has its own short slice
 // loop over the shared helpers.
 //
-// Storage element type of feature maps and weights; an f16 variant replaces this one line.
+// Storage element type of feature maps and weights. An f16 variant replaces this one line with
+// `enable f16; alias Map = f16;` (it is the first declaration; src/ops/conv2d_gemm.rs tests that).
 alias Map = f32;
 
 override ACT: u32 = 0u;      // 0 none, 1 ReLU, 2 ReLU6, 3 LeakyReLU(ALPHA)
@@ -45,16 +46,16 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<Map>;          // [N, C_in, H, W]
-@group(0) @binding(1) var<storage, read> x4: array<vec4<Map>>;   // the same, in conv2d_gemm_v4
+@group(0) @binding(1) var<storage, read> x4: array<vec4<Map>>;   // the same in conv2d_gemm_v4 (H·W = 4n)
 @group(0) @binding(2) var<storage, read> res: array<Map>;        // [N, C_out, Ho, Wo]; x again when !HAS_RES
 // Weights through a vec4 view in both entries: GpuContext::weight pads every weight buffer to 16 bytes,
 // so the view covers every weight.
 @group(0) @binding(3) var<storage, read> wt4: array<vec4<Map>>;  // [C_out, C_in / groups, KH, KW]
-@group(0) @binding(4) var<storage, read> bias: array<Map>;       // [C_out]; wt again when !HAS_BIAS
+@group(0) @binding(4) var<storage, read> bias: array<Map>;       // [C_out]; the weights again when !HAS_BIAS
 @group(0) @binding(5) var<storage, read_write> out: array<Map>;  // [N, C_total, Ho, Wo]
 
 // [stage][BK][BM / 4] weights and [stage][BK][BN / 4] patch, 4 channels or pixels per vec4. f32 for any
-// Map: the FMAs read them as f32. 16 KiB for every tile of the table.
+// Map: the FMAs read them as f32. At most 16 KiB (WebGPU's default limit) for every tile of the table.
 var<workgroup> sa: array<vec4<f32>, 2u * BK * BM / 4u>;
 var<workgroup> sb: array<vec4<f32>, 2u * BK * BN / 4u>;
 

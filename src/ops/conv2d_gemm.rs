@@ -136,6 +136,21 @@ mod tests {
         }
     }
 
+    /// The f16 variant is this shader with its `alias Map = f32;` line (the first declaration, so
+    /// `enable f16;` may precede it) replaced; naga must accept it as the f32 one.
+    #[test]
+    fn f16_variant_validates() {
+        use naga::valid::{Capabilities, ValidationFlags, Validator};
+        let line = "alias Map = f32;";
+        assert_eq!(SHADER.source.matches(line).count(), 1);
+        let src = SHADER.source.replace(line, "enable f16;\nalias Map = f16;");
+        let m = naga::front::wgsl::parse_str(&src)
+            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&src)));
+        Validator::new(ValidationFlags::all(), Capabilities::all())
+            .validate(&m)
+            .unwrap_or_else(|e| panic!("{}", e.emit_to_string(&src)));
+    }
+
     #[test]
     fn table_by_shape() {
         assert_eq!(tile(4, 1, 7500), TILES[3]);
