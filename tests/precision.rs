@@ -71,12 +71,12 @@ fn assert_same_faces(case: &str, got: &[Face], want: &[Face]) -> (f32, f32) {
     (min_iou, max_ds)
 }
 
-/// Auto takes cooperative matrices on GPUs; a CPU adapter (lavapipe) emulates them slowly, so f16 there.
+/// Auto takes cooperative matrices on GPUs; a CPU adapter (lavapipe) gains nothing from f16, so f32 there.
 #[test]
 fn auto_resolves_by_adapter_and_explicit_precisions_stay() {
     let Some(ctx) = ctx() else { return };
     let want = if ctx.info.device_type == wgpu::DeviceType::Cpu {
-        Precision::F16
+        Precision::F32
     } else {
         Precision::F16Coop
     };
@@ -190,7 +190,8 @@ fn ssh_vgg16_f16_paths_dumps_near_f32() {
     std::fs::remove_file(&path).unwrap();
 }
 
-/// An adapter without f16 cooperative matrices: f16-coop is an error naming it; auto falls back to f16.
+/// An adapter without f16 cooperative matrices: f16-coop is an error naming it; on a GPU, auto falls back
+/// to f16 (the adapter's kind is set to a GPU's so that the fallback order, not the CPU rule, decides).
 #[test]
 fn f16_coop_without_cooperative_matrices_is_an_error() {
     if common::gpu().is_none() {
@@ -198,6 +199,7 @@ fn f16_coop_without_cooperative_matrices_is_an_error() {
     }
     let mut plain = GpuContext::new(&AdapterOptions::default()).unwrap();
     plain.coop_sizes.clear();
+    plain.info.device_type = wgpu::DeviceType::DiscreteGpu;
     let name = plain.info.name.clone();
     let plain = Arc::new(plain);
     let e = Detector::builder()
