@@ -5,10 +5,12 @@ pub mod graph;
 pub mod pipelines;
 pub mod plan;
 pub mod readback;
+pub mod select;
 
 pub use context::{AdapterOptions, GpuContext, Weight};
 pub use graph::{Binding, Graph, StepDesc, TensorId, TensorKind};
 pub use plan::{Plan, StepTiming};
+pub use select::DeviceChoice;
 
 /// Workgroups for `n` invocations of `wg` threads each, split over x and y so neither exceeds 65,535.
 /// Shaders recover the flat index as `gid.x + gid.y * num_workgroups.x * WG`.
