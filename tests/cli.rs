@@ -87,11 +87,17 @@ fn unreadable_image_is_named_and_others_still_processed() {
         stderr.contains("does-not-exist.jpg"),
         "stderr names the missing file: {stderr}"
     );
+    assert_eq!(out.status.code(), Some(1), "exit 1: some images unreadable");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is still JSON");
     let arr = v.as_array().unwrap();
-    assert_eq!(arr.len(), 1, "the good image's result is kept: {v}");
-    assert_eq!(arr[0]["image"], good.as_str());
-    assert_eq!(arr[0]["faces"].as_array().unwrap().len(), 1);
+    assert_eq!(arr.len(), 3, "one row per image, in input order: {v}");
+    assert_eq!(arr[1]["image"], good.as_str());
+    assert_eq!(arr[1]["faces"].as_array().unwrap().len(), 1);
+    for (row, name) in [(&arr[0], "corrupt.png"), (&arr[2], "does-not-exist.jpg")] {
+        assert!(row["image"].as_str().unwrap().ends_with(name), "{row}");
+        assert!(row["error"].as_str().unwrap().contains(name), "the error row names it: {row}");
+        assert!(row.get("faces").is_none(), "{row}");
+    }
 }
 
 #[test]
@@ -251,9 +257,10 @@ fn too_large_image_fails_alone() {
         "{stderr}"
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
-    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
-    assert_eq!(v[0]["image"], good.as_str());
-    assert_eq!(v[0]["faces"].as_array().unwrap().len(), 1);
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    assert!(v[0]["error"].as_str().unwrap().contains("max storage binding"), "{v}");
+    assert_eq!(v[1]["image"], good.as_str());
+    assert_eq!(v[1]["faces"].as_array().unwrap().len(), 1);
 }
 
 /// Unusual but valid images: 1×1, RGBA, 16-bit grayscale, a 1000×1 strip. Each gets a JSON entry and exit 0.
@@ -394,11 +401,13 @@ fn folders_and_lists() {
         .iter()
         .map(|o| o["image"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
     assert!(
         names[0].ends_with("b/1.png")
             && names[1].ends_with("b/nested/2.png")
-            && names[2].ends_with("astronaut.png"),
+            && names[2].ends_with("astronaut.png")
+            && names[3].ends_with("missing.png"),
         "{names:?}"
     );
+    assert!(v[3]["error"].is_string() && v[2]["faces"].as_array().unwrap().len() == 1, "{v}");
 }

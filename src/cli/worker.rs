@@ -67,7 +67,7 @@ pub fn run_unit(
         let mut ordered = Ordered::default();
         let mut queues: BTreeMap<Option<(u32, u32)>, Vec<(usize, String, Prepared)>> =
             BTreeMap::new();
-        for item in rx.iter() {
+        for item in rx {
             if status::interrupted() {
                 return Err(Stop::Interrupted);
             }
