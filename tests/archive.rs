@@ -22,7 +22,11 @@ fn scratch(name: &str) -> PathBuf {
 
 fn sshface() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sshface"));
-    for v in ["SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX", "CUDA_VISIBLE_DEVICES"] {
+    for v in [
+        "SLURM_ARRAY_TASK_ID",
+        "JOB_COMPLETION_INDEX",
+        "CUDA_VISIBLE_DEVICES",
+    ] {
         c.env_remove(v);
     }
     c
@@ -47,7 +51,12 @@ fn fixture(dir: &Path, n: usize, corrupt: &[usize]) -> Vec<PathBuf> {
                 std::fs::write(&p, b"\x89PNG\r\n\x1a\n truncated").unwrap();
             } else {
                 let (w, h) = (160 + 24 * (i as u32 % 4), 200 - 16 * (i as u32 % 3));
-                let img = image::imageops::resize(&src[i % 3], w, h, image::imageops::FilterType::Triangle);
+                let img = image::imageops::resize(
+                    &src[i % 3],
+                    w,
+                    h,
+                    image::imageops::FilterType::Triangle,
+                );
                 img.save(&p).unwrap();
             }
             p
@@ -66,7 +75,10 @@ fn records(dir: &Path) -> (Vec<Value>, Vec<String>) {
     for n in names.iter().filter(|n| n.ends_with(".jsonl")) {
         let text = std::fs::read_to_string(dir.join(n)).unwrap();
         for line in text.lines() {
-            recs.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{n}: bad line {line:?}: {e}")));
+            recs.push(
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("{n}: bad line {line:?}: {e}")),
+            );
         }
     }
     (recs, names)
@@ -76,17 +88,27 @@ fn by_image(recs: &[Value]) -> BTreeMap<String, Value> {
     let mut m = BTreeMap::new();
     for r in recs {
         let k = r["image"].as_str().unwrap().to_string();
-        assert!(m.insert(k.clone(), r.clone()).is_none(), "duplicate record for {k}");
+        assert!(
+            m.insert(k.clone(), r.clone()).is_none(),
+            "duplicate record for {k}"
+        );
     }
     m
 }
 
 /// Same images, same errors, same faces (boxes within 1e-3 px).
 fn assert_same(got: &BTreeMap<String, Value>, want: &BTreeMap<String, Value>) {
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
     for (k, w) in want {
         let g = &got[k];
-        assert_eq!(g["error"].is_string(), w["error"].is_string(), "{k}: {g} vs {w}");
+        assert_eq!(
+            g["error"].is_string(),
+            w["error"].is_string(),
+            "{k}: {g} vs {w}"
+        );
         let (gf, wf) = (g["faces"].as_array(), w["faces"].as_array());
         assert_eq!(gf.map(Vec::len), wf.map(Vec::len), "{k}: {g} vs {w}");
         for (a, b) in gf.into_iter().flatten().zip(wf.into_iter().flatten()) {
@@ -103,13 +125,23 @@ fn wait_for_units(dir: &Path, n: usize, child: &mut std::process::Child) {
     let start = Instant::now();
     loop {
         let done = std::fs::read_dir(dir)
-            .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl")).count())
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".jsonl"))
+                    .count()
+            })
             .unwrap_or(0);
         if done >= n {
             return;
         }
-        assert!(child.try_wait().unwrap().is_none(), "worker ended before writing {n} units");
-        assert!(start.elapsed() < Duration::from_secs(300), "{n} units not written within 300 s");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "worker ended before writing {n} units"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "{n} units not written within 300 s"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -139,17 +171,26 @@ fn killed_shard_rerun_equals_single_run() {
     let imgs = fixture(&dir.join("in"), 12, &[4, 9]);
     let args = |out: &Path| {
         let mut c = sshface();
-        c.args(["detect", "--unit-size", "1", "--out"]).arg(out).arg(dir.join("in"));
+        c.args(["detect", "--bucket", "--unit-size", "1", "--out"])
+            .arg(out)
+            .arg(dir.join("in"));
         c
     };
     let (single, sharded) = (dir.join("single"), dir.join("sharded"));
     let (code, err, _) = run(&mut args(&single));
     assert_eq!(code, 1, "corrupt images give exit 1: {err}");
-    assert!(err.contains("12 images") && err.contains("2 failed"), "summary line: {err}");
+    assert!(
+        err.contains("12 images") && err.contains("2 failed"),
+        "summary line: {err}"
+    );
 
     // Shard 1/3 holds units 1, 4, 7, 10: killed while unit 7 is in progress.
     let aside = block_at(&imgs[7]);
-    let mut victim = args(&sharded).args(["--shard", "1/3"]).stderr(Stdio::null()).spawn().unwrap();
+    let mut victim = args(&sharded)
+        .args(["--shard", "1/3"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     wait_for_units(&sharded, 2, &mut victim);
     std::thread::sleep(Duration::from_millis(200));
     victim.kill().unwrap();
@@ -157,7 +198,12 @@ fn killed_shard_rerun_equals_single_run() {
     unblock(&imgs[7], &aside);
     let (partial, names) = records(&sharded);
     assert_eq!(partial.len(), 2, "{names:?}");
-    assert!(names.iter().any(|n| n.starts_with(".unit-000007.jsonl.partial-")), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.starts_with(".unit-000007.jsonl.partial-")),
+        "{names:?}"
+    );
     for k in ["0/3", "1/3", "2/3"] {
         let (code, err, _) = run(args(&sharded).args(["--shard", k]));
         assert!(code == 0 || code == 1, "shard {k}: {err}");
@@ -169,13 +215,24 @@ fn killed_shard_rerun_equals_single_run() {
     let (got, names) = records(&sharded);
     assert_eq!(got.len(), 12);
     assert_same(&by_image(&got), &by_image(&want));
-    assert!(names.iter().all(|n| n.ends_with(".jsonl") && !n.starts_with('.')), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| n.ends_with(".jsonl") && !n.starts_with('.')),
+        "{names:?}"
+    );
     // A finished run skips everything; --overwrite redoes its units.
     let (code, err, _) = run(args(&sharded).args(["--shard", "2/3"]));
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("0 images") && err.contains("4 already complete"), "{err}");
+    assert!(
+        err.contains("0 images") && err.contains("4 already complete"),
+        "{err}"
+    );
     let (_, err, _) = run(args(&sharded).args(["--shard", "2/3", "--overwrite"]));
-    assert!(err.contains("4 images") && err.contains("4 written"), "{err}");
+    assert!(
+        err.contains("4 images") && err.contains("4 written"),
+        "{err}"
+    );
 }
 
 /// SIGTERM: the batch in flight finishes, the unit in progress is dropped, exit 4, and a rerun completes.
@@ -189,7 +246,9 @@ fn sigterm_exits_4_without_partial_files() {
     let out = dir.join("out");
     let cmd = || {
         let mut c = sshface();
-        c.args(["detect", "--unit-size", "2", "--out"]).arg(&out).arg(dir.join("in"));
+        c.args(["detect", "--unit-size", "2", "--out"])
+            .arg(&out)
+            .arg(dir.join("in"));
         c
     };
     let aside = block_at(&imgs[3]);
@@ -198,10 +257,19 @@ fn sigterm_exits_4_without_partial_files() {
     let pid = child.id();
     // bash's builtin: procps' kill is not in every root the tests run in.
     let term = format!("kill -TERM {pid}");
-    assert!(Command::new("bash").args(["-c", &term]).status().unwrap().success());
+    assert!(Command::new("bash")
+        .args(["-c", &term])
+        .status()
+        .unwrap()
+        .success());
     std::thread::sleep(Duration::from_millis(200));
     // Let the blocked reader go on: it sees the signal at its next image.
-    drop(std::fs::OpenOptions::new().write(true).open(&imgs[3]).unwrap());
+    drop(
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&imgs[3])
+            .unwrap(),
+    );
     let o = child.wait_with_output().unwrap();
     unblock(&imgs[3], &aside);
     let err = String::from_utf8_lossy(&o.stderr);
@@ -245,7 +313,10 @@ fn exit_codes_for_usage_and_device() {
     }
     let (code, err, _) = run(sshface().args(["detect", "--device", "0", &img]));
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("[--device 0]") && err.contains("1 images, 1 faces, 0 failed"), "{err}");
+    assert!(
+        err.contains("[--device 0]") && err.contains("1 images, 1 faces, 0 failed"),
+        "{err}"
+    );
     let (code, err, _) = run(sshface().args(["detect", "--device", "99", &img]));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--device 99"), "{err}");
@@ -261,7 +332,8 @@ fn tar_unit_equals_files() {
     let files = fixture(&dir.join("in"), 4, &[2]);
     let tar_path = dir.join("shard-000007.tar");
     let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
-    b.append_path_with_name(dir.join("in/000.png"), "000.png").unwrap();
+    b.append_path_with_name(dir.join("in/000.png"), "000.png")
+        .unwrap();
     let meta = b"{\"caption\": \"not an image\"}";
     let mut h = tar::Header::new_gnu();
     h.set_size(meta.len() as u64);
@@ -273,15 +345,33 @@ fn tar_unit_equals_files() {
     b.finish().unwrap();
     drop(b);
     let (t_out, f_out) = (dir.join("t"), dir.join("f"));
-    let (code, err, _) = run(sshface().args(["detect", "--out"]).arg(&t_out).arg(&tar_path));
+    let (code, err, _) = run(sshface()
+        .args(["detect", "--bucket", "--out"])
+        .arg(&t_out)
+        .arg(&tar_path));
     assert_eq!(code, 1, "{err}");
-    assert!(t_out.join("shard-000007.jsonl").exists(), "the unit is named after the tar");
-    let (code, err, _) = run(sshface().args(["detect", "--out"]).arg(&f_out).arg(dir.join("in")));
+    assert!(
+        t_out.join("shard-000007.jsonl").exists(),
+        "the unit is named after the tar"
+    );
+    let (code, err, _) = run(sshface()
+        .args(["detect", "--bucket", "--out"])
+        .arg(&f_out)
+        .arg(dir.join("in")));
     assert_eq!(code, 1, "{err}");
     let rename = |recs: Vec<Value>| -> BTreeMap<String, Value> {
         by_image(&recs)
             .into_iter()
-            .map(|(k, v)| (Path::new(&k).file_name().unwrap().to_string_lossy().into_owned(), v))
+            .map(|(k, v)| {
+                (
+                    Path::new(&k)
+                        .file_name()
+                        .unwrap()
+                        .to_string_lossy()
+                        .into_owned(),
+                    v,
+                )
+            })
             .collect()
     };
     let (t, f) = (rename(records(&t_out).0), rename(records(&f_out).0));
@@ -326,25 +416,41 @@ fn scheduler_shards_and_deploy_examples() {
             ("SLURM_ARRAY_TASK_COUNT", "4"),
         ]));
     assert_eq!(code, 0, "{err}");
-    assert!(err.contains("shard 1/4 (from SLURM_ARRAY_TASK_ID=3)"), "{err}");
+    assert!(
+        err.contains("shard 1/4 (from SLURM_ARRAY_TASK_ID=3)"),
+        "{err}"
+    );
     assert_eq!(units(&slurm), ["unit-000001.jsonl"]);
     // The Indexed Job's args with /data pointing at the scratch folder; --shards must equal completions.
-    let yaml = std::fs::read_to_string(format!("{REPO}/deploy/kubernetes/detect-indexed-job.yaml")).unwrap();
+    let yaml = std::fs::read_to_string(format!("{REPO}/deploy/kubernetes/detect-indexed-job.yaml"))
+        .unwrap();
     assert!(yaml.contains("completionMode: Indexed"));
     let completions = yaml
         .lines()
         .find_map(|l| l.trim().strip_prefix("completions: "))
         .unwrap()
         .to_string();
-    let args_line = yaml.lines().find_map(|l| l.trim().strip_prefix("args: ")).unwrap();
+    let args_line = yaml
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("args: "))
+        .unwrap();
     let args: Vec<String> = serde_json::from_str::<Vec<String>>(args_line)
         .unwrap()
         .into_iter()
-        .map(|a| a.replace("/data/paths.txt", list.to_str().unwrap()).replace("/data", dir.to_str().unwrap()))
+        .map(|a| {
+            a.replace("/data/paths.txt", list.to_str().unwrap())
+                .replace("/data", dir.to_str().unwrap())
+        })
         .collect();
-    let shards = args.iter().position(|a| a == "--shards").map(|i| args[i + 1].clone());
+    let shards = args
+        .iter()
+        .position(|a| a == "--shards")
+        .map(|i| args[i + 1].clone());
     assert_eq!(shards.as_deref(), Some(completions.as_str()));
-    let (code, err, _) = run(sshface().args(&args).args(["--unit-size", "1"]).env("JOB_COMPLETION_INDEX", "3"));
+    let (code, err, _) = run(sshface()
+        .args(&args)
+        .args(["--unit-size", "1"])
+        .env("JOB_COMPLETION_INDEX", "3"));
     assert_eq!(code, 0, "{err}");
     assert!(err.contains("from JOB_COMPLETION_INDEX=3"), "{err}");
     assert_eq!(units(&dir.join("faces")), ["unit-000003.jsonl"]);

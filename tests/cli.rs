@@ -95,7 +95,10 @@ fn unreadable_image_is_named_and_others_still_processed() {
     assert_eq!(arr[1]["faces"].as_array().unwrap().len(), 1);
     for (row, name) in [(&arr[0], "corrupt.png"), (&arr[2], "does-not-exist.jpg")] {
         assert!(row["image"].as_str().unwrap().ends_with(name), "{row}");
-        assert!(row["error"].as_str().unwrap().contains(name), "the error row names it: {row}");
+        assert!(
+            row["error"].as_str().unwrap().contains(name),
+            "the error row names it: {row}"
+        );
         assert!(row.get("faces").is_none(), "{row}");
     }
 }
@@ -258,7 +261,13 @@ fn too_large_image_fails_alone() {
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
     assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
-    assert!(v[0]["error"].as_str().unwrap().contains("max storage binding"), "{v}");
+    assert!(
+        v[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("max storage binding"),
+        "{v}"
+    );
     assert_eq!(v[1]["image"], good.as_str());
     assert_eq!(v[1]["faces"].as_array().unwrap().len(), 1);
 }
@@ -409,5 +418,8 @@ fn folders_and_lists() {
             && names[3].ends_with("missing.png"),
         "{names:?}"
     );
-    assert!(v[3]["error"].is_string() && v[2]["faces"].as_array().unwrap().len() == 1, "{v}");
+    assert!(
+        v[3]["error"].is_string() && v[2]["faces"].as_array().unwrap().len() == 1,
+        "{v}"
+    );
 }

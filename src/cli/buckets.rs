@@ -43,6 +43,38 @@ pub fn pad_pixel(model: sshface::Model) -> [u8; 3] {
     }
 }
 
+/// The size after `--max-side`: the longer side at most `max_side`, the aspect ratio kept.
+fn shrunk(w: u32, h: u32, max_side: Option<u32>) -> (u32, u32) {
+    match max_side.filter(|&m| w.max(h) > m) {
+        Some(m) => {
+            let s = m as f64 / w.max(h) as f64;
+            let r = |v: u32| ((v as f64 * s).round() as u32).clamp(1, m);
+            (r(w), r(h))
+        }
+        None => (w, h),
+    }
+}
+
+/// The processing order of a unit's files when bucketing: by the canvas their headers predict (unreadable ones
+/// first), input order within a canvas. Each canvas's images then run back to back, so its plan is built once per
+/// unit instead of being evicted from the detector's small plan cache by other canvases in between.
+pub fn canvas_order(paths: &[std::path::PathBuf], max_side: Option<u32>) -> Vec<usize> {
+    let key = |p: &std::path::PathBuf| {
+        let (w, h) = image::ImageReader::open(p)
+            .ok()?
+            .with_guessed_format()
+            .ok()?
+            .into_dimensions()
+            .ok()?;
+        let (w, h) = shrunk(w, h, max_side);
+        Some(canvas(w, h))
+    };
+    let keys: Vec<Option<(u32, u32)>> = paths.iter().map(key).collect();
+    let mut order: Vec<usize> = (0..paths.len()).collect();
+    order.sort_by_key(|&i| keys[i]);
+    order
+}
+
 /// An image ready for the GPU: maybe downscaled, maybe padded; the factors map its boxes back to original pixels.
 pub struct Prepared {
     pub img: RgbImage,
@@ -60,10 +92,8 @@ pub fn prepare(img: RgbImage, max_side: Option<u32>, bucket_pad: Option<[u8; 3]>
     let (width, height) = img.dimensions();
     let mut img = img;
     let mut factor = [1.0, 1.0];
-    if let Some(m) = max_side.filter(|&m| width.max(height) > m) {
-        let s = m as f64 / width.max(height) as f64;
-        let nw = ((width as f64 * s).round() as u32).clamp(1, m);
-        let nh = ((height as f64 * s).round() as u32).clamp(1, m);
+    let (nw, nh) = shrunk(width, height, max_side);
+    if (nw, nh) != (width, height) {
         img = imageops::resize(&img, nw, nh, imageops::FilterType::Triangle);
         factor = [width as f32 / nw as f32, height as f32 / nh as f32];
     }
@@ -115,10 +145,10 @@ mod tests {
         assert!(LADDER
             .windows(2)
             .all(|w| w[0] < w[1] && w[1] as f32 <= w[0] as f32 * 1.5));
-        assert!(LADDER.iter().all(|r| r % 32 == 0));
+        assert!(LADDER.iter().all(|r| r.is_multiple_of(32)));
         for side in [1, 127, 128, 129, 500, 1024, 3072, 3073, 5000] {
             let r = rung(side);
-            assert!(r >= side && r % 32 == 0, "{side} → {r}");
+            assert!(r >= side && r.is_multiple_of(32), "{side} → {r}");
         }
         assert_eq!(canvas(640, 427), (640, 512));
         assert_eq!(rung(3073), 4096);

@@ -49,6 +49,16 @@ struct Item {
     prep: Result<Prepared, String>,
 }
 
+/// An image waiting in its bucket.
+struct Queued {
+    idx: usize,
+    name: String,
+    p: Prepared,
+}
+
+/// Queues by canvas (`None`: unbucketed), in a fixed order so the final flushes are deterministic.
+type Buckets = BTreeMap<Option<(u32, u32)>, Vec<Queued>>;
+
 /// Images waiting in buckets, at most this many batches' worth, so memory stays bounded whatever the size mix.
 const MAX_PENDING_BATCHES: usize = 8;
 
@@ -65,8 +75,10 @@ pub fn run_unit(
     std::thread::scope(|scope| {
         scope.spawn(|| decode(&unit.source, cfg, tx, pb));
         let mut ordered = Ordered::default();
-        let mut queues: BTreeMap<Option<(u32, u32)>, Vec<(usize, String, Prepared)>> =
-            BTreeMap::new();
+        let mut queues = Buckets::new();
+        // Files arrive sorted by canvas when bucketing: a new canvas means the previous one is complete.
+        let sorted = cfg.bucket_pad.is_some() && matches!(unit.source, Source::Files(_));
+        let mut last = None;
         for item in rx {
             if status::interrupted() {
                 return Err(Stop::Interrupted);
@@ -89,8 +101,22 @@ pub fn run_unit(
                     continue;
                 }
             };
+            if sorted && last.is_some_and(|c| c != p.canvas) {
+                if let Some(q) = last
+                    .and_then(|c| queues.get_mut(&c))
+                    .filter(|q| !q.is_empty())
+                {
+                    let b = std::mem::take(q);
+                    flush(det, b, w, &mut ordered, stats, pb, dump)?;
+                }
+            }
+            last = Some(p.canvas);
             let q = queues.entry(p.canvas).or_default();
-            q.push((item.idx, item.name, p));
+            q.push(Queued {
+                idx: item.idx,
+                name: item.name,
+                p,
+            });
             if q.len() >= cfg.batch {
                 let b = std::mem::take(q);
                 flush(det, b, w, &mut ordered, stats, pb, dump)?;
@@ -120,7 +146,12 @@ fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar)
     };
     match source {
         Source::Files(paths) => {
-            for (idx, p) in paths.iter().enumerate() {
+            let order = match cfg.bucket_pad {
+                Some(_) => buckets::canvas_order(paths, cfg.max_side),
+                None => (0..paths.len()).collect(),
+            };
+            for idx in order {
+                let p = &paths[idx];
                 let name = p.to_string_lossy().into_owned();
                 let item = Item {
                     idx,
@@ -208,29 +239,33 @@ fn guarded<T>(f: impl FnOnce() -> sshface::Result<T>) -> Result<sshface::Result<
 
 fn flush(
     det: &Detector,
-    batch: Vec<(usize, String, Prepared)>,
+    batch: Vec<Queued>,
     w: &mut Writer,
     ordered: &mut Ordered,
     stats: &mut Stats,
     pb: &ProgressBar,
     dump: &mut Option<PathBuf>,
 ) -> Result<(), Stop> {
-    let (meta, imgs): (Vec<(usize, String, [f32; 2], u32, u32)>, Vec<RgbImage>) = batch
+    let mut imgs = Vec::with_capacity(batch.len());
+    let meta: Vec<Queued> = batch
         .into_iter()
-        .map(|(i, n, p)| ((i, n, p.factor, p.width, p.height), p.img))
-        .unzip();
+        .map(|mut q| {
+            imgs.push(std::mem::replace(&mut q.p.img, RgbImage::new(0, 0)));
+            q
+        })
+        .collect();
     if let (Some(path), Some(m), Some(img)) = (dump.as_ref(), meta.first(), imgs.first()) {
         let tensors = guarded(|| det.dump(img))?.map_err(|e| Stop::Device(e.to_string()))?;
         let info = HashMap::from([
             ("model".to_string(), det.model().name().to_string()),
-            ("image".to_string(), m.1.clone()),
+            ("image".to_string(), m.name.clone()),
         ]);
         sshface::convert::write_safetensors(path, &tensors, &info)
             .map_err(|e| Stop::Output(std::io::Error::other(e.to_string())))?;
         say!(
             pb,
             "sshface: wrote the raw outputs of {} to {}",
-            m.1,
+            m.name,
             path.display()
         );
         *dump = None;
@@ -247,18 +282,18 @@ fn flush(
             .collect::<Result<_, Stop>>()?,
     };
     if det.truncated_images() > truncated {
-        let names: Vec<&str> = meta.iter().map(|m| m.1.as_str()).collect();
+        let names: Vec<&str> = meta.iter().map(|m| m.name.as_str()).collect();
         say!(pb,
             "sshface: warning: more than {} candidates above the score threshold in one of [{}]; only the best entered NMS (raise --score)",
             sshface::model::pipeline::MAX_CANDIDATES,
             names.join(", ")
         );
     }
-    for ((idx, name, factor, width, height), r) in meta.into_iter().zip(results) {
+    for (Queued { idx, name, p }, r) in meta.into_iter().zip(results) {
         let result = match r {
             Ok(faces) => {
                 stats.faces += faces.len();
-                Ok((width, height, buckets::to_original(faces, factor)))
+                Ok((p.width, p.height, buckets::to_original(faces, p.factor)))
             }
             Err(e) if status::is_device(&e) => return Err(Stop::Device(format!("{name}: {e}"))),
             Err(e) => {
