@@ -13,13 +13,6 @@ use serde_json::Value;
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sshface-archive-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn sshface() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_sshface"));
     for v in [
@@ -167,7 +160,7 @@ fn killed_shard_rerun_equals_single_run() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("shards");
+    let dir = common::scratch("archive-shards");
     let imgs = fixture(&dir.join("in"), 12, &[4, 9]);
     let args = |out: &Path| {
         let mut c = sshface();
@@ -241,12 +234,12 @@ fn sigterm_exits_4_without_partial_files() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("sigterm");
+    let dir = common::scratch("archive-sigterm");
     let imgs = fixture(&dir.join("in"), 6, &[]);
     let out = dir.join("out");
     let cmd = || {
         let mut c = sshface();
-        c.args(["detect", "--unit-size", "2", "--out"])
+        c.args(["detect", "--no-bucket", "--unit-size", "2", "--out"])
             .arg(&out)
             .arg(dir.join("in"));
         c
@@ -286,7 +279,7 @@ fn sigterm_exits_4_without_partial_files() {
 /// Usage errors exit 2 before any GPU work; a missing adapter exits 3.
 #[test]
 fn exit_codes_for_usage_and_device() {
-    let dir = scratch("codes");
+    let dir = common::scratch("archive-codes");
     let img = format!("{DATA}/camera.png");
     for (args, envs, want) in [
         (vec!["--shard", "3/3"], vec![], "0 <= K < N"),
@@ -328,7 +321,7 @@ fn tar_unit_equals_files() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("tar");
+    let dir = common::scratch("archive-tar");
     let files = fixture(&dir.join("in"), 4, &[2]);
     let tar_path = dir.join("shard-000007.tar");
     let mut b = tar::Builder::new(std::fs::File::create(&tar_path).unwrap());
@@ -388,7 +381,7 @@ fn scheduler_shards_and_deploy_examples() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("sched");
+    let dir = common::scratch("archive-sched");
     let files = fixture(&dir.join("in"), 5, &[]);
     let list = dir.join("paths.txt");
     let text: String = files.iter().map(|f| format!("{}\n", f.display())).collect();

@@ -7,13 +7,6 @@ use std::process::Command;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
-/// A fresh per-process scratch folder for one test.
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sshface-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn sshface() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sshface"))
 }
@@ -62,7 +55,7 @@ fn unreadable_image_is_named_and_others_still_processed() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("cli");
+    let dir = common::scratch("cli");
     let bad = dir.join("corrupt.png");
     let png = std::fs::read(format!("{DATA}/camera.png")).unwrap();
     std::fs::write(&bad, &png[..png.len() / 3]).unwrap();
@@ -108,7 +101,7 @@ fn dump_writes_heads_in_golden_layout() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("dump");
+    let dir = common::scratch("dump");
     let path = dir.join("heads.safetensors");
     let out = sshface()
         .args([
@@ -172,7 +165,7 @@ fn vgg_detect_and_dump() {
         "cli_vgg_random",
         &vgg_support::random_weights(1, &vgg_support::GAINS),
     );
-    let dir = scratch("vgg");
+    let dir = common::scratch("vgg");
     let img = dir.join("noise.png");
     vgg_support::image(3, 97, 75).save(&img).unwrap();
     let dump = dir.join("vgg_dump.safetensors");
@@ -240,7 +233,7 @@ fn vgg_detect_and_dump() {
 #[test]
 fn too_large_image_fails_alone() {
     let Some(ctx) = common::gpu() else { return };
-    let dir = scratch("large");
+    let dir = common::scratch("large");
     // The network input alone (3 × H × W floats) is past the binding limit when H·W > limit / 12; row strips only
     // split the layers after it.
     let side = ((ctx.max_binding() / 12) as f64).sqrt() as u32 + 64;
@@ -278,7 +271,7 @@ fn unusual_images_are_processed() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("odd");
+    let dir = common::scratch("odd");
     let paths = [
         dir.join("one.png"),
         dir.join("rgba.png"),
@@ -324,7 +317,7 @@ fn eval_writes_wider_result_files() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("eval");
+    let dir = common::scratch("eval");
     let (images, out) = (dir.join("images"), dir.join("out"));
     std::fs::create_dir_all(images.join("0--Parade")).unwrap();
     std::fs::create_dir_all(images.join("1--Handshaking")).unwrap();
@@ -374,7 +367,7 @@ fn folders_and_lists() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("folders");
+    let dir = common::scratch("folders");
     std::fs::create_dir_all(dir.join("b/nested")).unwrap();
     std::fs::copy(format!("{DATA}/camera.png"), dir.join("b/nested/2.png")).unwrap();
     std::fs::copy(format!("{DATA}/camera.png"), dir.join("b/1.png")).unwrap();

@@ -11,13 +11,6 @@ use serde_json::Value;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sshface-formats-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn detect(args: &[&str], extra: &[&Path]) -> (i32, String, String) {
     let out = Command::new(env!("CARGO_BIN_EXE_sshface"))
         .arg("detect")
@@ -85,7 +78,7 @@ fn formats_agree() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("agree");
+    let dir = common::scratch("formats-agree");
     let imgs = [
         PathBuf::from(format!("{DATA}/astronaut.png")),
         dir.join("bad.jpg"),
@@ -161,7 +154,7 @@ fn buckets_stay_within_the_documented_bound() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("bound");
+    let dir = common::scratch("formats-bound");
     let astro = image::open(format!("{DATA}/astronaut.png"))
         .unwrap()
         .to_rgb8();

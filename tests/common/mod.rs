@@ -27,6 +27,14 @@ pub fn gpu() -> Option<&'static GpuContext> {
     }
 }
 
+/// A fresh, empty per-process scratch folder for one test (under the system temp dir, which the CI runner shares).
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sshface-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
 /// Uniform values in [lo, hi) from a fixed seed.
 pub fn rand_vec(seed: u64, n: usize, lo: f32, hi: f32) -> Vec<f32> {
     let mut r = ChaCha8Rng::seed_from_u64(seed);
