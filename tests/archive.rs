@@ -1,61 +1,16 @@
-//! Archive-scale `detect`: units under --out, resume after a kill, shards from flags and scheduler variables, exit
-//! codes, tar units, and the Slurm and Kubernetes examples in deploy/.
+//! Archive-scale `detect`: units under --out, shards, resume after a kill or SIGTERM, tar units. Exit codes and
+//! scheduler variables: tests/jobs.rs.
 
+mod archive_support;
 mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use archive_support::{fixture, run, sshface};
 use serde_json::Value;
-
-const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
-const REPO: &str = env!("CARGO_MANIFEST_DIR");
-
-fn sshface() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_sshface"));
-    for v in [
-        "SLURM_ARRAY_TASK_ID",
-        "JOB_COMPLETION_INDEX",
-        "CUDA_VISIBLE_DEVICES",
-    ] {
-        c.env_remove(v);
-    }
-    c
-}
-
-fn run(c: &mut Command) -> (i32, String, Output) {
-    let out = c.output().unwrap();
-    let err = String::from_utf8_lossy(&out.stderr).into_owned();
-    (out.status.code().unwrap_or(-1), err, out)
-}
-
-/// `n` small images of mixed sizes cut from the test images, plus corrupt ones at the given positions; in name
-/// order, so unit k of size 1 is image k.
-fn fixture(dir: &Path, n: usize, corrupt: &[usize]) -> Vec<PathBuf> {
-    std::fs::create_dir_all(dir).unwrap();
-    let src = ["astronaut.png", "camera.png", "grace_hopper.jpg"]
-        .map(|f| image::open(format!("{DATA}/{f}")).unwrap().to_rgb8());
-    (0..n)
-        .map(|i| {
-            let p = dir.join(format!("{i:03}.png"));
-            if corrupt.contains(&i) {
-                std::fs::write(&p, b"\x89PNG\r\n\x1a\n truncated").unwrap();
-            } else {
-                let (w, h) = (160 + 24 * (i as u32 % 4), 200 - 16 * (i as u32 % 3));
-                let img = image::imageops::resize(
-                    &src[i % 3],
-                    w,
-                    h,
-                    image::imageops::FilterType::Triangle,
-                );
-                img.save(&p).unwrap();
-            }
-            p
-        })
-        .collect()
-}
 
 /// Every record of the unit files under `dir` (jsonl), and the names of all entries (to spot leftovers).
 fn records(dir: &Path) -> (Vec<Value>, Vec<String>) {
@@ -276,45 +231,6 @@ fn sigterm_exits_4_without_partial_files() {
     assert_eq!(by_image(&records(&out).0).len(), 6);
 }
 
-/// Usage errors exit 2 before any GPU work; a missing adapter exits 3.
-#[test]
-fn exit_codes_for_usage_and_device() {
-    let dir = common::scratch("archive-codes");
-    let img = format!("{DATA}/camera.png");
-    for (args, envs, want) in [
-        (vec!["--shard", "3/3"], vec![], "0 <= K < N"),
-        (vec!["--shard", "x"], vec![], "K/N"),
-        (vec!["--format", "xml"], vec![], "xml"),
-        (vec!["--device", "gpu1"], vec![], "gpu1"),
-        (vec![], vec![("JOB_COMPLETION_INDEX", "2")], "--shards N"),
-        (vec!["--shards", "4"], vec![], "--shard K/4"),
-        (vec!["--model", "ssh-vgg16", "--bucket"], vec![], "--scale"),
-        (vec!["--overwrite"], vec![], "--out"),
-    ] {
-        let (code, err, _) = run(sshface().arg("detect").args(&args).envs(envs).arg(&img));
-        assert_eq!(code, 2, "{args:?}: {err}");
-        assert!(err.contains(want), "{args:?}: {err}");
-    }
-    let (code, err, _) = run(sshface()
-        .args(["detect", &img, "--out"])
-        .arg(dir.join("o"))
-        .env("WGPU_ADAPTER_NAME", "no-such-adapter"));
-    assert_eq!(code, 3, "{err}");
-    assert!(err.contains("no-such-adapter"), "{err}");
-    if common::gpu().is_none() {
-        return;
-    }
-    let (code, err, _) = run(sshface().args(["detect", "--device", "0", &img]));
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("[--device 0]") && err.contains("1 images, 1 faces, 0 failed"),
-        "{err}"
-    );
-    let (code, err, _) = run(sshface().args(["detect", "--device", "99", &img]));
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--device 99"), "{err}");
-}
-
 /// A .tar is one unit read as a stream; its images give the same results as the same files on disk.
 #[test]
 fn tar_unit_equals_files() {
@@ -372,85 +288,4 @@ fn tar_unit_equals_files() {
     assert_same(&t, &f);
     let tar_name = t["000.png"]["image"].as_str().unwrap().to_string();
     assert!(tar_name.ends_with("shard-000007.tar/000.png"), "{tar_name}");
-}
-
-/// Slurm array variables and Kubernetes' JOB_COMPLETION_INDEX pick the same units as --shard; the Slurm script
-/// and the Indexed Job's command line in deploy/ run as written.
-#[test]
-fn scheduler_shards_and_deploy_examples() {
-    if common::gpu().is_none() {
-        return;
-    }
-    let dir = common::scratch("archive-sched");
-    let files = fixture(&dir.join("in"), 5, &[]);
-    let list = dir.join("paths.txt");
-    let text: String = files.iter().map(|f| format!("{}\n", f.display())).collect();
-    std::fs::write(&list, text).unwrap();
-    let units = |out: &Path| -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(out)
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        v.sort();
-        v
-    };
-    // The Slurm script with an array 1-7:2 (task ids 1, 3, 5, 7): task 3 is shard 1 of 4.
-    let slurm = dir.join("slurm");
-    let (code, err, _) = run(Command::new("bash")
-        .arg(format!("{REPO}/deploy/slurm/detect-array.sbatch"))
-        .arg(&list)
-        .arg(&slurm)
-        .args(["--unit-size", "1"])
-        .env("SSHFACE", env!("CARGO_BIN_EXE_sshface"))
-        .envs([
-            ("SLURM_ARRAY_TASK_ID", "3"),
-            ("SLURM_ARRAY_TASK_MIN", "1"),
-            ("SLURM_ARRAY_TASK_STEP", "2"),
-            ("SLURM_ARRAY_TASK_COUNT", "4"),
-        ]));
-    assert_eq!(code, 0, "{err}");
-    assert!(
-        err.contains("shard 1/4 (from SLURM_ARRAY_TASK_ID=3)"),
-        "{err}"
-    );
-    assert_eq!(units(&slurm), ["unit-000001.jsonl"]);
-    // The Indexed Job's args with /data pointing at the scratch folder; --shards must equal completions.
-    let yaml = std::fs::read_to_string(format!("{REPO}/deploy/kubernetes/detect-indexed-job.yaml"))
-        .unwrap();
-    assert!(yaml.contains("completionMode: Indexed"));
-    let completions = yaml
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("completions: "))
-        .unwrap()
-        .to_string();
-    let args_line = yaml
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("args: "))
-        .unwrap();
-    let args: Vec<String> = serde_json::from_str::<Vec<String>>(args_line)
-        .unwrap()
-        .into_iter()
-        .map(|a| {
-            a.replace("/data/paths.txt", list.to_str().unwrap())
-                .replace("/data", dir.to_str().unwrap())
-        })
-        .collect();
-    let shards = args
-        .iter()
-        .position(|a| a == "--shards")
-        .map(|i| args[i + 1].clone());
-    assert_eq!(shards.as_deref(), Some(completions.as_str()));
-    let (code, err, _) = run(sshface()
-        .args(&args)
-        .args(["--unit-size", "1"])
-        .env("JOB_COMPLETION_INDEX", "3"));
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("from JOB_COMPLETION_INDEX=3"), "{err}");
-    assert_eq!(units(&dir.join("faces")), ["unit-000003.jsonl"]);
-    // An empty CUDA_VISIBLE_DEVICES assigns no GPU: the best adapter, as without it.
-    let (code, err, _) = run(sshface()
-        .args(["detect", files[0].to_str().unwrap()])
-        .env("CUDA_VISIBLE_DEVICES", ""));
-    assert_eq!(code, 0, "{err}");
-    assert!(err.contains("[best adapter]"), "{err}");
 }
