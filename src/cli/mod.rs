@@ -20,7 +20,8 @@ use sshface::{AdapterOptions, Model};
 #[command(
     name = "sshface",
     version,
-    about = "Face detection with SSH / RetinaFace, every layer a WGSL compute shader on wgpu"
+    about = "Face detection with SSH / RetinaFace, every layer a WGSL compute shader on wgpu",
+    after_help = status::HELP
 )]
 struct Cli {
     #[command(subcommand)]

@@ -15,8 +15,8 @@ pub const DEVICE: u8 = 3;
 pub const INTERRUPTED: u8 = 4;
 
 pub const HELP: &str = "Exit status: 0 all images processed; 1 some images could not be read (results for all \
-others written; not worth a retry); 2 bad usage or configuration; 3 GPU or device failure (worth a retry on another \
-node); 4 interrupted (SIGINT, SIGTERM, SIGHUP).";
+others written; not worth a retry); 2 bad usage or configuration; 3 GPU or device failure, or the output could not be \
+written (worth a retry on another node); 4 interrupted (SIGINT, SIGTERM, SIGHUP).";
 
 pub fn exit(code: u8) -> ExitCode {
     ExitCode::from(code)
