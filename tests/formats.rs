@@ -2,6 +2,7 @@
 //! unbucketed results; `--max-side` reports original pixels; `--list -` with jsonl is a Spark `rdd.pipe` stage.
 
 mod common;
+mod vgg_support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -269,4 +270,49 @@ fn stdin_list_to_jsonl_is_a_pipe_stage() {
     let names: Vec<&str> = lines.iter().map(|l| l["image"].as_str().unwrap()).collect();
     assert_eq!(names, paths.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(lines[1]["error"].is_string());
+}
+
+/// ssh-vgg16 buckets only with a fixed --scale (its resize factor then does not depend on the padded size): pad
+/// pixel the Caffe mean, same images in the same order, every image processed.
+#[test]
+fn vgg_buckets_with_a_fixed_scale() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = common::scratch("formats-vgg");
+    let weights = vgg_support::write(
+        "formats_vgg_random",
+        &vgg_support::random_weights(1, &vgg_support::GAINS),
+    );
+    let imgs = [dir.join("a.png"), dir.join("b.png")];
+    vgg_support::image(3, 97, 75).save(&imgs[0]).unwrap();
+    vgg_support::image(4, 60, 90).save(&imgs[1]).unwrap();
+    let refs: Vec<&Path> = imgs.iter().map(PathBuf::as_path).collect();
+    let w = weights.to_str().unwrap();
+    let base = [
+        "--model",
+        "ssh-vgg16",
+        "--weights",
+        w,
+        "--scale",
+        "1",
+        "--score",
+        "0.05",
+    ];
+    let (code, out, err) = detect(
+        &[&base[..], &["--bucket", "--format", "jsonl"]].concat(),
+        &refs,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("size buckets on"), "{err}");
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let names: Vec<&str> = rows.iter().map(|r| r["image"].as_str().unwrap()).collect();
+    assert_eq!(
+        names,
+        [imgs[0].to_str().unwrap(), imgs[1].to_str().unwrap()]
+    );
+    assert!(rows.iter().all(|r| r["faces"].is_array()), "{out}");
 }
