@@ -140,9 +140,15 @@ pub fn run_unit(
 
 /// Decodes and prepares the unit's images in order; stops when the receiver is gone.
 fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar) {
-    let prep = |r: sshface::Result<RgbImage>| {
-        r.map(|img| buckets::prepare(img, cfg.max_side, cfg.bucket_pad))
-            .map_err(|e| e.to_string())
+    // A decoder that panics on a hostile file must cost that image only, not the run.
+    let prep = |name: &str, load: &dyn Fn() -> sshface::Result<RgbImage>| {
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            load().map(|img| buckets::prepare(img, cfg.max_side, cfg.bucket_pad))
+        }));
+        match r {
+            Ok(r) => r.map_err(|e| e.to_string()),
+            Err(_) => Err(format!("image {name}: the image decoder panicked")),
+        }
     };
     match source {
         Source::Files(paths) => {
@@ -153,11 +159,8 @@ fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar)
             for idx in order {
                 let p = &paths[idx];
                 let name = p.to_string_lossy().into_owned();
-                let item = Item {
-                    idx,
-                    name,
-                    prep: prep(sshface::image_io::load_rgb(p)),
-                };
+                let prep = prep(&name, &|| sshface::image_io::load_rgb(p));
+                let item = Item { idx, name, prep };
                 if tx.send(item).is_err() {
                     return;
                 }
@@ -167,7 +170,8 @@ fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar)
             let mut idx = 0;
             let r = read_tar(path, |name, bytes| {
                 pb.inc_length(1);
-                let prep = bytes.and_then(|b| prep(sshface::image_io::decode_rgb(&name, &b)));
+                let prep =
+                    bytes.and_then(|b| prep(&name, &|| sshface::image_io::decode_rgb(&name, &b)));
                 idx += 1;
                 tx.send(Item {
                     idx: idx - 1,
