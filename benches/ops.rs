@@ -2,11 +2,13 @@
 //! entry `Auto` picks; with `SSHFACE_BENCH_BASELINE=1` also on the entry that ran the conv before
 //! the direct 1x1 and 3x3-depthwise entries (GEMM 1x1, generic depthwise) and on the naive
 //! one-output-per-thread entry (off by default: on lavapipe it takes about 50 s per VGG conv3_2 iteration).
+//! Where the adapter has f16 cooperative matrices, every conv that is not depthwise also runs on the
+//! cooperative-matrix kernel, side by side with the fp32 one.
 //! Skips with a printed reason when no GPU adapter exists. Throughput is in FLOP/s (2 per MAC), shown
 //! by criterion as "elem/s".
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use sshface::gpu::Graph;
+use sshface::gpu::{ConvPath, Graph};
 use sshface::ops::conv2d::{conv2d_with, Conv2d, ConvKernel};
 use sshface::ops::Activation;
 use sshface::{AdapterOptions, GpuContext};
@@ -118,24 +120,28 @@ fn bench_conv2d(c: &mut Criterion) {
         let [n, _, ho, wo] = conv.out_shape(case.name, case.x).unwrap();
         let flops = 2 * n * case.c_out * ho * wo * wshape[1] * case.k * case.k;
         group.throughput(Throughput::Elements(flops as u64));
-        let mut kernels = vec![ConvKernel::Auto];
+        let mut kernels = vec![(ConvPath::F32, ConvKernel::Auto)];
+        let coop = ConvPath::resolve(sshface::Precision::Auto, &ctx).unwrap();
+        if coop != ConvPath::F32 && case.groups != case.x[1] {
+            kernels.push((coop, ConvKernel::Coop));
+        }
         if baseline {
             if case.groups == case.x[1] {
-                kernels.push(ConvKernel::Depthwise);
+                kernels.push((ConvPath::F32, ConvKernel::Depthwise));
             } else if case.k == 1 && case.stride == 1 {
-                kernels.push(ConvKernel::Pointwise);
+                kernels.push((ConvPath::F32, ConvKernel::Pointwise));
             }
-            kernels.push(ConvKernel::Naive);
+            kernels.push((ConvPath::F32, ConvKernel::Naive));
         }
-        for kernel in kernels {
-            let mut g = Graph::new();
+        for (path, kernel) in kernels {
+            let mut g = Graph::with_conv_path(path);
             let tx = g.input("x", &case.x).unwrap();
             let o = conv2d_with(&mut g, case.name, tx, &conv, None, None, kernel).unwrap();
             g.mark_output(o);
             let plan = g.compile(&ctx).unwrap();
             plan.write(&ctx, tx, &x).unwrap();
             plan.run(&ctx, &[]).unwrap();
-            let id = BenchmarkId::new(case.name, format!("{kernel:?}"));
+            let id = BenchmarkId::new(case.name, format!("{kernel:?} {}", path.describe()));
             group.bench_function(id, |bch| bch.iter(|| plan.run(&ctx, &[]).unwrap()));
         }
     }

@@ -14,6 +14,10 @@ override HAS_BIAS: bool = false;
 override HAS_RES: bool = false;
 override WG: u32 = 64u;      // workgroup size of the 1-D entries (depthwise, naive)
 
+// Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
+alias Map = f32;
+
 struct Params {
     n: u32, c_in: u32, h: u32, w: u32,
     c_out: u32, ho: u32, wo: u32, c_total: u32,
@@ -24,11 +28,11 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;          // [N, C_in, H, W]
-@group(0) @binding(2) var<storage, read> res: array<f32>;        // [N, C_out, Ho, Wo]; x again when !HAS_RES
-@group(0) @binding(3) var<storage, read> wt: array<f32>;         // [C_out, C_in / groups, KH, KW]
+@group(0) @binding(1) var<storage, read> x: array<Map>;          // [N, C_in, H, W]
+@group(0) @binding(2) var<storage, read> res: array<Map>;        // [N, C_out, Ho, Wo]; x again when !HAS_RES
+@group(0) @binding(3) var<storage, read> wt: array<Map>;         // [C_out, C_in / groups, KH, KW]
 @group(0) @binding(4) var<storage, read> bias: array<f32>;       // [C_out]; wt again when !HAS_BIAS
-@group(0) @binding(5) var<storage, read_write> out: array<f32>;  // [N, C_total, Ho, Wo]
+@group(0) @binding(5) var<storage, read_write> out: array<Map>;  // [N, C_total, Ho, Wo]
 
 fn act(v: f32) -> f32 {
     switch ACT {
@@ -51,9 +55,9 @@ fn store(n: u32, co: u32, pix: u32, v: f32) {
     let hw = p.ho * p.wo;
     var s = v;
     if (HAS_RES) {
-        s += res[(n * p.c_out + co) * hw + pix];
+        s += f32(res[(n * p.c_out + co) * hw + pix]);
     }
-    out[(n * p.c_total + p.c_off + co) * hw + pix] = act(s);
+    out[(n * p.c_total + p.c_off + co) * hw + pix] = Map(act(s));
 }
 
 // GEMM tiling: 64 threads as TMT (channels) x TNT (pixels), each accumulating 8 consecutive channels x
@@ -136,7 +140,7 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
             var v = vec4<f32>(0.0);
             for (var c = 0u; c < 4u; c++) {
                 if (ka < p.k && m0 + 4u * mq + c < p.cout_g) {
-                    v[c] = wt[(wrow0 + 4u * mq + c) * p.k + ka];
+                    v[c] = f32(wt[(wrow0 + 4u * mq + c) * p.k + ka]);
                 }
             }
             sa[kk * 2u * TMT + mq] = v;
@@ -148,7 +152,7 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
                 if (pointwise) {
                     for (var j = 0u; j < 4u; j++) {
                         if (pvalid[j]) {
-                            v[j] = x[xbase[j] + kb * hw + bpix[j]];
+                            v[j] = f32(x[xbase[j] + kb * hw + bpix[j]]);
                         }
                     }
                 } else {
@@ -160,7 +164,7 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
                         & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(p.w)));
                     for (var j = 0u; j < 4u; j++) {
                         if (ok[j]) {
-                            v[j] = x[xbase[j] + (ci * p.h + u32(iy[j])) * p.w + u32(ix[j])];
+                            v[j] = f32(x[xbase[j] + (ci * p.h + u32(iy[j])) * p.w + u32(ix[j])]);
                         }
                     }
                 }
@@ -204,9 +208,9 @@ fn gemm_tile(lid: u32, tile: u32, wy: u32, pointwise: bool) {
         for (var j = 0u; j < np; j++) {
             var s = acc[2u * i + j / 4u][j % 4u] + b;
             if (HAS_RES) {
-                s += res[rb[j] + co * hw];
+                s += f32(res[rb[j] + co * hw]);
             }
-            out[ob[j] + co * hw] = act(s);
+            out[ob[j] + co * hw] = Map(act(s));
         }
     }
 }
@@ -264,12 +268,12 @@ fn conv2d_1x1_direct(@builtin(local_invocation_index) lid: u32, @builtin(workgro
         var v = vec4<f32>(0.0);
         for (var j = 0u; j < 4u; j++) {
             if (ok[j]) {
-                v[j] = x[xb[j] + k * hw];
+                v[j] = f32(x[xb[j] + k * hw]);
             }
         }
         for (var m = 0u; m < PW_M; m++) {
             // Rows past C_out/groups repeat the last one (in bounds, never stored).
-            acc[m] += wt[wrow + min(m, mn - 1u) * p.k + k] * v;
+            acc[m] += f32(wt[wrow + min(m, mn - 1u) * p.k + k]) * v;
         }
     }
     for (var m = 0u; m < mn; m++) {
@@ -308,11 +312,11 @@ fn conv2d_depthwise(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
         }
         let row = xbase + u32(iy) * p.w;
         for (var kx = 0u; kx < p.kw; kx++) {
-            let wv = wt[(co * p.kh + ky) * p.kw + kx];
+            let wv = f32(wt[(co * p.kh + ky) * p.kw + kx]);
             let ix = ix0 + i32(kx * p.dx);
             for (var j = 0u; j < 4u; j++) {
                 if (ix[j] >= 0 && ix[j] < i32(p.w)) {
-                    acc[j] += wv * x[row + u32(ix[j])];
+                    acc[j] += wv * f32(x[row + u32(ix[j])]);
                 }
             }
         }
@@ -360,19 +364,19 @@ fn conv2d_dw3(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         var r: array<f32, DW_SEG>;
         if (inside) {
             for (var j = 0u; j < seg; j++) {
-                r[j] = x[row + u32(ix0) + j];
+                r[j] = f32(x[row + u32(ix0) + j]);
             }
         } else {
             for (var j = 0u; j < seg; j++) {
                 let ix = ix0 + i32(j);
                 if (ix >= 0 && ix < i32(p.w)) {
-                    r[j] = x[row + u32(ix)];
+                    r[j] = f32(x[row + u32(ix)]);
                 }
             }
         }
-        let w0 = wt[co * 9u + ky * 3u];
-        let w1 = wt[co * 9u + ky * 3u + 1u];
-        let w2 = wt[co * 9u + ky * 3u + 2u];
+        let w0 = f32(wt[co * 9u + ky * 3u]);
+        let w1 = f32(wt[co * 9u + ky * 3u + 1u]);
+        let w2 = f32(wt[co * 9u + ky * 3u + 2u]);
         for (var o = 0u; o < DW_X; o++) {
             acc[o] += w0 * r[o * DW_S] + w1 * r[o * DW_S + 1u] + w2 * r[o * DW_S + 2u];
         }
@@ -411,8 +415,8 @@ fn conv2d_naive(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
             for (var kx = 0u; kx < p.kw; kx++) {
                 let ix = i32(ox * p.sx + kx * p.dx) - i32(p.pl);
                 if (ix >= 0 && ix < i32(p.w)) {
-                    acc += wt[((co * p.cin_g + ci) * p.kh + ky) * p.kw + kx]
-                        * x[xbase + u32(iy) * p.w + u32(ix)];
+                    acc += f32(wt[((co * p.cin_g + ci) * p.kh + ky) * p.kw + kx])
+                        * f32(x[xbase + u32(iy) * p.w + u32(ix)]);
                 }
             }
         }

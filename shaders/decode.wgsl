@@ -5,6 +5,10 @@ override WG: u32 = 256u;
 override CODING: u32 = 0u;     // 0 Ssd (retinaface priors + variances), 1 Rcnn (py-faster-rcnn anchors, clipped)
 override LANDMARKS: u32 = 0u;  // 1: binding 3 holds landmark deltas; 0: landmarks are written as 0
 
+// Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
+alias Map = f32;
+
 struct Params {
     n: u32,           // image index in the batch
     anchors: u32,     // A
@@ -27,8 +31,8 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> scores: array<f32>;     // [N, A, H, W]
-@group(0) @binding(2) var<storage, read> bbox: array<f32>;       // [N, 4A, H, W]
-@group(0) @binding(3) var<storage, read> landm: array<f32>;      // [N, 10A, H, W] (bbox again when LANDMARKS = 0)
+@group(0) @binding(2) var<storage, read> bbox: array<Map>;       // [N, 4A, H, W]
+@group(0) @binding(3) var<storage, read> landm: array<Map>;      // [N, 10A, H, W] (bbox again when LANDMARKS = 0)
 @group(0) @binding(4) var<storage, read_write> rows: array<f32>; // [N, R, 16]
 
 // Channel c of the level's [N, C, H, W] map at the current cell.
@@ -48,10 +52,10 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let y = cell / p.w;
     let size = p.sizes[a / 4u][a % 4u];
     let b4 = 4u * p.anchors;
-    let dx = bbox[chan(4u * a, b4, cell)];
-    let dy = bbox[chan(4u * a + 1u, b4, cell)];
-    let dw = bbox[chan(4u * a + 2u, b4, cell)];
-    let dh = bbox[chan(4u * a + 3u, b4, cell)];
+    let dx = f32(bbox[chan(4u * a, b4, cell)]);
+    let dy = f32(bbox[chan(4u * a + 1u, b4, cell)]);
+    let dw = f32(bbox[chan(4u * a + 2u, b4, cell)]);
+    let dh = f32(bbox[chan(4u * a + 3u, b4, cell)]);
     let o = (p.n * p.rows + p.row_offset + i) * 16u;
 
     var box: vec4<f32>;
@@ -75,8 +79,8 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
             var ly = 0.0;
             if (LANDMARKS == 1u) {
                 let l10 = 10u * p.anchors;
-                lx = ((pcx + landm[chan(10u * a + 2u * k, l10, cell)] * p.var0 * pw) * p.in_w) / p.scale;
-                ly = ((pcy + landm[chan(10u * a + 2u * k + 1u, l10, cell)] * p.var0 * ph) * p.in_h) / p.scale;
+                lx = ((pcx + f32(landm[chan(10u * a + 2u * k, l10, cell)]) * p.var0 * pw) * p.in_w) / p.scale;
+                ly = ((pcy + f32(landm[chan(10u * a + 2u * k + 1u, l10, cell)]) * p.var0 * ph) * p.in_h) / p.scale;
             }
             lm[2u * k] = lx;
             lm[2u * k + 1u] = ly;

@@ -2,6 +2,10 @@
 // never takes part in the max; the launcher guarantees every clipped window is non-empty.
 override WG: u32 = 256u;
 
+// Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
+alias Map = f32;
+
 struct Params {
     len: u32,   // N·C·Ho·Wo
     h: u32,
@@ -18,8 +22,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;         // [N, C, H, W]
-@group(0) @binding(2) var<storage, read_write> out: array<f32>; // [N, C, Ho, Wo]
+@group(0) @binding(1) var<storage, read> x: array<Map>;         // [N, C, H, W]
+@group(0) @binding(2) var<storage, read_write> out: array<Map>; // [N, C, Ho, Wo]
 
 @compute @workgroup_size(WG)
 fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -38,12 +42,13 @@ fn max_pool(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let ye = u32(min(y0 + i32(p.kh), i32(p.h)));
     let xe = u32(min(x0 + i32(p.kw), i32(p.w)));
     let base = plane * p.h * p.w;
-    var m = -3.40282347e+38;
+    // -FLT_MAX by its bits: the decimal -3.40282347e+38 lies beyond f32's range, which Tint rejects.
+    var m = bitcast<f32>(0xff7fffffu);
     for (var y = ys; y < ye; y++) {
         let row = base + y * p.w;
         for (var xx = xs; xx < xe; xx++) {
-            m = max(m, x[row + xx]);
+            m = max(m, f32(x[row + xx]));
         }
     }
-    out[i] = m;
+    out[i] = Map(m);
 }

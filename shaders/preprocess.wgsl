@@ -10,6 +10,10 @@ override WG: u32 = 256u;
 override RESIZE: u32 = 1u; // 0: the resized size equals the source size and OpenCV copies
 override BGR: u32 = 0u;    // 1: output channel 0 is blue
 
+// Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
+alias Map = f32;
+
 struct Params {
     src_h: u32,
     src_w: u32,
@@ -31,7 +35,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> src: array<u32>;       // [ceil(H·W·3/4)] RGB8 bytes, little-endian
-@group(0) @binding(2) var<storage, read_write> out: array<f32>; // [N, 3, Hc, Wc]
+@group(0) @binding(2) var<storage, read_write> out: array<Map>; // [N, 3, Hc, Wc]
 
 // Unsigned integer of 6 limbs of 16 bits (96 bits): a·m < 2^85 and 2^k with k ≤ 90 fit.
 const LIMBS: u32 = 6u;
@@ -223,14 +227,14 @@ fn preprocess(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     let base = p.image * 3u * plane + i;
     if (y >= p.dst_h || x >= p.dst_w) {
         for (var c = 0u; c < 3u; c++) {
-            out[base + c * plane] = p.pad_value;
+            out[base + c * plane] = Map(p.pad_value);
         }
         return;
     }
     if (RESIZE == 0u) {
         for (var c = 0u; c < 3u; c++) {
             let sc = select(c, 2u - c, BGR == 1u);
-            out[base + c * plane] = value(y, x, c, sc);
+            out[base + c * plane] = Map(value(y, x, c, sc));
         }
         return;
     }
@@ -241,6 +245,6 @@ fn preprocess(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
         // Horizontal pass per source row, then vertical, as OpenCV's separable resize does.
         let h0 = value(ty.i0, tx.i0, c, sc) * tx.w0 + value(ty.i0, tx.i1, c, sc) * tx.w1;
         let h1 = value(ty.i1, tx.i0, c, sc) * tx.w0 + value(ty.i1, tx.i1, c, sc) * tx.w1;
-        out[base + c * plane] = h0 * ty.w0 + h1 * ty.w1;
+        out[base + c * plane] = Map(h0 * ty.w0 + h1 * ty.w1);
     }
 }

@@ -36,7 +36,7 @@ fn select_topk(
         if (g < p.segments) {
             let s = p.seg[g];
             let kept = i - s.z < s.w && rec.y < p.thr_key;
-            recs[at] = vec2<u32>(select(1u, 0u, kept) << 27u | (rec.x & 0x07ffffffu), rec.y);
+            recs[at] = vec2<u32>((select(1u, 0u, kept) << 27u) | (rec.x & 0x07ffffffu), rec.y);
             if (kept) {
                 atomicAdd(&wg_count, 1u);
             }

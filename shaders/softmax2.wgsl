@@ -3,6 +3,10 @@
 override WG: u32 = 256u;
 override LAYOUT: u32 = 0u; // 0 class-major (SSH: channel cls·A + a), 1 interleaved (RetinaFace: channel a·2 + cls)
 
+// Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
+alias Map = f32;
+
 struct Params {
     len: u32, // N·A·H·W
     a: u32,   // anchors per position
@@ -11,7 +15,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;    // [N, 2A, H, W]
+@group(0) @binding(1) var<storage, read> logits: array<Map>;    // [N, 2A, H, W]
 @group(0) @binding(2) var<storage, read_write> out: array<f32>; // [N, A, H, W]
 
 @compute @workgroup_size(WG)
@@ -29,8 +33,8 @@ fn softmax2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
         c0 = 2u * anchor;
         c1 = 2u * anchor + 1u;
     }
-    let l0 = logits[base + c0 * p.hw];
-    let l1 = logits[base + c1 * p.hw];
+    let l0 = f32(logits[base + c0 * p.hw]);
+    let l1 = f32(logits[base + c1 * p.hw]);
     let m = max(l0, l1);
     let e0 = exp(l0 - m);
     let e1 = exp(l1 - m);

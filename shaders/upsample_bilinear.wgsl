@@ -3,6 +3,10 @@
 // where out-of-range x is 0. The zero border is what attenuates the first and last rows and columns.
 override WG: u32 = 256u;
 
+// Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
+alias Map = f32;
+
 struct Params {
     len: u32,   // N·C·Ho·Wo
     h: u32,
@@ -15,8 +19,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;         // [N, C, H, W]
-@group(0) @binding(2) var<storage, read_write> out: array<f32>; // [N, C, Ho, Wo], Ho ≤ 2H, Wo ≤ 2W
+@group(0) @binding(1) var<storage, read> x: array<Map>;         // [N, C, H, W]
+@group(0) @binding(2) var<storage, read_write> out: array<Map>; // [N, C, Ho, Wo], Ho ≤ 2H, Wo ≤ 2W
 
 // The neighbour tap of output index o along an axis of size n: its index and weight (0 outside the input).
 fn neighbour(o: u32, n: u32) -> vec2<i32> {
@@ -44,7 +48,7 @@ fn upsample_bilinear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let r0 = base + jy * p.w;
     let r1 = base + u32(ny.x) * p.w;
     // Rows first, then columns, as the separable kernel factors.
-    let row0 = 0.75 * x[r0 + jx] + wx * x[r0 + u32(nx.x)];
-    let row1 = 0.75 * x[r1 + jx] + wx * x[r1 + u32(nx.x)];
-    out[i] = 0.75 * row0 + wy * row1;
+    let row0 = 0.75 * f32(x[r0 + jx]) + wx * f32(x[r0 + u32(nx.x)]);
+    let row1 = 0.75 * f32(x[r1 + jx]) + wx * f32(x[r1 + u32(nx.x)]);
+    out[i] = Map(0.75 * row0 + wy * row1);
 }

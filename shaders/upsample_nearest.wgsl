@@ -3,6 +3,10 @@
 // (WGSL division is not correctly rounded, so the scale is not divided here).
 override WG: u32 = 256u;
 
+// Element type of the feature maps this shader reads or writes; build.rs generates the f16 variant
+// (<name>_f16.wgsl) in which Map is f16. Arithmetic is f32 in both.
+alias Map = f32;
+
 struct Params {
     len: u32,     // N·C·Ho·Wo
     h: u32,
@@ -15,8 +19,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;         // [N, C, H, W]
-@group(0) @binding(2) var<storage, read_write> out: array<f32>; // [N, C, Ho, Wo]
+@group(0) @binding(1) var<storage, read> x: array<Map>;         // [N, C, H, W]
+@group(0) @binding(2) var<storage, read_write> out: array<Map>; // [N, C, Ho, Wo]
 
 fn src(dst: u32, scale: f32, n: u32) -> u32 {
     return min(u32(floor((f32(dst) + 0.5) * scale)), n - 1u);
@@ -31,5 +35,5 @@ fn upsample_nearest(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let ox = i % p.wo;
     let oy = (i / p.wo) % p.ho;
     let base = (i / (p.wo * p.ho)) * p.h * p.w;
-    out[i] = x[base + src(oy, p.scale_y, p.h) * p.w + src(ox, p.scale_x, p.w)];
+    out[i] = Map(f32(x[base + src(oy, p.scale_y, p.h) * p.w + src(ox, p.scale_x, p.w)]));
 }

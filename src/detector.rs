@@ -8,7 +8,7 @@ use image::RgbImage;
 
 use crate::error::{Error, Result};
 use crate::gpu::plan::{bytes_to_f32, bytes_to_u32};
-use crate::gpu::{AdapterOptions, GpuContext, Graph, Plan, TensorId};
+use crate::gpu::{AdapterOptions, GpuContext, Graph, Numerics, Plan, Precision, TensorId};
 pub use crate::model::pipeline::Protocol;
 use crate::model::pipeline::{self, GroupIo, Thresholds};
 use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
@@ -83,9 +83,17 @@ pub struct DetectorBuilder {
     context: Option<Arc<GpuContext>>,
     protocol: Protocol,
     max_binding: Option<u64>,
+    precision: Precision,
 }
 
 impl DetectorBuilder {
+    /// Numeric precision (default [`Precision::Auto`]: the fastest the adapter supports). An explicit
+    /// precision the adapter cannot run (f16 without `SHADER_F16`, f16-coop without cooperative matrices)
+    /// makes [`build`](Self::build) fail with an error naming the adapter.
+    pub fn precision(mut self, p: Precision) -> Self {
+        self.precision = p;
+        self
+    }
     pub fn model(mut self, m: Model) -> Self {
         self.model = m;
         self
@@ -145,6 +153,7 @@ impl DetectorBuilder {
             Some(c) => c,
             None => Arc::new(GpuContext::new(&self.adapter)?),
         };
+        let numerics = Numerics::resolve(self.precision, &ctx)?;
         let wf = match (&self.weights, self.model) {
             (Some(p), _) => WeightFile::open(p)?,
             (None, Model::RetinafaceMnv2) => WeightFile::from_bytes("bundled retinaface_mnv2.safetensors", BUNDLED_RETINAFACE)?,
@@ -162,8 +171,10 @@ impl DetectorBuilder {
             }
         }
         let net = match self.model {
-            Model::RetinafaceMnv2 => Net::Retina(Box::new(RetinaFaceMnv2::load(&ctx, &wf)?)),
-            Model::SshVgg16 => Net::Vgg(Box::new(SshVgg16::load(&ctx, &wf)?)),
+            Model::RetinafaceMnv2 => {
+                Net::Retina(Box::new(RetinaFaceMnv2::load(&ctx, &wf, numerics.maps)?))
+            }
+            Model::SshVgg16 => Net::Vgg(Box::new(SshVgg16::load(&ctx, &wf, numerics.maps)?)),
         };
         let limit = self
             .max_binding
@@ -174,6 +185,7 @@ impl DetectorBuilder {
             net,
             th: Thresholds { score, nms },
             protocol: self.protocol,
+            numerics,
             limit,
             plans: Mutex::new(Vec::new()),
             truncated: AtomicU64::new(0),
@@ -209,6 +221,7 @@ pub struct Detector {
     net: Net,
     th: Thresholds,
     protocol: Protocol,
+    numerics: Numerics,
     /// Largest tensor in bytes the plans are built for.
     limit: u64,
     plans: Mutex<Vec<Arc<Compiled>>>,
@@ -227,6 +240,25 @@ impl Detector {
 
     pub fn model(&self) -> Model {
         self.model
+    }
+
+    /// The precision that runs (never `Auto`: what `Auto` resolved to on this adapter).
+    pub fn precision(&self) -> Precision {
+        self.numerics.precision
+    }
+
+    /// Feature-map storage and convolution path of this detector.
+    pub fn numerics(&self) -> Numerics {
+        self.numerics
+    }
+
+    /// One line for logs: the adapter, backend, driver and the precision that runs.
+    pub fn describe(&self) -> String {
+        format!(
+            "{}, precision {}",
+            self.ctx.describe(),
+            self.numerics.describe()
+        )
     }
 
     /// How many images so far had more candidates above the score threshold than NMS takes
@@ -302,13 +334,13 @@ impl Detector {
         self.write_inputs(&c, std::slice::from_ref(image))?;
         let gr = &c.groups[0];
         let ids: Vec<TensorId> = gr.dumps.iter().map(|d| d.id).collect();
-        let out = c.plan.run(&self.ctx, &ids)?;
+        let out = c.plan.run_f32(&self.ctx, &ids)?;
         let shapes: Vec<Vec<usize>> = gr
             .dumps
             .iter()
             .map(|d| c.plan.info(d.id).shape.clone())
             .collect();
-        let mut named = pipeline::assemble_dumps(&gr.dumps, &shapes, &out);
+        let mut named = pipeline::assemble_dumps(&gr.dumps, &shapes, out);
         if self.model == Model::RetinafaceMnv2 {
             let padded = rf::padded_size([image.height() as usize, image.width() as usize]);
             let priors: Vec<f32> = crate::model::anchors::ssd_priors(padded, &rf::LEVELS)
@@ -326,6 +358,14 @@ impl Detector {
         let _guard = c.lock.lock().unwrap();
         self.write_inputs(&c, std::slice::from_ref(image))?;
         c.plan.profile(&self.ctx)
+    }
+
+    /// Bytes of GPU memory that [`detect_batch`](Self::detect_batch) of `images` holds: the plan's arena (feature
+    /// maps, inputs, outputs) plus the weight buffers it binds. Builds the plan if it is not cached yet; other
+    /// cached plans, pipelines and the small readback buffer are not counted.
+    pub fn gpu_memory_bytes(&self, images: &[RgbImage]) -> Result<u64> {
+        let c = self.compiled(images, false)?;
+        Ok(c.plan.arena_bytes() + c.plan.weight_bytes())
     }
 
     fn write_inputs(&self, c: &Compiled, images: &[RgbImage]) -> Result<()> {
@@ -396,9 +436,26 @@ impl Detector {
         Ok((io, g.max_tensor_bytes()))
     }
 
+    /// The steps (shader, entry point, override constants, ...) of the plan that [`Detector::detect_batch`] builds
+    /// for images of `sizes` (`[H, W]` each), without compiling them: for checks that other shader compilers accept
+    /// every pipeline the detector creates (`tests/translate.rs`, `.ci/tint-check`).
+    pub fn plan_steps(&self, sizes: &[[usize; 2]]) -> Result<Vec<crate::gpu::StepDesc>> {
+        Ok(self.graph(sizes, false)?.0.steps().to_vec())
+    }
+
     fn build_plan(&self, key: (Vec<[usize; 2]>, bool)) -> Result<Compiled> {
-        let (sizes, dump) = (&key.0, key.1);
-        let mut g = Graph::new();
+        let (g, ios) = self.graph(&key.0, key.1)?;
+        let plan = g.compile(&self.ctx)?;
+        Ok(Compiled {
+            key,
+            lock: Mutex::new(()),
+            plan,
+            groups: ios,
+        })
+    }
+
+    fn graph(&self, sizes: &[[usize; 2]], dump: bool) -> Result<(Graph, Vec<GroupIo>)> {
+        let mut g = Graph::with_numerics(self.numerics.conv, self.numerics.maps);
         // Group images by network input size (retinaface: padded size; ssh-vgg16: original size, hence equal
         // scales), keeping first-appearance order.
         let group_key = |s: [usize; 2]| match self.net {
@@ -417,7 +474,14 @@ impl Detector {
         // storage binding (an image that does not fit alone fails at compile with the tensor, size and limit).
         let mut batches: Vec<([usize; 2], Vec<usize>)> = Vec::new();
         for (gk, idxs) in groups {
-            let one = self.append_group(&mut Graph::new(), 0, gk, &idxs[..1], sizes, false)?;
+            let one = self.append_group(
+                &mut Graph::with_numerics(self.numerics.conv, self.numerics.maps),
+                0,
+                gk,
+                &idxs[..1],
+                sizes,
+                false,
+            )?;
             let per_image = one.1.max(1);
             let n_max = (self.limit / per_image).max(1) as usize;
             batches.extend(idxs.chunks(n_max).map(|c| (gk, c.to_vec())));
@@ -426,13 +490,7 @@ impl Detector {
         for (k, (gk, idxs)) in batches.iter().enumerate() {
             ios.push(self.append_group(&mut g, k, *gk, idxs, sizes, dump)?.0);
         }
-        let plan = g.compile(&self.ctx)?;
-        Ok(Compiled {
-            key,
-            lock: Mutex::new(()),
-            plan,
-            groups: ios,
-        })
+        Ok((g, ios))
     }
 }
 

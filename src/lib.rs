@@ -20,7 +20,7 @@ pub mod reference;
 
 pub use detector::{Detector, DetectorBuilder, Face, Model, NamedTensor, Protocol};
 pub use error::{Error, Result};
-pub use gpu::{AdapterOptions, GpuContext};
+pub use gpu::{AdapterOptions, GpuContext, Precision};
 
 #[cfg(test)]
 mod tests {

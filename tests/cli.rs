@@ -106,6 +106,9 @@ fn dump_writes_heads_in_golden_layout() {
     let out = sshface()
         .args([
             "detect",
+            // The golden heads are fp32 (2e-4); `auto` would take f16-coop where the adapter has it.
+            "--precision",
+            "f32",
             "--dump",
             path.to_str().unwrap(),
             &format!("{DATA}/astronaut.png"),

@@ -18,7 +18,7 @@ use sshface::ops::softmax2::ClassLayout;
 use sshface::ops::Activation;
 use sshface::reference::ssh_vgg16::{self as refvgg, NamedTensor};
 use sshface::reference::{self as r, CpuTensor};
-use sshface::{AdapterOptions, Detector, Face, GpuContext, Model, Protocol};
+use sshface::{AdapterOptions, Detector, Face, GpuContext, Model, Precision, Protocol};
 use vgg_support::{clamped_upsample, levels, offset_crop};
 
 /// The authors' selection thresholds (spec §6): every row > 0.05 enters the NMS at 0.3.
@@ -51,17 +51,20 @@ fn ctx() -> Option<Arc<GpuContext>> {
 }
 
 fn detector(protocol: Protocol, score: f32) -> Option<Detector> {
-    Some(
-        Detector::builder()
-            .model(Model::SshVgg16)
-            .weights(weights_path())
-            .context(ctx()?)
-            .protocol(protocol)
-            .score_threshold(score)
-            .nms_threshold(NMS)
-            .build()
-            .unwrap(),
-    )
+    Some(detector_on(ctx()?, protocol, score))
+}
+
+fn detector_on(ctx: Arc<GpuContext>, protocol: Protocol, score: f32) -> Detector {
+    Detector::builder()
+        .model(Model::SshVgg16)
+        .precision(Precision::F32)
+        .weights(weights_path())
+        .context(ctx)
+        .protocol(protocol)
+        .score_threshold(score)
+        .nms_threshold(NMS)
+        .build()
+        .unwrap()
 }
 
 fn settings(scales: Vec<f64>, pyramid: bool, score: f32) -> refvgg::Settings {
@@ -129,11 +132,13 @@ fn faces(rows: &[[f32; 16]], min_score: f32) -> Vec<Face> {
         .collect()
 }
 
-/// GPU detections (threshold `score`) and, when `dump`, the dumped tensors vs the reference (threshold 0.05).
-/// Greedy NMS decides a box only from higher-scored ones, so the result at threshold t > 0.05 is the 0.05 result
-/// filtered to score > t: one reference run serves both thresholds.
+/// GPU detections (threshold `score`) on `ctx` (None: skip) and, when `dump`, the dumped tensors vs the reference
+/// (threshold 0.05). Greedy NMS decides a box only from higher-scored ones, so the result at threshold t > 0.05
+/// is the 0.05 result filtered to score > t: one reference run serves both thresholds.
+#[allow(clippy::too_many_arguments)]
 fn conformance(
     case: &str,
+    ctx: Option<Arc<GpuContext>>,
     img: &RgbImage,
     protocol: Protocol,
     scales: Vec<f64>,
@@ -141,7 +146,7 @@ fn conformance(
     score: f32,
     dump: bool,
 ) -> Option<(refvgg::Output, Vec<NamedTensor>)> {
-    let det = detector(protocol, score)?;
+    let det = detector_on(ctx?, protocol, score);
     let hw = [img.height() as usize, img.width() as usize];
     assert_eq!(protocol.scales(hw), scales, "{case}: protocol scales");
     let t = Instant::now();
@@ -216,6 +221,7 @@ fn odd_size_at_scale_1_matches_reference() {
     let img = vgg_support::image(7, 97, 75);
     let Some((want, got)) = conformance(
         "97x75 s1",
+        ctx(),
         &img,
         Protocol::Scale(1.0),
         vec![1.0],
@@ -292,12 +298,12 @@ fn odd_size_at_scale_1_matches_reference() {
 }
 
 /// 64×48 at s = 1.5 → 96×72 (resize of the mean-subtracted float image, clip to W' − 1, divide by s), with the
-/// detector's default threshold 0.5.
-#[test]
-fn scale_1_5_matches_reference() {
+/// detector's default threshold 0.5, on `ctx` (None: skip).
+fn scale_1_5_case(case: &str, ctx: Option<Arc<GpuContext>>) {
     let img = vgg_support::image(8, 64, 48);
     let Some((want, got)) = conformance(
-        "64x48 s1.5",
+        case,
+        ctx,
         &img,
         Protocol::Scale(1.5),
         vec![1.5],
@@ -309,9 +315,20 @@ fn scale_1_5_matches_reference() {
     };
     assert!(
         !faces(&want.detections, 0.5).is_empty(),
-        "no face above 0.5"
+        "{case}: no face above 0.5"
     );
     assert_eq!(dumped(&got, "conv4_3").1, [512, 9, 12]);
+}
+
+#[test]
+fn scale_1_5_matches_reference() {
+    scale_1_5_case("64x48 s1.5", ctx());
+}
+
+/// The second backend: wgpu's GL (llvmpipe in CI) on the same case, dumps included, with the same tolerances.
+#[test]
+fn gl_backend_matches_reference() {
+    scale_1_5_case("GL 64x48 s1.5", common::gl());
 }
 
 /// The pyramid on a 1000×1 strip: base = 1200/1000 (the long-side cap), levels 0.75, 1.2, 1.8, 2.4 → 1×750,
@@ -325,6 +342,7 @@ fn pyramid_on_a_strip_matches_reference() {
     let scales = vec![0.625 * s, s, 1.5 * s, 2.0 * s];
     let Some((want, _)) = conformance(
         "1000x1 pyramid",
+        ctx(),
         &img,
         Protocol::Pyramid,
         scales,
@@ -371,6 +389,7 @@ fn row_strips_are_bit_identical() {
     };
     let strips = Detector::builder()
         .model(Model::SshVgg16)
+        .precision(Precision::F32)
         .weights(weights_path())
         .context(ctx().unwrap())
         .protocol(Protocol::Scale(1.0))
@@ -398,9 +417,12 @@ fn row_strips_are_bit_identical() {
 #[test]
 fn default_protocol_fits_a_128_mib_binding() {
     let Some(ctx) = ctx() else { return };
-    let net =
-        sshface::model::ssh_vgg16::SshVgg16::load(&ctx, &WeightFile::open(weights_path()).unwrap())
-            .unwrap();
+    let net = sshface::model::ssh_vgg16::SshVgg16::load(
+        &ctx,
+        &WeightFile::open(weights_path()).unwrap(),
+        sshface::gpu::DType::F32,
+    )
+    .unwrap();
     let budget = 128u64 << 20;
     let mut g = sshface::gpu::Graph::new();
     let x = g.input("x", &[1, 3, 1200, 1600]).unwrap();

@@ -9,6 +9,10 @@ mod add;
 mod conv2d;
 #[path = "ops/conv2d_api.rs"]
 mod conv2d_api;
+#[path = "ops/conv2d_coop.rs"]
+mod conv2d_coop;
+#[path = "ops/conv2d_f16.rs"]
+mod conv2d_f16;
 #[path = "ops/copy_rows.rs"]
 mod copy_rows;
 #[path = "ops/decode.rs"]
@@ -17,6 +21,10 @@ mod decode;
 mod decode_errors;
 #[path = "ops/decode_golden.rs"]
 mod decode_golden;
+#[path = "ops/decode_hand.rs"]
+mod decode_hand;
+#[path = "ops/f16_maps.rs"]
+mod f16_maps;
 #[path = "ops/max_pool.rs"]
 mod max_pool;
 #[path = "ops/nms.rs"]
@@ -25,6 +33,8 @@ mod nms;
 mod nms_reference;
 #[path = "ops/preprocess.rs"]
 mod preprocess;
+#[path = "ops/preprocess_f16.rs"]
+mod preprocess_f16;
 #[path = "ops/preprocess_opencv.rs"]
 mod preprocess_opencv;
 #[path = "ops/runtime.rs"]

@@ -81,3 +81,46 @@ fn every_file_is_registered() {
         }
     }
 }
+
+/// The 16×16 cooperative-matrix shader is the 8×8 one in the other matrix size, nothing else: only the
+/// 8×8 file runs on lavapipe, so the two must not drift apart.
+#[test]
+fn coop16_is_coop8_resized() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/shaders");
+    let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).unwrap();
+    let want = read("conv2d_coop8.wgsl")
+        .replace("coop_mat8x8", "coop_mat16x16")
+        .replace("const S: u32 = 8u;", "const S: u32 = 16u;")
+        .replace("fn conv2d_coop8(", "fn conv2d_coop16(");
+    assert!(
+        want == read("conv2d_coop16.wgsl"),
+        "shaders/conv2d_coop16.wgsl must equal conv2d_coop8.wgsl with coop_mat8x8 -> coop_mat16x16, \
+         S = 8u -> 16u and the entry renamed"
+    );
+}
+
+/// build.rs generated an f16 variant of every shader that declares `alias Map = f32;`, differing only there.
+#[test]
+fn f16_variants_differ_only_in_map_type() {
+    for s in sshface::ops::all_shaders().iter().filter(|s| s.half) {
+        let f32 = sshface::ops::all_shaders()
+            .into_iter()
+            .find(|t| t.name == s.name && !t.half)
+            .unwrap_or_else(|| panic!("{}: f16 variant without its f32 shader", s.name));
+        let back = s
+            .source
+            .replacen("alias Map = f16;", "alias Map = f32;", 1)
+            .replacen("enable f16;\n", "", 1);
+        let orig = f32.source.replacen("enable f16;\n", "", 1);
+        assert_eq!(back, orig, "{}_f16.wgsl", s.name);
+        assert!(s.source.contains("alias Map = f16;"), "{}", s.name);
+    }
+    let n = sshface::ops::all_shaders()
+        .iter()
+        .filter(|s| s.half)
+        .count();
+    assert_eq!(
+        n, 11,
+        "f16 variants: every shader that reads or writes feature maps"
+    );
+}

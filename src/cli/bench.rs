@@ -1,181 +1,181 @@
-//! `sshface bench` (end-to-end throughput) and `sshface profile` (GPU time per layer).
+//! `sshface bench`: end-to-end throughput (upload, preprocessing, network, decode, NMS, readback) per batch
+//! size and precision, side by side on one device; a table, or JSON Lines with `--json`.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Args;
-use image::RgbImage;
-use sshface::Detector;
+use serde::Serialize;
+use sshface::{Detector, Precision};
 
-use super::{GpuArgs, ModelArg};
+use super::synthetic::NetArgs;
 
 #[derive(Args)]
 pub struct BenchArgs {
-    #[arg(long, value_enum, default_value = "retinaface-mnv2")]
-    model: ModelArg,
-    #[arg(long)]
-    weights: Option<PathBuf>,
-    /// Image size WxH (synthetic noise image, or --image resized to it).
-    #[arg(long, default_value = "640x640")]
-    size: String,
+    #[command(flatten)]
+    net: NetArgs,
     /// Use this image (resized to --size) instead of noise.
     #[arg(long)]
     image: Option<PathBuf>,
     /// Batch sizes to compare side by side, e.g. 1,4,8.
     #[arg(long, default_value = "1,8", value_delimiter = ',')]
     batch: Vec<usize>,
-    /// ssh-vgg16: resize factor instead of the 1200/1600 single-scale rule.
-    #[arg(long)]
-    scale: Option<f64>,
-    /// Timed iterations per batch size.
+    /// Precisions to compare side by side, e.g. f32,f16-coop (one detector each, on one device).
+    #[arg(long, default_value = "auto", value_delimiter = ',', value_parser = super::precision::parser())]
+    precision: Vec<Precision>,
+    /// Timed iterations per batch size and precision.
     #[arg(long, default_value_t = 10)]
     iters: usize,
-    #[command(flatten)]
-    gpu: GpuArgs,
+    /// Print one JSON object per (precision, batch) line on stdout instead of the table.
+    #[arg(long)]
+    json: bool,
 }
 
-#[derive(Args)]
-pub struct ProfileArgs {
-    #[arg(long, value_enum, default_value = "retinaface-mnv2")]
-    model: ModelArg,
-    #[arg(long)]
-    weights: Option<PathBuf>,
-    #[arg(long, default_value = "640x640")]
-    size: String,
-    /// ssh-vgg16: resize factor instead of the 1200/1600 single-scale rule.
-    #[arg(long)]
+/// One line of `--json` (JSON Lines). Field order is the documented schema's.
+#[derive(Serialize)]
+struct Record {
+    sshface: &'static str,
+    build: String,
+    adapter: String,
+    backend: String,
+    device_type: String,
+    driver: String,
+    /// The precision that ran (what `auto` resolved to), e.g. `f16-coop`.
+    precision: &'static str,
+    /// e.g. `f16-coop (16x16)`.
+    conv_path: String,
+    requested_precision: &'static str,
+    model: &'static str,
+    weights: String,
+    width: u32,
+    height: u32,
     scale: Option<f64>,
-    /// Print every step, not only the per-shader totals.
-    #[arg(long)]
-    all: bool,
-    #[command(flatten)]
-    gpu: GpuArgs,
+    batch: usize,
+    iters: usize,
+    ms_per_batch_median: f64,
+    ms_per_batch_min: f64,
+    ms_per_image: f64,
+    images_per_s: f64,
+    gpu_memory_bytes: u64,
+    faces_per_image: f64,
 }
 
-fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or_else(|| anyhow::anyhow!("--size '{s}': expected WxH, e.g. 640x640"))?;
-    Ok((w.parse()?, h.parse()?))
-}
-
-fn test_image(size: &str, path: Option<&PathBuf>) -> anyhow::Result<RgbImage> {
-    let (w, h) = parse_size(size)?;
-    if let Some(p) = path {
-        let img = sshface::image_io::load_rgb(p)?;
-        return Ok(image::imageops::resize(
-            &img,
-            w,
-            h,
-            image::imageops::FilterType::Triangle,
-        ));
+/// `(median, min)` of the per-iteration times in ms, after one untimed run that builds the plan and one warm-up.
+fn time_batch(
+    det: &Detector,
+    imgs: &[image::RgbImage],
+    iters: usize,
+) -> anyhow::Result<(f64, f64, usize)> {
+    det.detect_batch(imgs)?;
+    det.detect_batch(imgs)?;
+    let mut ms = Vec::with_capacity(iters);
+    let mut faces = 0;
+    for _ in 0..iters {
+        let t = Instant::now();
+        faces = det.detect_batch(imgs)?.iter().map(Vec::len).sum();
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
-    // Deterministic noise: exercises every layer at full cost without bundling a large image.
-    let mut s = 0x9E37_79B9u32;
-    Ok(RgbImage::from_fn(w, h, |_, _| {
-        s ^= s << 13;
-        s ^= s >> 17;
-        s ^= s << 5;
-        image::Rgb([s as u8, (s >> 8) as u8, (s >> 16) as u8])
-    }))
-}
-
-fn detector(
-    model: ModelArg,
-    weights: &Option<PathBuf>,
-    scale: Option<f64>,
-    gpu: &GpuArgs,
-) -> anyhow::Result<Detector> {
-    let mut b = Detector::builder()
-        .model(model.into())
-        .adapter(gpu.options()?);
-    if let Some(w) = weights {
-        b = b.weights(w);
-    }
-    if let Some(s) = scale {
-        b = b.protocol(sshface::Protocol::Scale(s));
-    }
-    Ok(b.build()?)
+    ms.sort_by(f64::total_cmp);
+    let mid = ms.len() / 2;
+    let median = if ms.len() % 2 == 1 {
+        ms[mid]
+    } else {
+        (ms[mid - 1] + ms[mid]) / 2.0
+    };
+    Ok((median, ms[0], faces))
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
-    let det = detector(a.model, &a.weights, a.scale, &a.gpu)?;
-    let img = test_image(&a.size, a.image.as_ref())?;
-    println!(
-        "model {} size {} on {}",
-        det.model().name(),
-        a.size,
-        det.context().describe()
-    );
-    println!(
-        "{:>6} {:>12} {:>12} {:>10}",
-        "batch", "ms/batch", "ms/image", "images/s"
-    );
-    let mut base = None;
+    let dets = a.net.detectors(&a.precision)?;
+    let img = a.net.image(a.image.as_ref())?;
+    let iters = a.iters.max(1);
+    let info = &dets[0].context().info;
+    for (d, p) in dets.iter().zip(&a.precision) {
+        eprintln!(
+            "sshface: model {} size {} ({} requested) on {}",
+            d.model().name(),
+            a.net.size,
+            p,
+            d.describe()
+        );
+    }
+    if !a.json {
+        println!(
+            "{:<18} {:>6} {:>12} {:>10} {:>10} {:>10} {:>9}",
+            "precision", "batch", "ms/batch", "min ms", "ms/image", "images/s", "GPU MiB"
+        );
+    }
     for &n in &a.batch {
         let imgs = vec![img.clone(); n.max(1)];
-        det.detect_batch(&imgs)?; // plan + pipelines
-        det.detect_batch(&imgs)?; // warm
-        let t = Instant::now();
-        for _ in 0..a.iters.max(1) {
-            det.detect_batch(&imgs)?;
+        let mut first = None;
+        for (det, &requested) in dets.iter().zip(&a.precision) {
+            let (median, min, faces) = time_batch(det, &imgs, iters)?;
+            let per = median / imgs.len() as f64;
+            let mem = det.gpu_memory_bytes(&imgs)?;
+            if a.json {
+                let r = Record {
+                    sshface: env!("CARGO_PKG_VERSION"),
+                    build: build_info(),
+                    adapter: info.name.clone(),
+                    backend: format!("{:?}", info.backend),
+                    device_type: format!("{:?}", info.device_type),
+                    driver: format!("{} {}", info.driver, info.driver_info)
+                        .trim()
+                        .to_string(),
+                    precision: det.precision().name(),
+                    conv_path: det.numerics().describe(),
+                    requested_precision: requested.name(),
+                    model: det.model().name(),
+                    weights: a.net.weights_label(),
+                    width: img.width(),
+                    height: img.height(),
+                    scale: a.net.scale(),
+                    batch: imgs.len(),
+                    iters,
+                    ms_per_batch_median: median,
+                    ms_per_batch_min: min,
+                    ms_per_image: per,
+                    images_per_s: 1e3 / per,
+                    gpu_memory_bytes: mem,
+                    faces_per_image: faces as f64 / imgs.len() as f64,
+                };
+                println!("{}", serde_json::to_string(&r)?);
+                continue;
+            }
+            // Several precisions: each against the first at the same batch size.
+            let ratio = match first {
+                Some(f) if dets.len() > 1 => {
+                    format!("  ({:.2}x the time of {})", median / f, a.precision[0])
+                }
+                _ => String::new(),
+            };
+            first.get_or_insert(median);
+            println!(
+                "{:<18} {:>6} {:>12.2} {:>10.2} {:>10.2} {:>10.1} {:>9.1}{ratio}",
+                det.numerics().describe(),
+                imgs.len(),
+                median,
+                min,
+                per,
+                1e3 / per,
+                mem as f64 / (1 << 20) as f64
+            );
         }
-        let ms = t.elapsed().as_secs_f64() * 1e3 / a.iters.max(1) as f64;
-        let per = ms / imgs.len() as f64;
-        let ratio = base
-            .map(|b: f64| format!("  ({:.2}x images/s vs batch {})", b / per, a.batch[0]))
-            .unwrap_or_default();
-        base.get_or_insert(per);
-        println!(
-            "{:>6} {:>12.2} {:>12.2} {:>10.1}{ratio}",
-            imgs.len(),
-            ms,
-            per,
-            1e3 / per
-        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn profile(a: ProfileArgs) -> anyhow::Result<ExitCode> {
-    let det = detector(a.model, &a.weights, a.scale, &a.gpu)?;
-    let img = test_image(&a.size, None)?;
-    det.detect(&img)?;
-    let t = det.profile(&img)?;
-    let total: f64 = t.iter().map(|s| s.nanos).sum();
-    println!(
-        "model {} size {} on {}: {} steps, {:.3} ms GPU",
-        det.model().name(),
-        a.size,
-        det.context().describe(),
-        t.len(),
-        total / 1e6
-    );
-    if a.all {
-        for s in &t {
-            println!("{:>10.3} ms  {:<14} {}", s.nanos / 1e6, s.shader, s.label);
-        }
-    }
-    let mut by: BTreeMap<&str, (f64, usize)> = BTreeMap::new();
-    for s in &t {
-        let e = by.entry(&s.shader).or_default();
-        e.0 += s.nanos;
-        e.1 += 1;
-    }
-    let mut v: Vec<_> = by.into_iter().collect();
-    v.sort_by(|a, b| b.1 .0.total_cmp(&a.1 .0));
-    println!(
-        "{:<16} {:>6} {:>10} {:>7}",
-        "shader", "steps", "ms", "share"
-    );
-    for (name, (ns, n)) in v {
-        println!(
-            "{name:<16} {n:>6} {:>10.3} {:>6.1}%",
-            ns / 1e6,
-            100.0 * ns / total.max(1.0)
-        );
-    }
-    Ok(ExitCode::SUCCESS)
+/// What identifies the build beside the version, without git: profile and target, e.g. `release x86_64-linux`.
+fn build_info() -> String {
+    format!(
+        "{} {}-{}",
+        if cfg!(debug_assertions) {
+            "debug"
+        } else {
+            "release"
+        },
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    )
 }

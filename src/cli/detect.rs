@@ -8,6 +8,7 @@ use clap::Args;
 use sshface::{Detector, Protocol};
 
 use super::output::{Format, UnitFile, Writer};
+use super::precision::PrecisionArgs;
 use super::units::{self, Unit};
 use super::worker::{self, Stats, Stop};
 use super::{progress, status, GpuArgs, ModelArg};
@@ -41,6 +42,8 @@ pub struct DetectArgs {
     batch: u32,
     #[command(flatten)]
     gpu: GpuArgs,
+    #[command(flatten)]
+    precision: PrecisionArgs,
     /// Also read image (or .tar) paths from this file, one per line (`-`: standard input).
     #[arg(long)]
     list: Option<PathBuf>,
@@ -86,7 +89,8 @@ enum Dest {
 fn builder(a: &DetectArgs) -> anyhow::Result<sshface::DetectorBuilder> {
     let mut b = Detector::builder()
         .model(a.model.into())
-        .adapter(a.gpu.options()?);
+        .adapter(a.gpu.options()?)
+        .precision(a.precision.precision);
     if let Some(w) = &a.weights {
         b = b.weights(w);
     }
@@ -176,7 +180,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     eprintln!(
         "sshface: model {} on {} [{}]{}",
         det.model().name(),
-        det.context().describe(),
+        det.describe(),
         det.context().chosen_by,
         if cfg.bucket_pad.is_some() {
             ", size buckets on"

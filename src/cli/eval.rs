@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::Args;
 use sshface::{Detector, Face, Protocol};
 
+use super::precision::PrecisionArgs;
 use super::{progress, say, GpuArgs, ModelArg};
 
 #[derive(Args)]
@@ -31,6 +32,8 @@ pub struct EvalArgs {
     pyramid: bool,
     #[command(flatten)]
     gpu: GpuArgs,
+    #[command(flatten)]
+    precision: PrecisionArgs,
 }
 
 /// The lines of one result file.
@@ -71,6 +74,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     let mut b = Detector::builder()
         .model(model)
         .adapter(a.gpu.options()?)
+        .precision(a.precision.precision)
         .score_threshold(score);
     if let Some(w) = &a.weights {
         b = b.weights(w);
@@ -79,11 +83,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
         b = b.protocol(Protocol::Pyramid);
     }
     let det = b.build()?;
-    eprintln!(
-        "sshface: model {} on {}",
-        model.name(),
-        det.context().describe()
-    );
+    eprintln!("sshface: model {} on {}", model.name(), det.describe());
     let (mut done, mut failed) = (0usize, 0usize);
     let mut work = Vec::new();
     for event in sorted_dir(&a.images)?.into_iter().filter(|p| p.is_dir()) {

@@ -5,7 +5,10 @@ mod buckets;
 mod detect;
 mod eval;
 mod output;
+mod precision;
+mod profile;
 mod status;
+mod synthetic;
 mod units;
 mod worker;
 
@@ -37,7 +40,7 @@ enum Cmd {
     /// Measure end-to-end detection throughput on synthetic images.
     Bench(bench::BenchArgs),
     /// GPU time of every layer (needs timestamp queries inside passes).
-    Profile(bench::ProfileArgs),
+    Profile(profile::ProfileArgs),
     /// Write WIDER FACE result files for an image folder (one sub-folder per event).
     Eval(eval::EvalArgs),
     /// List the GPU adapters wgpu can see, with the indexes of --device N.
@@ -141,7 +144,7 @@ pub fn main() -> ExitCode {
         Cmd::Detect(a) => detect::run(a),
         Cmd::Convert(a) => convert(a),
         Cmd::Bench(a) => bench::bench(a),
-        Cmd::Profile(a) => bench::profile(a),
+        Cmd::Profile(a) => profile::profile(a),
         Cmd::Eval(a) => eval::run(a),
         Cmd::Adapters(a) => adapters(a),
     };

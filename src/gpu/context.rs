@@ -5,6 +5,7 @@ use std::sync::Arc;
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::PipelineCache;
 use crate::gpu::select::{self, AdapterFacts, DeviceChoice};
+use crate::gpu::DType;
 
 /// How to choose the GPU adapter. Explicit fields win over the environment
 /// (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), which wins over the defaults.
@@ -40,6 +41,9 @@ impl AdapterOptions {
         };
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
         desc.backends = backends;
+        // Asked for by name only: wgpu's no-op device (compiled in with wgpu's `noop` feature, as the tests do)
+        // lets CPU-only checks build the networks' real graphs; it never runs anything.
+        desc.backend_options.noop.enable |= backends == wgpu::Backends::NOOP;
         let instance = wgpu::Instance::new(desc);
         Ok((
             backends,
@@ -48,12 +52,14 @@ impl AdapterOptions {
     }
 }
 
-/// An f32 weight tensor uploaded to the GPU once and bound read-only.
+/// A weight tensor uploaded to the GPU once and bound read-only, its values stored as `dtype` (conv
+/// weights of an f16 network are f16; biases and tables are f32).
 #[derive(Clone, Debug)]
 pub struct Weight {
     pub name: String,
     pub shape: Vec<usize>,
     pub buffer: Arc<wgpu::Buffer>,
+    pub dtype: DType,
 }
 
 impl Weight {
@@ -74,6 +80,9 @@ pub struct GpuContext {
     pub features: wgpu::Features,
     /// Why this adapter was chosen (`--device 1`, `CUDA_VISIBLE_DEVICES=2 → …`, `best adapter`), for logs.
     pub chosen_by: String,
+    /// Square sizes (8, 16) of the adapter's cooperative matrices with f16 operands and f32
+    /// accumulators, empty without `EXPERIMENTAL_COOPERATIVE_MATRIX` and `SHADER_F16`.
+    pub coop_sizes: Vec<u32>,
     pub(crate) pipelines: PipelineCache,
 }
 
@@ -89,6 +98,39 @@ fn wanted_features() -> wgpu::Features {
         | wgpu::Features::TIMESTAMP_QUERY
         | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
         | wgpu::Features::SUBGROUP
+        | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+}
+
+/// The square f16×f16→f32 configurations our cooperative-matrix shaders come in (`coop_mat8x8`,
+/// `coop_mat16x16`), among those the adapter lists.
+fn coop_sizes(adapter: &wgpu::Adapter, features: wgpu::Features) -> Vec<u32> {
+    let need = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP;
+    // The shaders' workgroup is 4 of the largest subgroups.
+    let info = adapter.get_info();
+    let wg = 4 * info.subgroup_max_size;
+    if !features.contains(need)
+        || wg == 0
+        || wg > adapter.limits().max_compute_invocations_per_workgroup
+    {
+        return Vec::new();
+    }
+    let mut sizes: Vec<u32> = adapter
+        .cooperative_matrix_properties()
+        .iter()
+        .filter(|p| {
+            p.m_size == p.n_size
+                && p.n_size == p.k_size
+                && matches!(p.m_size, 8 | 16)
+                && p.ab_type == wgpu::CooperativeScalarType::F16
+                && p.cr_type == wgpu::CooperativeScalarType::F32
+        })
+        .map(|p| p.m_size)
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
 }
 
 impl GpuContext {
@@ -116,13 +158,29 @@ impl GpuContext {
             });
         };
         let info = adapter.get_info();
-        let features = adapter.features() & wanted_features();
+        let mut features = adapter.features() & wanted_features();
+        let coop_sizes = coop_sizes(&adapter, features);
+        if coop_sizes.is_empty() {
+            // Only request the experimental feature where our shaders can use it.
+            features.remove(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
+        }
         let limits = adapter.limits();
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("sshface"),
             required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            // SAFETY (wgpu's terms for experimental features): the only experimental feature we request is
+            // EXPERIMENTAL_COOPERATIVE_MATRIX, and only for configurations the adapter itself lists. Our
+            // cooperative-matrix shaders are reached only from uniform control flow, every subgroup of a
+            // workgroup is full (workgroup size a multiple of the subgroup size), loads and stores stay
+            // inside workgroup arrays whose bounds hold for every index, and the shaders are validated
+            // by naga in the tests; their results are compared with the f64 reference on lavapipe.
+            experimental_features:
+                if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+                    unsafe { wgpu::ExperimentalFeatures::enabled() }
+                } else {
+                    wgpu::ExperimentalFeatures::disabled()
+                },
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         }))
@@ -141,6 +199,7 @@ impl GpuContext {
             limits,
             features,
             chosen_by: chosen.why,
+            coop_sizes,
             pipelines: PipelineCache::default(),
         })
     }
@@ -157,6 +216,12 @@ impl GpuContext {
         )
     }
 
+    /// The cooperative-matrix size our convolutions use: 16 where offered (NVIDIA, AMD), else 8
+    /// (lavapipe, Apple); `None` without f16 cooperative matrices.
+    pub fn coop_size(&self) -> Option<u32> {
+        self.coop_sizes.iter().copied().max()
+    }
+
     /// The largest buffer one storage binding may cover on this device.
     pub fn max_binding(&self) -> u64 {
         self.limits
@@ -166,6 +231,11 @@ impl GpuContext {
 
     /// Checks that a tensor of `shape` (f32 elements) is non-empty and fits one storage binding.
     pub fn check_size(&self, name: &str, shape: &[usize]) -> Result<u64> {
+        self.check_bytes(name, shape, 4)
+    }
+
+    /// [`GpuContext::check_size`] for elements of `elem` bytes.
+    pub fn check_bytes(&self, name: &str, shape: &[usize], elem: usize) -> Result<u64> {
         if shape.is_empty() || shape.contains(&0) {
             return Err(Error::Empty {
                 name: name.to_string(),
@@ -174,7 +244,7 @@ impl GpuContext {
         }
         let bytes = shape
             .iter()
-            .try_fold(4u64, |acc, &d| acc.checked_mul(d as u64))
+            .try_fold(elem as u64, |acc, &d| acc.checked_mul(d as u64))
             .unwrap_or(u64::MAX);
         if bytes > self.max_binding() {
             return Err(Error::TooLarge {
@@ -212,6 +282,47 @@ impl GpuContext {
             name: name.to_string(),
             shape: shape.to_vec(),
             buffer: Arc::new(buffer),
+            dtype: DType::F32,
+        })
+    }
+
+    /// [`GpuContext::weight`] stored as `dtype`: f16 values are rounded to nearest even, and need an
+    /// adapter with `SHADER_F16` to be read.
+    pub fn weight_as(
+        &self,
+        name: &str,
+        data: &[f32],
+        shape: &[usize],
+        dtype: DType,
+    ) -> Result<Weight> {
+        if dtype == DType::F32 {
+            return self.weight(name, data, shape);
+        }
+        self.check_bytes(name, shape, dtype.size())?;
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::shape(
+                name,
+                format!(
+                    "{} values given for shape {shape:?} ({n} values)",
+                    data.len()
+                ),
+            ));
+        }
+        let mut bytes = crate::gpu::readback::f32_to_f16_bytes(data);
+        bytes.resize(bytes.len().next_multiple_of(16), 0);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(name),
+            size: bytes.len() as u64,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        self.queue.write_buffer(&buffer, 0, &bytes);
+        Ok(Weight {
+            name: name.to_string(),
+            shape: shape.to_vec(),
+            buffer: Arc::new(buffer),
+            dtype,
         })
     }
 

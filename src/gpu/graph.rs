@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::Constants;
-use crate::gpu::{GpuContext, Plan, Weight};
+use crate::gpu::{ConvPath, GpuContext, Plan, Weight};
 use crate::ops::Shader;
 
 /// Handle of a tensor in a [`Graph`].
@@ -23,17 +23,42 @@ pub enum TensorKind {
     Output,
 }
 
+/// Element type of a tensor in GPU memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum DType {
+    /// 4-byte elements: f32, or the u32 / i32 of index and count tensors.
+    #[default]
+    F32,
+    /// IEEE half floats: feature maps at f16 precision (arithmetic stays f32 in the shaders).
+    F16,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> usize {
+        match self {
+            DType::F32 => 4,
+            DType::F16 => 2,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub struct TensorInfo {
     pub name: String,
-    /// Row-major shape; feature maps are `[N, C, H, W]`. Elements are 4 bytes (f32, u32 or i32).
+    /// Row-major shape; feature maps are `[N, C, H, W]`.
     pub shape: Vec<usize>,
     pub kind: TensorKind,
+    pub dtype: DType,
 }
 
 impl TensorInfo {
     pub fn len(&self) -> usize {
         self.shape.iter().product()
+    }
+    /// Bytes the tensor occupies, rounded up to 4 (storage bindings and copies come in 4-byte units).
+    pub fn bytes(&self) -> u64 {
+        (self.len() as u64 * self.dtype.size() as u64).next_multiple_of(4)
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -72,6 +97,15 @@ pub struct StepDesc {
     pub params: Vec<u8>,
     pub bindings: Vec<Binding>,
     pub workgroups: [u32; 3],
+    /// Floating-point operations of the step (a multiply-add counts 2), for achieved GFLOP/s in profiles;
+    /// 0 where arithmetic is not what bounds it (copies, sorting, NMS).
+    pub flops: u64,
+}
+
+/// FLOPs of a product of `dims` multiply-adds, each counted as 2 (e.g. a convolution's
+/// N·C_out·H_out·W_out·C_in/groups·KH·KW).
+pub fn mac_flops(dims: &[usize]) -> u64 {
+    2 * dims.iter().map(|&d| d as u64).product::<u64>()
 }
 
 /// Symbolic tensors and the steps that compute them.
@@ -79,6 +113,8 @@ pub struct StepDesc {
 pub struct Graph {
     pub(crate) tensors: Vec<TensorInfo>,
     pub(crate) steps: Vec<StepDesc>,
+    conv_path: ConvPath,
+    maps: DType,
 }
 
 impl Graph {
@@ -86,7 +122,37 @@ impl Graph {
         Self::default()
     }
 
-    fn add(&mut self, name: &str, shape: &[usize], kind: TensorKind) -> Result<TensorId> {
+    /// A graph whose convolutions (kernel `Auto`) run on `path`, with f32 feature maps.
+    pub fn with_conv_path(path: ConvPath) -> Self {
+        Self::with_numerics(path, DType::F32)
+    }
+
+    /// A graph whose convolutions run on `path` and whose networks store feature maps as `maps`.
+    pub fn with_numerics(path: ConvPath, maps: DType) -> Self {
+        Graph {
+            conv_path: path,
+            maps,
+            ..Self::default()
+        }
+    }
+
+    /// What this graph's convolutions run on.
+    pub fn conv_path(&self) -> ConvPath {
+        self.conv_path
+    }
+
+    /// The element type networks built on this graph give their feature maps (ops follow their inputs).
+    pub fn map_dtype(&self) -> DType {
+        self.maps
+    }
+
+    fn add(
+        &mut self,
+        name: &str,
+        shape: &[usize],
+        kind: TensorKind,
+        dtype: DType,
+    ) -> Result<TensorId> {
         if shape.is_empty() || shape.contains(&0) {
             return Err(Error::Empty {
                 name: name.to_string(),
@@ -97,18 +163,52 @@ impl Graph {
             name: name.to_string(),
             shape: shape.to_vec(),
             kind,
+            dtype,
         });
         Ok(TensorId(self.tensors.len() - 1))
     }
 
     /// A tensor the host writes before each run.
     pub fn input(&mut self, name: &str, shape: &[usize]) -> Result<TensorId> {
-        self.add(name, shape, TensorKind::Input)
+        self.add(name, shape, TensorKind::Input, DType::F32)
+    }
+
+    /// An input tensor of element type `dtype` (the host writes f32 values; f16 ones are converted).
+    pub fn input_as(&mut self, name: &str, shape: &[usize], dtype: DType) -> Result<TensorId> {
+        self.add(name, shape, TensorKind::Input, dtype)
     }
 
     /// An intermediate tensor whose buffer may be shared with tensors that do not overlap in time.
     pub fn tensor(&mut self, name: &str, shape: &[usize]) -> Result<TensorId> {
-        self.add(name, shape, TensorKind::Transient)
+        self.add(name, shape, TensorKind::Transient, DType::F32)
+    }
+
+    /// [`Graph::tensor`] of element type `dtype`.
+    pub fn tensor_as(&mut self, name: &str, shape: &[usize], dtype: DType) -> Result<TensorId> {
+        self.add(name, shape, TensorKind::Transient, dtype)
+    }
+
+    /// Element type of `id`.
+    pub fn dtype(&self, id: TensorId) -> DType {
+        self.tensors[id.0].dtype
+    }
+
+    /// `dtype` of every tensor in `ids` (the feature maps one op reads and writes), or an error naming
+    /// the layer and the tensors when they differ.
+    pub fn same_dtype(&self, layer: &str, ids: &[TensorId]) -> Result<DType> {
+        let d = self.dtype(ids[0]);
+        if let Some(o) = ids.iter().find(|&&t| self.dtype(t) != d) {
+            return Err(Error::shape(
+                layer,
+                format!(
+                    "feature maps of mixed element types: '{}' is {d:?}, '{}' is {:?}",
+                    self.info(ids[0]).name,
+                    self.info(*o).name,
+                    self.dtype(*o)
+                ),
+            ));
+        }
+        Ok(d)
     }
 
     /// Keeps `id` alive to the end of the run so it can be read back.
@@ -140,13 +240,9 @@ impl Graph {
         })
     }
 
-    /// Bytes of the largest tensor (4-byte elements).
+    /// Bytes of the largest tensor.
     pub fn max_tensor_bytes(&self) -> u64 {
-        self.tensors
-            .iter()
-            .map(|t| t.len() as u64 * 4)
-            .max()
-            .unwrap_or(0)
+        self.tensors.iter().map(|t| t.bytes()).max().unwrap_or(0)
     }
 
     pub fn push(&mut self, step: StepDesc) {
@@ -160,7 +256,7 @@ impl Graph {
     /// Checks sizes against the device, plans the arena and builds pipelines and bind groups.
     pub fn compile(self, ctx: &GpuContext) -> Result<Plan> {
         for t in &self.tensors {
-            ctx.check_size(&t.name, &t.shape)?;
+            ctx.check_bytes(&t.name, &t.shape, t.dtype.size())?;
         }
         let slots = self.plan_arena();
         Plan::build(ctx, self, slots)
@@ -180,7 +276,7 @@ impl Graph {
                 }
             }
         }
-        let bytes = |t: usize| (self.tensors[t].len() as u64 * 4).next_multiple_of(256);
+        let bytes = |t: usize| self.tensors[t].bytes().next_multiple_of(256);
         let mut slot_of = vec![usize::MAX; n];
         let mut sizes: Vec<u64> = Vec::new();
         // Tensors that are never shared, and those never used by a step, get their own slot.

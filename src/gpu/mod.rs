@@ -1,15 +1,18 @@
 //! GPU runtime: adapter and device, pipeline cache, tensor graph with an arena, one-submit plans and readback.
 
+pub mod backend;
 pub mod context;
 pub mod graph;
 pub mod pipelines;
 pub mod plan;
+pub mod precision;
 pub mod readback;
 pub mod select;
 
 pub use context::{AdapterOptions, GpuContext, Weight};
-pub use graph::{Binding, Graph, StepDesc, TensorId, TensorKind};
+pub use graph::{Binding, DType, Graph, StepDesc, TensorId, TensorKind};
 pub use plan::{Plan, StepTiming};
+pub use precision::{ConvPath, Numerics, Precision};
 pub use select::DeviceChoice;
 
 /// Workgroups for `n` invocations of `wg` threads each, split over x and y so neither exceeds 65,535.

@@ -12,7 +12,7 @@ pub type Constants = Vec<(&'static str, f64)>;
 
 #[derive(Default)]
 pub(crate) struct PipelineCache {
-    modules: Mutex<HashMap<&'static str, Arc<wgpu::ShaderModule>>>,
+    modules: Mutex<HashMap<String, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
 }
 
@@ -24,7 +24,7 @@ impl GpuContext {
         entry: &'static str,
         constants: &Constants,
     ) -> Result<Arc<wgpu::ComputePipeline>> {
-        let key = format!("{}:{entry}:{constants:?}", shader.name);
+        let key = format!("{}:{entry}:{constants:?}", shader.key());
         if let Some(p) = self.pipelines.pipelines.lock().unwrap().get(&key) {
             return Ok(p.clone());
         }
@@ -54,20 +54,21 @@ impl GpuContext {
     }
 
     fn module(&self, shader: &'static Shader) -> Result<Arc<wgpu::ShaderModule>> {
-        if let Some(m) = self.pipelines.modules.lock().unwrap().get(shader.name) {
+        let key = shader.key();
+        if let Some(m) = self.pipelines.modules.lock().unwrap().get(&key) {
             return Ok(m.clone());
         }
         let m = self
-            .scoped(&format!("shader {}.wgsl", shader.name), || {
+            .scoped(&format!("shader {key}.wgsl"), || {
                 Ok(self
                     .device
                     .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(shader.name),
+                        label: Some(&key),
                         source: wgpu::ShaderSource::Wgsl(shader.source.into()),
                     }))
             })
             .map_err(|e| Error::Gpu {
-                what: format!("compiling shaders/{}.wgsl", shader.name),
+                what: format!("compiling shaders/{key}.wgsl"),
                 msg: e.to_string(),
             })?;
         let m = Arc::new(m);
@@ -75,7 +76,7 @@ impl GpuContext {
             .modules
             .lock()
             .unwrap()
-            .insert(shader.name, m.clone());
+            .insert(key, m.clone());
         Ok(m)
     }
 }

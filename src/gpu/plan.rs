@@ -6,13 +6,16 @@ use std::sync::Mutex;
 use wgpu::util::DeviceExt;
 
 use crate::error::{Error, Result};
-use crate::gpu::graph::{Binding, TensorInfo};
+use crate::gpu::graph::{Binding, DType, TensorInfo};
 use crate::gpu::readback::map_read;
-pub use crate::gpu::readback::{bytes_to_f32, bytes_to_u32};
+pub use crate::gpu::readback::{bytes_to_f32, bytes_to_u32, f32_to_f16_bytes, tensor_to_f32};
 use crate::gpu::{GpuContext, Graph, TensorId, TensorKind};
 
 struct CompiledStep {
     label: String,
+    shader: String,
+    entry: &'static str,
+    flops: u64,
     pipeline: std::sync::Arc<wgpu::ComputePipeline>,
     bind_group: wgpu::BindGroup,
     workgroups: [u32; 3],
@@ -23,6 +26,12 @@ struct CompiledStep {
 pub struct StepTiming {
     pub label: String,
     pub shader: String,
+    pub entry: String,
+    /// The step's [`StepDesc::flops`](crate::gpu::StepDesc::flops).
+    pub flops: u64,
+    /// Start, in ns after the first step's start (steps beyond one query set's 4096 timestamps run in a later
+    /// submit and are placed right after the previous chunk's end).
+    pub start_nanos: f64,
     pub nanos: f64,
 }
 
@@ -31,7 +40,8 @@ pub struct Plan {
     slot_of: Vec<usize>,
     buffers: Vec<wgpu::Buffer>,
     steps: Vec<CompiledStep>,
-    shaders: Vec<String>,
+    /// Bytes of the distinct weight buffers the steps bind.
+    weight_bytes: u64,
     staging: Mutex<Option<wgpu::Buffer>>,
 }
 
@@ -70,7 +80,8 @@ impl Plan {
                 })
                 .collect();
             let mut steps = Vec::with_capacity(g.steps.len());
-            let mut shaders = Vec::with_capacity(g.steps.len());
+            let mut weights = std::collections::HashSet::new();
+            let mut weight_bytes = 0;
             for s in &g.steps {
                 let pipeline = ctx.pipeline(s.shader, s.entry, &s.constants)?;
                 let params = ctx
@@ -87,14 +98,19 @@ impl Plan {
                 for (i, b) in s.bindings.iter().enumerate() {
                     let resource = match b {
                         Binding::Tensor(t) => {
-                            let bytes = g.tensors[t.0].len() as u64 * 4;
+                            let bytes = g.tensors[t.0].bytes();
                             wgpu::BindingResource::Buffer(wgpu::BufferBinding {
                                 buffer: &buffers[slot_of[t.0]],
                                 offset: 0,
                                 size: std::num::NonZeroU64::new(bytes),
                             })
                         }
-                        Binding::Weight(w) => w.as_entire_binding(),
+                        Binding::Weight(w) => {
+                            if weights.insert(std::sync::Arc::as_ptr(w)) {
+                                weight_bytes += w.size();
+                            }
+                            w.as_entire_binding()
+                        }
                     };
                     entries.push(wgpu::BindGroupEntry {
                         binding: i as u32 + 1,
@@ -119,18 +135,20 @@ impl Plan {
                 }
                 steps.push(CompiledStep {
                     label: s.label.clone(),
+                    shader: s.shader.key(),
+                    entry: s.entry,
+                    flops: s.flops,
                     pipeline,
                     bind_group,
                     workgroups: s.workgroups,
                 });
-                shaders.push(s.shader.name.to_string());
             }
             Ok(Plan {
                 tensors: g.tensors,
                 slot_of,
                 buffers,
                 steps,
-                shaders,
+                weight_bytes,
                 staging: Mutex::new(None),
             })
         })
@@ -145,6 +163,11 @@ impl Plan {
         self.buffers.iter().map(|b| b.size()).sum()
     }
 
+    /// Bytes of GPU memory held by the weights the steps bind (each shared buffer counted once).
+    pub fn weight_bytes(&self) -> u64 {
+        self.weight_bytes
+    }
+
     pub fn num_steps(&self) -> usize {
         self.steps.len()
     }
@@ -154,7 +177,8 @@ impl Plan {
         &self.buffers[self.slot_of[id.0]]
     }
 
-    /// Writes an input tensor; `data` must have exactly the tensor's number of elements.
+    /// Writes an input tensor; `data` must have exactly the tensor's number of 4-byte elements
+    /// (f32 or u32). An f16 tensor takes f32 values, rounded to f16 on the way.
     pub fn write<T: bytemuck::Pod>(
         &self,
         ctx: &GpuContext,
@@ -166,9 +190,10 @@ impl Plan {
             return Err(Error::shape(
                 &t.name,
                 format!(
-                    "{} bytes written, tensor {:?} holds {} bytes",
+                    "{} bytes written, tensor {:?} takes {} 4-byte values ({} bytes)",
                     std::mem::size_of_val(data),
                     t.shape,
+                    t.len(),
                     t.len() * 4
                 ),
             ));
@@ -179,19 +204,39 @@ impl Plan {
                 "only input tensors may be written by the host",
             ));
         }
-        ctx.queue
-            .write_buffer(self.buffer(id), 0, bytemuck::cast_slice(data));
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        match t.dtype {
+            DType::F32 => ctx.queue.write_buffer(self.buffer(id), 0, bytes),
+            DType::F16 => {
+                let mut half = f32_to_f16_bytes(&bytes_to_f32(bytes));
+                half.resize(t.bytes() as usize, 0);
+                ctx.queue.write_buffer(self.buffer(id), 0, &half)
+            }
+        }
         Ok(())
     }
 
     /// Records every step into one pass, copies `read` tensors to a staging buffer in the same encoder,
-    /// submits once and returns the bytes of each `read` tensor.
+    /// submits once and returns the bytes of each `read` tensor (f16 ones padded to a multiple of 4 bytes).
     pub fn run(&self, ctx: &GpuContext, read: &[TensorId]) -> Result<Vec<Vec<u8>>> {
         let ranges: Vec<(TensorId, u64, u64)> = read
             .iter()
-            .map(|&id| (id, 0, self.tensors[id.0].len() as u64 * 4))
+            .map(|&id| (id, 0, self.tensors[id.0].bytes()))
             .collect();
         self.submit(ctx, true, &ranges)
+    }
+
+    /// [`Plan::run`] returning each `read` tensor as f32 values, whatever its element type.
+    pub fn run_f32(&self, ctx: &GpuContext, read: &[TensorId]) -> Result<Vec<Vec<f32>>> {
+        let bytes = self.run(ctx, read)?;
+        Ok(read
+            .iter()
+            .zip(bytes)
+            .map(|(&id, b)| {
+                let t = &self.tensors[id.0];
+                tensor_to_f32(&b, t.dtype, t.len())
+            })
+            .collect())
     }
 
     /// Reads byte ranges `(tensor, offset, len)` of output tensors written by the last run, with one copy
@@ -220,13 +265,13 @@ impl Plan {
                     "is transient; mark it as an output to read it back",
                 ));
             }
-            if off % 4 != 0 || len % 4 != 0 || off + len > t.len() as u64 * 4 {
+            if off % 4 != 0 || len % 4 != 0 || off + len > t.bytes() {
                 return Err(Error::shape(
                     &t.name,
                     format!(
                         "cannot read bytes {off}..{} of a tensor of {} bytes",
                         off + len,
-                        t.len() * 4
+                        t.bytes()
                     ),
                 ));
             }
@@ -366,12 +411,20 @@ impl Plan {
             let bytes = map_read(ctx, &read, count as u64 * 8)?;
             let ticks: &[u64] = bytemuck::cast_slice(&bytes);
             let period = ctx.queue.get_timestamp_period() as f64;
+            let origin = ticks[0];
+            let offset = timings
+                .last()
+                .map_or(0.0, |t: &StepTiming| t.start_nanos + t.nanos);
             for k in 0..(count / 2) as usize {
                 let step = (chunk_start / 2) as usize + k;
+                let s = &self.steps[step];
                 let dt = ticks[2 * k + 1].saturating_sub(ticks[2 * k]) as f64 * period;
                 timings.push(StepTiming {
-                    label: self.steps[step].label.clone(),
-                    shader: self.shaders[step].clone(),
+                    label: s.label.clone(),
+                    shader: s.shader.clone(),
+                    entry: s.entry.to_string(),
+                    flops: s.flops,
+                    start_nanos: offset + ticks[2 * k].saturating_sub(origin) as f64 * period,
                     nanos: dt,
                 });
             }

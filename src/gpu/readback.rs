@@ -1,7 +1,7 @@
 //! Reading GPU buffers back: mapping a staging buffer and reinterpreting its bytes.
 
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
+use crate::gpu::{DType, GpuContext};
 
 /// Maps `buf` for reading, waits, and copies out its first `len` bytes.
 pub(crate) fn map_read(ctx: &GpuContext, buf: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
@@ -47,4 +47,23 @@ pub fn bytes_to_u32(b: &[u8]) -> Vec<u32> {
     b.chunks_exact(4)
         .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect()
+}
+
+/// f32 values as little-endian f16 bytes (round to nearest even), for f16 inputs and weights.
+pub fn f32_to_f16_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter()
+        .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
+        .collect()
+}
+
+/// The first `len` elements of a tensor of element type `dtype` read back as bytes, as f32 values.
+pub fn tensor_to_f32(b: &[u8], dtype: DType, len: usize) -> Vec<f32> {
+    match dtype {
+        DType::F32 => bytes_to_f32(b),
+        DType::F16 => b
+            .chunks_exact(2)
+            .take(len)
+            .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
+            .collect(),
+    }
 }

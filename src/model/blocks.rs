@@ -2,7 +2,7 @@
 //! the per-level heads.
 
 use crate::error::Result;
-use crate::gpu::{GpuContext, Graph, TensorId};
+use crate::gpu::{DType, GpuContext, Graph, TensorId};
 use crate::model::weights::WeightFile;
 use crate::ops::conv2d::{conv2d, Conv2d};
 use crate::ops::Activation;
@@ -42,10 +42,17 @@ pub struct ConvLayer {
 
 impl ConvLayer {
     /// Loads `<name>.weight` (spec.shape) and `<name>.bias` (`[C_out]`) with shape checks and uploads them.
-    pub fn load(ctx: &GpuContext, wf: &WeightFile, name: &str, spec: ConvSpec) -> Result<Self> {
+    /// `maps`: the element type of the network's feature maps, which the conv weights are stored as.
+    pub fn load(
+        ctx: &GpuContext,
+        wf: &WeightFile,
+        name: &str,
+        spec: ConvSpec,
+        maps: DType,
+    ) -> Result<Self> {
         let w = wf.get(&format!("{name}.weight"), &spec.shape)?;
         let b = wf.get(&format!("{name}.bias"), &[spec.shape[0]])?;
-        let weight = ctx.weight(&format!("{name}.weight"), w, &spec.shape)?;
+        let weight = ctx.weight_as(&format!("{name}.weight"), w, &spec.shape, maps)?;
         let bias = ctx.weight(&format!("{name}.bias"), b, &[spec.shape[0]])?;
         let conv = Conv2d {
             weight,
@@ -114,6 +121,7 @@ impl SshModule {
         c_in: usize,
         x: usize,
         inner: Activation,
+        maps: DType,
     ) -> Result<Self> {
         let h = x / 2;
         let name = |i: usize| format!("{}.{}", n.prefix, n.names[i]);
@@ -124,11 +132,24 @@ impl SshModule {
                 wf,
                 &name(0),
                 ConvSpec::same(x, c_in, 3, Activation::Relu),
+                maps,
             )?,
-            dimred: ConvLayer::load(ctx, wf, &name(1), ConvSpec::same(h, c_in, 3, inner))?,
-            conv5x5: ConvLayer::load(ctx, wf, &name(2), ConvSpec::same(h, h, 3, Activation::Relu))?,
-            conv7x7_1: ConvLayer::load(ctx, wf, &name(3), ConvSpec::same(h, h, 3, inner))?,
-            conv7x7: ConvLayer::load(ctx, wf, &name(4), ConvSpec::same(h, h, 3, Activation::Relu))?,
+            dimred: ConvLayer::load(ctx, wf, &name(1), ConvSpec::same(h, c_in, 3, inner), maps)?,
+            conv5x5: ConvLayer::load(
+                ctx,
+                wf,
+                &name(2),
+                ConvSpec::same(h, h, 3, Activation::Relu),
+                maps,
+            )?,
+            conv7x7_1: ConvLayer::load(ctx, wf, &name(3), ConvSpec::same(h, h, 3, inner), maps)?,
+            conv7x7: ConvLayer::load(
+                ctx,
+                wf,
+                &name(4),
+                ConvSpec::same(h, h, 3, Activation::Relu),
+                maps,
+            )?,
         })
     }
 
@@ -140,7 +161,8 @@ impl SshModule {
     /// Appends the module on `f` [N, C, H, W]; returns the post-ReLU concat [N, c_out, H, W].
     pub fn apply(&self, g: &mut Graph, f: TensorId) -> Result<TensorId> {
         let [n, _, h, w] = g.nchw(&self.label, f)?;
-        let out = g.tensor(&format!("{}.output", self.label), &[n, self.c_out(), h, w])?;
+        let shape = [n, self.c_out(), h, w];
+        let out = g.tensor_as(&format!("{}.output", self.label), &shape, g.dtype(f))?;
         let c0 = self.conv3x3.c_out();
         let c1 = c0 + self.conv5x5.c_out();
         self.conv3x3.apply(g, f, None, Some((out, 0)))?;

@@ -3,7 +3,6 @@
 
 use crate::detector::NamedTensor;
 use crate::error::Result;
-use crate::gpu::readback::bytes_to_f32;
 use crate::gpu::{Graph, TensorId};
 use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
 use crate::model::ssh_vgg16::{self as vgg, SshVgg16};
@@ -148,7 +147,11 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
         limit,
     } = *spec;
     let n = idxs.len();
-    let x = g.tensor(&format!("input{k}"), &[n, 3, padded[0], padded[1]])?;
+    let x = g.tensor_as(
+        &format!("input{k}"),
+        &[n, 3, padded[0], padded[1]],
+        g.map_dtype(),
+    )?;
     let images = inputs(g, idxs, sizes)?;
     for (j, &(i, rgb)) in images.iter().enumerate() {
         preprocess(
@@ -274,7 +277,11 @@ pub fn vgg_group(
     let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
     let (mut segments, mut dumps) = (Vec::new(), Vec::new());
     for (li, (s, r, mods)) in plan.iter().enumerate() {
-        let x = g.tensor(&format!("input{k}.level{li}"), &[n, 3, r[0], r[1]])?;
+        let x = g.tensor_as(
+            &format!("input{k}.level{li}"),
+            &[n, 3, r[0], r[1]],
+            g.map_dtype(),
+        )?;
         let pre = Preprocess::ssh(hw, *s)?;
         for (j, &(i, rgb)) in images.iter().enumerate() {
             preprocess(
@@ -358,16 +365,15 @@ pub fn vgg_group(
     finish(g, images, rows, &segments, th, true, capacity, dumps)
 }
 
-/// Turns the bytes read for `dumps` (tensor shapes in `shapes`) into the named tensors of `--dump`; heads of the
-/// three retinaface-mnv2 levels are concatenated into one [N, k] tensor per name.
+/// Turns the values read for `dumps` (tensor shapes in `shapes`) into the named tensors of `--dump`; heads of
+/// the three retinaface-mnv2 levels are concatenated into one [N, k] tensor per name.
 pub fn assemble_dumps(
     dumps: &[DumpTensor],
     shapes: &[Vec<usize>],
-    bytes: &[Vec<u8>],
+    values: Vec<Vec<f32>>,
 ) -> Vec<NamedTensor> {
     let mut named: Vec<NamedTensor> = Vec::new();
-    for ((d, s), b) in dumps.iter().zip(shapes).zip(bytes) {
-        let v = bytes_to_f32(b);
+    for ((d, s), v) in dumps.iter().zip(shapes).zip(values) {
         let (c, h, w) = (s[1], s[2], s[3]);
         match d.layout {
             DumpLayout::Chw => named.push((d.name.clone(), s[1..].to_vec(), v)),

@@ -2,7 +2,7 @@
 //! Any input size: images are padded bottom/right to a multiple of 32 with pixel value 0.
 
 use crate::error::Result;
-use crate::gpu::{GpuContext, Graph, TensorId};
+use crate::gpu::{DType, GpuContext, Graph, TensorId};
 use crate::model::blocks::{ConvLayer, ConvSpec, SshModule, SshNames};
 use crate::model::strips::{run_chain, ChainLayer};
 use crate::model::weights::WeightFile;
@@ -48,8 +48,9 @@ pub struct LevelHeads {
 
 impl RetinaFaceMnv2 {
     /// Loads every tensor by its export name with shape checks; extra tensors in the file are an error.
-    pub fn load(ctx: &GpuContext, wf: &WeightFile) -> Result<Self> {
-        let conv = |name: &str, spec: ConvSpec| ConvLayer::load(ctx, wf, name, spec);
+    /// Conv weights are stored as `maps`, the element type of the feature maps the network will run on.
+    pub fn load(ctx: &GpuContext, wf: &WeightFile, maps: DType) -> Result<Self> {
+        let conv = |name: &str, spec: ConvSpec| ConvLayer::load(ctx, wf, name, spec, maps);
         let pw = |o: usize, i: usize, act| ConvSpec::same(o, i, 1, act);
         let dw = |c: usize, stride: usize| ConvSpec {
             shape: [c, 1, 3, 3],
@@ -126,7 +127,7 @@ impl RetinaFaceMnv2 {
                     "conv7x7_3",
                 ],
             };
-            ssh.push(SshModule::load(ctx, wf, &names, 64, 32, LEAKY)?);
+            ssh.push(SshModule::load(ctx, wf, &names, 64, 32, LEAKY, maps)?);
             heads.push([
                 conv(&format!("head.class.{i}"), pw(4, 64, Activation::None))?,
                 conv(&format!("head.bbox.{i}"), pw(8, 64, Activation::None))?,

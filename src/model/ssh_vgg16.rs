@@ -3,7 +3,7 @@
 //! deconvolution, top-left crop, sum, 3×3), pool6, and three detection modules with class-major heads.
 
 use crate::error::Result;
-use crate::gpu::{GpuContext, Graph, TensorId};
+use crate::gpu::{DType, GpuContext, Graph, TensorId};
 use crate::model::blocks::{ConvLayer, ConvSpec, SshModule, SshNames};
 use crate::model::strips::{run_chain, ChainLayer};
 use crate::model::weights::WeightFile;
@@ -67,19 +67,33 @@ pub struct VggOutputs {
 
 impl SshVgg16 {
     /// Loads the 74 tensors of the spec's weight table with shape checks; unknown tensors are an error.
-    pub fn load(ctx: &GpuContext, wf: &WeightFile) -> Result<Self> {
+    /// Conv weights are stored as `maps`, the element type of the feature maps the network will run on.
+    pub fn load(ctx: &GpuContext, wf: &WeightFile, maps: DType) -> Result<Self> {
         let relu = Activation::Relu;
         let vgg = VGG
             .iter()
-            .map(|&(n, i, o)| ConvLayer::load(ctx, wf, n, ConvSpec::same(o, i, 3, relu)))
+            .map(|&(n, i, o)| ConvLayer::load(ctx, wf, n, ConvSpec::same(o, i, 3, relu), maps))
             .collect::<Result<Vec<_>>>()?;
-        let conv4_128 = ConvLayer::load(ctx, wf, "conv4_128", ConvSpec::same(128, 512, 1, relu))?;
-        let conv5_128 = ConvLayer::load(ctx, wf, "conv5_128", ConvSpec::same(128, 512, 1, relu))?;
+        let conv4_128 = ConvLayer::load(
+            ctx,
+            wf,
+            "conv4_128",
+            ConvSpec::same(128, 512, 1, relu),
+            maps,
+        )?;
+        let conv5_128 = ConvLayer::load(
+            ctx,
+            wf,
+            "conv5_128",
+            ConvSpec::same(128, 512, 1, relu),
+            maps,
+        )?;
         let conv4_fuse_final = ConvLayer::load(
             ctx,
             wf,
             "conv4_fuse_final",
             ConvSpec::same(128, 128, 3, relu),
+            maps,
         )?;
         let mut modules = Vec::new();
         let mut heads = Vec::new();
@@ -89,7 +103,7 @@ impl SshVgg16 {
                 prefix: &prefix,
                 names: ["ssh_3x3", "ssh_dimred", "ssh_5x5", "ssh_7x7-1", "ssh_7x7"],
             };
-            let m = SshModule::load(ctx, wf, &names, c_in, x, relu)?;
+            let m = SshModule::load(ctx, wf, &names, c_in, x, relu, maps)?;
             let c = m.c_out();
             heads.push((
                 ConvLayer::load(
@@ -97,12 +111,14 @@ impl SshVgg16 {
                     wf,
                     &format!("{prefix}.ssh_cls_score"),
                     ConvSpec::same(4, c, 1, Activation::None),
+                    maps,
                 )?,
                 ConvLayer::load(
                     ctx,
                     wf,
                     &format!("{prefix}.ssh_bbox_pred"),
                     ConvSpec::same(8, c, 1, Activation::None),
+                    maps,
                 )?,
             ));
             modules.push(m);

@@ -106,7 +106,8 @@ pub fn run_chain(
         let next = l.out_shape(*shapes.last().unwrap())?;
         shapes.push(next);
     }
-    let bytes = |s: &[usize; 4], rows: usize| (s[0] * s[1] * rows * s[3]) as u64 * 4;
+    let dtype = g.dtype(x);
+    let bytes = |s: &[usize; 4], rows: usize| (s[0] * s[1] * rows * s[3] * dtype.size()) as u64;
     if shapes[1..].iter().all(|s| bytes(s, s[2]) <= limit) {
         let mut t = x;
         for l in layers {
@@ -129,14 +130,14 @@ pub fn run_chain(
     let r = h_out.div_ceil(k);
     let strips = h_out.div_ceil(r);
     let last = layers.last().map(|l| l.label()).unwrap_or("chain");
-    let out = g.tensor(last, shapes.last().unwrap())?;
+    let out = g.tensor_as(last, shapes.last().unwrap(), dtype)?;
     for (j, a) in (0..h_out).step_by(r).enumerate() {
         let tag = format!("[strip {}/{strips}]", j + 1);
         let bs = bands(layers, &heights, (a, (a + r).min(h_out)));
         let (lo, hi) = bs[0];
         let mut s0 = shapes[0];
         s0[2] = hi - lo;
-        let mut t = g.tensor(&format!("{first}.input{tag}"), &s0)?;
+        let mut t = g.tensor_as(&format!("{first}.input{tag}"), &s0, dtype)?;
         copy_rows(g, &format!("{first}.slice{tag}"), x, lo, t, 0, hi - lo)?;
         for (l, layer) in layers.iter().enumerate() {
             let (k_rows, s, pt) = layer.rows();

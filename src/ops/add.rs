@@ -15,6 +15,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>() == 16);
 
 pub static SHADER: Shader = crate::shader!("add", Params);
+pub static SHADER_F16: Shader = crate::shader_f16!("add", Params);
 
 /// Appends `out = act(a + b)`; returns `out`, a new tensor of `a`'s shape.
 pub fn add(
@@ -35,13 +36,14 @@ pub fn add(
             ),
         ));
     }
-    let out = g.tensor(label, &shape)?;
+    let dtype = g.same_dtype(label, &[a, b])?;
+    let out = g.tensor_as(label, &shape, dtype)?;
     let len = shape.iter().product::<usize>();
     let mut constants = vec![("WG", WG as f64)];
     constants.extend(act.constants());
     g.push(StepDesc {
         label: label.to_string(),
-        shader: &SHADER,
+        shader: crate::ops::variant(dtype, &SHADER, &SHADER_F16),
         entry: "add",
         constants,
         params: bytemuck::bytes_of(&Params {
@@ -51,6 +53,7 @@ pub fn add(
         .to_vec(),
         bindings: vec![a.into(), b.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: len as u64,
     });
     Ok(out)
 }

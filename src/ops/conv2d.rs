@@ -8,8 +8,8 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
-use crate::gpu::{dispatch_1d, Binding, Graph, StepDesc, TensorId, Weight};
-use crate::ops::{Activation, Shader};
+use crate::gpu::{dispatch_1d, Binding, ConvPath, Graph, StepDesc, TensorId, Weight};
+use crate::ops::{conv2d_coop, Activation, Shader};
 
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, Pod, Zeroable)]
@@ -45,6 +45,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>() == 96);
 
 pub static SHADER: Shader = crate::shader!("conv2d", Params);
+pub static SHADER_F16: Shader = crate::shader_f16!("conv2d", Params);
 
 /// Threads along output channels (`TMT`) of a 64-thread GEMM workgroup: its tile is 8·TMT channels ×
 /// 8·64/TMT pixels. Narrow tiles keep small-C_out layers (heads) from wasting most of the work.
@@ -102,6 +103,9 @@ pub enum ConvKernel {
     Depthwise3x3,
     /// One output per thread (any conv); the baseline.
     Naive,
+    /// Implicit GEMM on cooperative matrices, f16 operands and f32 accumulators (any conv); needs a graph
+    /// whose [`ConvPath`] is `Coop`.
+    Coop,
 }
 
 impl ConvKernel {
@@ -113,6 +117,7 @@ impl ConvKernel {
             ConvKernel::Depthwise => "conv2d_depthwise",
             ConvKernel::Depthwise3x3 => "conv2d_dw3",
             ConvKernel::Naive => "conv2d_naive",
+            ConvKernel::Coop => "conv2d_coop",
         }
     }
 }
@@ -318,8 +323,12 @@ pub fn conv2d_with(
             }
             (t, ts[1], off)
         }
-        None => (g.tensor(label, &oshape)?, c_out, 0),
+        None => (g.tensor_as(label, &oshape, g.dtype(x))?, c_out, 0),
     };
+    // Input, residual and output share the element type (the shaders' `Map`); so do the weights.
+    let mut maps = vec![x, out];
+    maps.extend(residual);
+    let dtype = g.same_dtype(label, &maps)?;
 
     let pointwise = kh == 1 && kw == 1 && conv.stride == [1, 1] && conv.pad == [0; 4];
     let groups = conv.groups;
@@ -329,7 +338,14 @@ pub fn conv2d_with(
         && conv.dilation == [1, 1]
         && conv.stride[0] == conv.stride[1]
         && conv.stride[0] <= 2;
+    let coop = match g.conv_path() {
+        ConvPath::Coop { size, subgroup } => Some((size, subgroup)),
+        ConvPath::F32 => None,
+    };
     let kernel = match kernel {
+        ConvKernel::Auto if coop.is_some() && conv2d_coop::pays(cin_g, cout_g, cin_g * kh * kw) => {
+            ConvKernel::Coop
+        }
         ConvKernel::Auto if dw3 => ConvKernel::Depthwise3x3,
         ConvKernel::Auto if cin_g == 1 => ConvKernel::Depthwise,
         // Measured on lavapipe (RetinaFace 512x512): 2.2x the GEMM at C_in 16 -> 96, 1.45x at 24 -> 144,
@@ -341,6 +357,12 @@ pub fn conv2d_with(
         ConvKernel::Auto => ConvKernel::Gemm,
         k => k,
     };
+    if kernel == ConvKernel::Coop && coop.is_none() {
+        return Err(Error::shape(
+            label,
+            "the cooperative-matrix kernel needs a graph built for ConvPath::Coop",
+        ));
+    }
     if (matches!(kernel, ConvKernel::Pointwise | ConvKernel::PointwiseDirect) && !pointwise)
         || (kernel == ConvKernel::Depthwise && cin_g != 1)
         || (kernel == ConvKernel::Depthwise3x3 && !dw3)
@@ -357,8 +379,10 @@ pub fn conv2d_with(
 
     let tmt = gemm_threads_m(cout_g);
     // (channels, pixels) per workgroup of the tiled entries.
+    let coop_tile = coop.map_or(0, |(size, _)| conv2d_coop::TILE_MATRICES * size as usize);
     let (tile_m, tile_n) = match kernel {
         ConvKernel::PointwiseDirect => (PW_M, 4 * 64),
+        ConvKernel::Coop => (coop_tile, coop_tile),
         _ => (8 * tmt, 8 * 64 / tmt),
     };
     let m_tiles = cout_g.div_ceil(tile_m);
@@ -406,32 +430,59 @@ pub fn conv2d_with(
     } else {
         1
     };
-    let mut constants = vec![
-        ("HAS_BIAS", conv.bias.is_some() as u32 as f64),
-        ("HAS_RES", residual.is_some() as u32 as f64),
-        ("WG", WG_1D as f64),
-        // Only the GEMM entries read TMT; a fixed value elsewhere avoids duplicate pipelines.
-        ("TMT", if workgroups_are_tiles { tmt } else { 8 } as f64),
-        // Only conv2d_dw3 reads DW_S.
-        ("DW_S", dw_s as f64),
-    ];
+    let (shader, entry, mut constants) = match (kernel, coop) {
+        (ConvKernel::Coop, Some((size, subgroup))) => {
+            let (shader, entry) = conv2d_coop::shader(size, dtype)?;
+            let constants = vec![
+                ("HAS_BIAS", conv.bias.is_some() as u32 as f64),
+                ("HAS_RES", residual.is_some() as u32 as f64),
+                ("SG", subgroup[1] as f64),
+                ("SG_MIN", subgroup[0] as f64),
+            ];
+            (shader, entry, constants)
+        }
+        _ => {
+            let constants = vec![
+                ("HAS_BIAS", conv.bias.is_some() as u32 as f64),
+                ("HAS_RES", residual.is_some() as u32 as f64),
+                ("WG", WG_1D as f64),
+                // Only the GEMM entries read TMT; a fixed value elsewhere avoids duplicate pipelines.
+                ("TMT", if workgroups_are_tiles { tmt } else { 8 } as f64),
+                // Only conv2d_dw3 reads DW_S.
+                ("DW_S", dw_s as f64),
+            ];
+            let shader = crate::ops::variant(dtype, &SHADER, &SHADER_F16);
+            (shader, kernel.entry(), constants)
+        }
+    };
     constants.extend(conv.act.constants());
     // Absent residual / bias: bind a buffer the step reads anyway; the shader never touches it.
     let bias: Binding = conv.bias.as_ref().unwrap_or(&conv.weight).into();
+    if conv.weight.dtype != dtype {
+        return Err(Error::shape(
+            label,
+            format!(
+                "weight '{}' is stored as {:?}, the feature maps as {dtype:?}: both must match",
+                conv.weight.name, conv.weight.dtype
+            ),
+        ));
+    }
+    let weight = Binding::from(&conv.weight);
     g.push(StepDesc {
         label: label.to_string(),
-        shader: &SHADER,
-        entry: kernel.entry(),
+        shader,
+        entry,
         constants,
         params: bytemuck::bytes_of(&params).to_vec(),
         bindings: vec![
             x.into(),
             residual.unwrap_or(x).into(),
-            (&conv.weight).into(),
+            weight,
             bias,
             out.into(),
         ],
         workgroups,
+        flops: crate::gpu::graph::mac_flops(&[n, c_out, ho, wo, cin_g, kh, kw]),
     });
     Ok(out)
 }

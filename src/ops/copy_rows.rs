@@ -22,6 +22,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
 pub static SHADER: Shader = crate::shader!("copy_rows", Params);
+pub static SHADER_F16: Shader = crate::shader_f16!("copy_rows", Params);
 
 /// Appends a copy of `rows` rows of `x` starting at `src_row` into `out` starting at `dst_row` (same N, C, W).
 pub fn copy_rows(
@@ -35,6 +36,7 @@ pub fn copy_rows(
 ) -> Result<()> {
     let [n, c, hs, w] = g.nchw(label, x)?;
     let [n2, c2, hd, w2] = g.nchw(label, out)?;
+    let dtype = g.same_dtype(label, &[x, out])?;
     if (n, c, w) != (n2, c2, w2) {
         return Err(Error::shape(
             label,
@@ -61,7 +63,7 @@ pub fn copy_rows(
     let u = |v: usize| v as u32;
     g.push(StepDesc {
         label: label.to_string(),
-        shader: &SHADER,
+        shader: crate::ops::variant(dtype, &SHADER, &SHADER_F16),
         entry: "copy_rows",
         constants: vec![("WG", WG as f64)],
         params: bytemuck::bytes_of(&Params {
@@ -77,6 +79,7 @@ pub fn copy_rows(
         .to_vec(),
         bindings: vec![x.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: 0,
     });
     Ok(())
 }

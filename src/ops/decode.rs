@@ -38,6 +38,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>() == 96);
 
 pub static SHADER: Shader = crate::shader!("decode", Params);
+pub static SHADER_F16: Shader = crate::shader_f16!("decode", Params);
 
 /// The two box conventions of the supported networks.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -121,6 +122,14 @@ pub fn decode(
             )));
         }
         check(g, l, "landmarks", 10)?;
+        g.same_dtype(label, &[level.bbox, l])?;
+    }
+    if g.dtype(level.scores) != crate::gpu::DType::F32 {
+        return Err(err(format!(
+            "scores '{}' must be f32 (softmax output), found {:?}",
+            name(g, level.scores),
+            g.dtype(level.scores)
+        )));
     }
     if level.stride == 0 {
         return Err(err("stride must be at least 1".into()));
@@ -157,6 +166,15 @@ pub fn decode(
             row_offset + count
         )));
     }
+    // The shader writes rows as f32 whatever the maps are (NMS and readback read them so): an f16 rows
+    // tensor would get f32 words in half the bytes it holds.
+    if g.dtype(rows) != crate::gpu::DType::F32 {
+        return Err(err(format!(
+            "rows '{}' must be f32 (decode writes f32 rows), found {:?}",
+            name(g, rows),
+            g.dtype(rows)
+        )));
+    }
     let (code, variances) = match coding {
         BoxCoding::Ssd { variances } => (0.0, *variances),
         BoxCoding::Rcnn => (1.0, [0.0, 0.0]),
@@ -191,7 +209,7 @@ pub fn decode(
             } else {
                 format!("{label}[{i}]")
             },
-            shader: &SHADER,
+            shader: crate::ops::variant(g.dtype(level.bbox), &SHADER, &SHADER_F16),
             entry: "decode",
             constants: vec![
                 ("WG", WG as f64),
@@ -207,6 +225,7 @@ pub fn decode(
                 rows.into(),
             ],
             workgroups: dispatch_1d(count, WG),
+            flops: 0,
         });
     }
     Ok(())

@@ -34,6 +34,7 @@ pub fn fill(g: &mut Graph, label: &str, t: TensorId, value: u32) -> Result<()> {
         .to_vec(),
         bindings: vec![t.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: 0,
     });
     Ok(())
 }

@@ -25,6 +25,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>() == 48);
 
 pub static SHADER: Shader = crate::shader!("max_pool", Params);
+pub static SHADER_F16: Shader = crate::shader_f16!("max_pool", Params);
 
 /// A pooling window: sizes are (y, x); padding is symmetric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,12 +115,13 @@ impl Pool {
 pub fn max_pool(g: &mut Graph, label: &str, x: TensorId, pool: &Pool) -> Result<TensorId> {
     let [n, c, h, w] = g.nchw(label, x)?;
     let [ho, wo] = pool.output_hw(label, [h, w])?;
-    let out = g.tensor(label, &[n, c, ho, wo])?;
+    let dtype = g.dtype(x);
+    let out = g.tensor_as(label, &[n, c, ho, wo], dtype)?;
     let len = n * c * ho * wo;
     let u = |v: usize| v as u32;
     g.push(StepDesc {
         label: label.to_string(),
-        shader: &SHADER,
+        shader: crate::ops::variant(dtype, &SHADER, &SHADER_F16),
         entry: "max_pool",
         constants: vec![("WG", WG as f64)],
         params: bytemuck::bytes_of(&Params {
@@ -139,6 +141,7 @@ pub fn max_pool(g: &mut Graph, label: &str, x: TensorId, pool: &Pool) -> Result<
         .to_vec(),
         bindings: vec![x.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: (len * pool.kernel[0] * pool.kernel[1]) as u64,
     });
     Ok(out)
 }

@@ -153,6 +153,7 @@ pub fn select(
             counts.into(),
         ],
         workgroups: [1, 1, n as u32],
+        flops: 0,
     });
     Ok(Selection { rows: out, counts })
 }

@@ -58,6 +58,7 @@ pub fn nms_mask(
         params: bytemuck::bytes_of(params).to_vec(),
         bindings: vec![rows.into(), recs.into(), count.into(), mask.into()],
         workgroups,
+        flops: 0,
     });
     Ok(())
 }

@@ -143,6 +143,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>() == 96);
 
 pub static SHADER: Shader = crate::shader!("preprocess", Params);
+pub static SHADER_F16: Shader = crate::shader_f16!("preprocess", Params);
 
 /// 1/s as (m, k) with 1/s = m·2^-k exactly, m in [2^52, 2^53); `None` when the shader's 96-bit integers
 /// cannot hold the computation (k outside 0..=90, i.e. s below 2^-53 or above 2^38).
@@ -257,7 +258,7 @@ pub fn preprocess(
     };
     g.push(StepDesc {
         label: label.to_string(),
-        shader: &SHADER,
+        shader: crate::ops::variant(g.dtype(out), &SHADER, &SHADER_F16),
         entry: "preprocess",
         constants: vec![
             ("WG", WG as f64),
@@ -267,6 +268,7 @@ pub fn preprocess(
         params: bytemuck::bytes_of(&params).to_vec(),
         bindings: vec![src.into(), out.into()],
         workgroups: dispatch_1d(hc * wc, WG),
+        flops: 0,
     });
     Ok(())
 }

@@ -84,6 +84,7 @@ pub fn select_keys(
         params: bytemuck::bytes_of(params).to_vec(),
         bindings: vec![rows.into(), recs.into()],
         workgroups,
+        flops: 0,
     });
     Ok(())
 }

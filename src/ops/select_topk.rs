@@ -41,6 +41,7 @@ pub fn select_topk(
         params: bytemuck::bytes_of(params).to_vec(),
         bindings: vec![recs.into(), count.into()],
         workgroups,
+        flops: 0,
     });
     Ok(())
 }

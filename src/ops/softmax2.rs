@@ -17,6 +17,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>() == 16);
 
 pub static SHADER: Shader = crate::shader!("softmax2", Params);
+pub static SHADER_F16: Shader = crate::shader_f16!("softmax2", Params);
 
 /// Where the two class logits of anchor `a` sit among the `2A` channels; passed as the `LAYOUT` override.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,7 +65,8 @@ pub fn softmax2(
     };
     g.push(StepDesc {
         label: label.to_string(),
-        shader: &SHADER,
+        // f16 logits in, f32 probabilities out: softmax stays f32.
+        shader: crate::ops::variant(g.dtype(logits), &SHADER, &SHADER_F16),
         entry: "softmax2",
         constants: vec![("WG", WG as f64), ("LAYOUT", code)],
         params: bytemuck::bytes_of(&Params {
@@ -76,6 +78,7 @@ pub fn softmax2(
         .to_vec(),
         bindings: vec![logits.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: 0,
     });
     Ok(out)
 }

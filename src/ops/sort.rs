@@ -57,6 +57,7 @@ pub fn sort(g: &mut Graph, label: &str, recs: TensorId) -> Result<()> {
             .to_vec(),
             bindings: vec![recs.into()],
             workgroups,
+            flops: 0,
         });
     };
     // Stages up to the block size need no global memory traffic between passes.

@@ -19,6 +19,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
 pub static SHADER: Shader = crate::shader!("upsample_bilinear", Params);
+pub static SHADER_F16: Shader = crate::shader_f16!("upsample_bilinear", Params);
 
 /// SSH's fixed bilinear ×2 deconvolution (Caffe Deconvolution k4 s2 p1, group = C, taps 0.25/0.75, zero border)
 /// of `x` `[N, C, H, W]` (full size 2H×2W), cropped top-left to `out_hw` = (Ho, Wo) with Ho ≤ 2H, Wo ≤ 2W:
@@ -45,11 +46,12 @@ pub fn upsample_bilinear(
             ),
         ));
     }
-    let out = g.tensor(label, &[n, c, ho, wo])?;
+    let dtype = g.dtype(x);
+    let out = g.tensor_as(label, &[n, c, ho, wo], dtype)?;
     let len = n * c * ho * wo;
     g.push(StepDesc {
         label: label.to_string(),
-        shader: &SHADER,
+        shader: crate::ops::variant(dtype, &SHADER, &SHADER_F16),
         entry: "upsample_bilinear",
         constants: vec![("WG", WG as f64)],
         params: bytemuck::bytes_of(&Params {
@@ -63,6 +65,7 @@ pub fn upsample_bilinear(
         .to_vec(),
         bindings: vec![x.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: 0,
     });
     Ok(out)
 }

@@ -22,6 +22,7 @@ pub struct Params {
 const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
 pub static SHADER: Shader = crate::shader!("upsample_nearest", Params);
+pub static SHADER_F16: Shader = crate::shader_f16!("upsample_nearest", Params);
 
 /// TF ResizeNearestNeighbor (align_corners = false, half_pixel_centers = true): src = min(floor((dst + 0.5)·in/out), in − 1)
 /// per axis (at exactly 2× this is dst >> 1). x `[N, C, H, W]` -> `[N, C, out_hw]`.
@@ -43,11 +44,12 @@ pub fn upsample_nearest(
             ),
         ));
     }
-    let out = g.tensor(label, &[n, c, ho, wo])?;
+    let dtype = g.dtype(x);
+    let out = g.tensor_as(label, &[n, c, ho, wo], dtype)?;
     let len = n * c * ho * wo;
     g.push(StepDesc {
         label: label.to_string(),
-        shader: &SHADER,
+        shader: crate::ops::variant(dtype, &SHADER, &SHADER_F16),
         entry: "upsample_nearest",
         constants: vec![("WG", WG as f64)],
         params: bytemuck::bytes_of(&Params {
@@ -63,6 +65,7 @@ pub fn upsample_nearest(
         .to_vec(),
         bindings: vec![x.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
+        flops: 0,
     });
     Ok(out)
 }

@@ -1,30 +1,53 @@
 //! Shared test support: the GPU context (or a printed skip), seeded data and close-comparison with a report.
 #![allow(dead_code)]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use sshface::gpu::plan::{bytes_to_f32, bytes_to_u32};
+use sshface::gpu::plan::bytes_to_u32;
 use sshface::gpu::{Graph, TensorId};
 use sshface::{AdapterOptions, Face, GpuContext};
 
-/// The shared GPU context. `None` (with a printed reason) when no adapter exists, unless
-/// `SSHFACE_REQUIRE_GPU=1` (set by `.ci/run`), where a missing adapter fails the test instead.
-pub fn gpu() -> Option<&'static GpuContext> {
-    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
-    let r =
-        CTX.get_or_init(|| GpuContext::new(&AdapterOptions::default()).map_err(|e| e.to_string()));
+/// The context, or `None` with a printed reason when its adapter is missing, unless `SSHFACE_REQUIRE_GPU=1`
+/// (set by `.ci/run`), where a missing adapter fails the test instead.
+fn required<T>(what: &str, r: &'static Result<T, String>) -> Option<&'static T> {
     match r {
         Ok(c) => Some(c),
         Err(e) => {
             if std::env::var("SSHFACE_REQUIRE_GPU").is_ok_and(|v| v == "1") {
-                panic!("SSHFACE_REQUIRE_GPU=1 but no GPU adapter: {e}");
+                panic!("SSHFACE_REQUIRE_GPU=1 but no {what}: {e}");
             }
-            eprintln!("SKIP (no GPU adapter): {e}");
+            eprintln!("SKIP (no {what}): {e}");
             None
         }
     }
+}
+
+/// The shared GPU context (see [`required`]).
+pub fn gpu() -> Option<&'static GpuContext> {
+    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
+    let r =
+        CTX.get_or_init(|| GpuContext::new(&AdapterOptions::default()).map_err(|e| e.to_string()));
+    required("GPU adapter", r)
+}
+
+/// A context on wgpu's GL backend, the second backend the network tests run on (llvmpipe through EGL in CI);
+/// see [`required`].
+pub fn gl() -> Option<Arc<GpuContext>> {
+    static CTX: OnceLock<Result<Arc<GpuContext>, String>> = OnceLock::new();
+    let r = CTX.get_or_init(|| {
+        let opts = AdapterOptions {
+            backends: Some(wgpu::Backends::GL),
+            ..AdapterOptions::default()
+        };
+        let ctx = GpuContext::new(&opts).map_err(|e| e.to_string())?;
+        println!("GL adapter: {}", ctx.describe());
+        Ok(Arc::new(ctx))
+    });
+    let ctx = required("GL adapter", r)?;
+    assert_eq!(ctx.info.backend, wgpu::Backend::Gl, "{}", ctx.describe());
+    Some(ctx.clone())
 }
 
 /// A fresh, empty per-process scratch folder for one test (under the system temp dir, which the CI runner shares).
@@ -89,17 +112,18 @@ pub fn run_graph_bytes(
     plan.run(ctx, outputs).expect("run")
 }
 
-/// As [`run_graph_bytes`], reading outputs as f32.
+/// As [`run_graph_bytes`], reading outputs as f32 values (f16 tensors are widened).
 pub fn run_graph(
     ctx: &GpuContext,
     g: Graph,
     inputs: &[(TensorId, &[f32])],
     outputs: &[TensorId],
 ) -> Vec<Vec<f32>> {
-    run_graph_bytes(ctx, g, inputs, outputs)
-        .iter()
-        .map(|b| bytes_to_f32(b))
-        .collect()
+    let plan = g.compile(ctx).expect("compile");
+    for (id, data) in inputs {
+        plan.write(ctx, *id, data).expect("write");
+    }
+    plan.run_f32(ctx, outputs).expect("run")
 }
 
 /// As [`run_graph_bytes`], reading outputs as u32.
@@ -158,4 +182,40 @@ pub fn assert_faces_match(case: &str, got: &[Face], want: &[Face], px: f32, scor
             );
         }
     }
+}
+
+/// Cooperative-matrix sizes of the test adapter (empty without). With `SSHFACE_REQUIRE_COOP=1` (set by
+/// `.ci/run`, whose lavapipe has them) an adapter without cooperative matrices fails the test instead.
+pub fn coop_sizes(ctx: &GpuContext) -> Vec<u32> {
+    if ctx.coop_sizes.is_empty() {
+        if std::env::var("SSHFACE_REQUIRE_COOP").is_ok_and(|v| v == "1") {
+            panic!(
+                "SSHFACE_REQUIRE_COOP=1 but adapter {} has no f16 cooperative matrices",
+                ctx.describe()
+            );
+        }
+        eprintln!("SKIP (no f16 cooperative matrices on {})", ctx.describe());
+    }
+    ctx.coop_sizes.clone()
+}
+
+/// `v` rounded to the nearest f16 (ties to even), as the f16 kernels store it.
+pub fn round_f16(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+/// Whether the test adapter stores f16 (`SHADER_F16`); prints a skip otherwise, and fails instead
+/// under `SSHFACE_REQUIRE_COOP=1` (CI's lavapipe has it).
+pub fn has_f16(ctx: &GpuContext) -> bool {
+    let ok = ctx.features.contains(wgpu::Features::SHADER_F16);
+    if !ok {
+        if std::env::var("SSHFACE_REQUIRE_COOP").is_ok_and(|v| v == "1") {
+            panic!(
+                "SSHFACE_REQUIRE_COOP=1 but adapter {} lacks shader-f16",
+                ctx.describe()
+            );
+        }
+        eprintln!("SKIP (no shader-f16 on {})", ctx.describe());
+    }
+    ok
 }

@@ -12,21 +12,21 @@ use sshface::reference::{conv2d::conv2d as conv_ref, CpuTensor};
 use sshface::GpuContext;
 
 #[derive(Clone, Copy)]
-struct Case {
-    name: &'static str,
-    x: [usize; 4],
-    c_out: usize,
-    k: [usize; 2],
-    stride: [usize; 2],
-    pad: [usize; 4],
-    dil: [usize; 2],
-    groups: usize,
-    act: Activation,
-    bias: bool,
-    res: bool,
+pub(crate) struct Case {
+    pub(crate) name: &'static str,
+    pub(crate) x: [usize; 4],
+    pub(crate) c_out: usize,
+    pub(crate) k: [usize; 2],
+    pub(crate) stride: [usize; 2],
+    pub(crate) pad: [usize; 4],
+    pub(crate) dil: [usize; 2],
+    pub(crate) groups: usize,
+    pub(crate) act: Activation,
+    pub(crate) bias: bool,
+    pub(crate) res: bool,
 }
 
-const BASE: Case = Case {
+pub(crate) const BASE: Case = Case {
     name: "",
     x: [1, 9, 17, 34],
     c_out: 13,
@@ -43,7 +43,7 @@ const BASE: Case = Case {
 /// The case table. Every case runs on `Auto`, `Gemm`, `Naive`, and on `Pointwise` / `Depthwise` /
 /// `Depthwise3x3` where the conv fits them; tolerance atol = 1e-4·sqrt(K) for all (see the module comment).
 #[rustfmt::skip]
-fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     let s2 = [2, 2];
     let tf = [0, 1, 0, 1];
     let p0 = [0; 4];
@@ -94,7 +94,7 @@ fn cases() -> Vec<Case> {
     ]
 }
 
-fn k_of(c: &Case) -> usize {
+pub(crate) fn k_of(c: &Case) -> usize {
     c.x[1] / c.groups * c.k[0] * c.k[1]
 }
 
@@ -102,16 +102,16 @@ fn atol(c: &Case) -> f32 {
     1e-4 * (k_of(c) as f32).sqrt()
 }
 
-struct Data {
-    x: Vec<f32>,
-    w: Vec<f32>,
-    b: Vec<f32>,
-    r: Vec<f32>,
-    wshape: [usize; 4],
-    oshape: [usize; 4],
+pub(crate) struct Data {
+    pub(crate) x: Vec<f32>,
+    pub(crate) w: Vec<f32>,
+    pub(crate) b: Vec<f32>,
+    pub(crate) r: Vec<f32>,
+    pub(crate) wshape: [usize; 4],
+    pub(crate) oshape: [usize; 4],
 }
 
-fn data(c: &Case, seed: u64) -> Data {
+pub(crate) fn data(c: &Case, seed: u64) -> Data {
     let wshape = [c.c_out, c.x[1] / c.groups, c.k[0], c.k[1]];
     let want_shape = |x: &CpuTensor| x.nchw();
     let x = rand_vec(seed, c.x.iter().product(), -1.0, 1.0);
@@ -130,7 +130,7 @@ fn data(c: &Case, seed: u64) -> Data {
     }
 }
 
-fn reference(
+pub(crate) fn reference(
     c: &Case,
     x: &[f32],
     w: &[f32],
@@ -152,7 +152,7 @@ fn reference(
     )
 }
 
-fn layer(ctx: &GpuContext, c: &Case, d: &Data) -> Conv2d {
+pub(crate) fn layer(ctx: &GpuContext, c: &Case, d: &Data) -> Conv2d {
     let w = ctx.weight("w", &d.w, &d.wshape).unwrap();
     let b = c.bias.then(|| ctx.weight("b", &d.b, &[c.c_out]).unwrap());
     Conv2d {

@@ -2,11 +2,15 @@
 //! and error messages. Pixel tolerance: atol 1e-4 px + rtol 1e-5. Why: both sides round the same f32 formulas,
 //! but the GPU's exp() may be a few ULP off and the driver may fuse multiply-adds; coordinates up to a few
 //! thousand px (before clipping) then differ by ~1e-5 relative, and x1 = c − w/2 cancels to absolute ~1e-5 px.
-//! The golden retinaface check lives in `decode_golden.rs`.
+//! The golden retinaface check lives in `decode_golden.rs`, hand-computed rows in `decode_hand.rs`.
+//!
+//! f16 bbox and landmark maps (decode_f16.wgsl; scores stay f32, as softmax2 writes them, and rows are f32):
+//! the case tables run again on deltas rounded to f16, the reference on the same rounded values. The shader
+//! widens each delta and computes exactly as at f32, so the tolerances stay.
 
+use super::f16_maps::{check_at, stored};
 use crate::common::*;
-use sshface::gpu::Graph;
-use sshface::model::anchors::rcnn_base_anchors;
+use sshface::gpu::{DType, Graph};
 use sshface::ops::decode::{decode, BoxCoding, DecodeImage, Level};
 use sshface::ops::fill::fill;
 use sshface::reference::decode::{decode as ref_decode, CpuLevel};
@@ -30,7 +34,7 @@ pub struct LevelData {
     pub module: u32,
 }
 
-fn image(h: usize, w: usize, scale: f32) -> DecodeImage {
+pub fn image(h: usize, w: usize, scale: f32) -> DecodeImage {
     DecodeImage {
         input_hw: [h, w],
         scale,
@@ -61,13 +65,24 @@ fn random_level(
     }
 }
 
-/// Decodes `levels` at consecutive row offsets starting at `first` into rows [N, r, 16] on the GPU.
+/// `l` as it is stored with maps of `dtype`: bbox and landmark deltas rounded for f16 (scores stay f32).
+fn stored_level(dtype: DType, mut l: LevelData) -> LevelData {
+    l.bbox.data = stored(dtype, l.bbox.data);
+    if let Some(t) = &mut l.landm {
+        t.data = stored(dtype, std::mem::take(&mut t.data));
+    }
+    l
+}
+
+/// Decodes `levels` at consecutive row offsets starting at `first` into rows [N, r, 16] on the GPU, with bbox
+/// and landmark maps of `maps` (f16: rounded on the write).
 pub fn gpu_rows(
     levels: &[LevelData],
     first: usize,
     r: usize,
     coding: &BoxCoding,
     images: &[DecodeImage],
+    maps: DType,
 ) -> Option<Vec<f32>> {
     let ctx = gpu()?;
     let n = images.len();
@@ -77,14 +92,14 @@ pub fn gpu_rows(
     let mut inputs = Vec::new();
     let mut off = first;
     for (i, l) in levels.iter().enumerate() {
-        let mut inp = |name: &str, t: &CpuTensor| {
-            let id = g.input(&format!("{name}{i}"), &t.shape).unwrap();
+        let mut inp = |name: &str, t: &CpuTensor, dtype| {
+            let id = g.input_as(&format!("{name}{i}"), &t.shape, dtype).unwrap();
             inputs.push((id, t.data.clone()));
             id
         };
-        let scores = inp("scores", &l.scores);
-        let bbox = inp("bbox", &l.bbox);
-        let landmarks = l.landm.as_ref().map(|t| inp("landm", t));
+        let scores = inp("scores", &l.scores, DType::F32);
+        let bbox = inp("bbox", &l.bbox, maps);
+        let landmarks = l.landm.as_ref().map(|t| inp("landm", t, maps));
         let level = Level {
             scores,
             bbox,
@@ -163,7 +178,8 @@ struct Case {
     gap: (usize, usize),
 }
 
-fn run_cases(cases: Vec<Case>) {
+/// Runs `cases` with bbox and landmark maps of `maps`.
+fn run_cases(cases: Vec<Case>, maps: DType) {
     for (ci, c) in cases.iter().enumerate() {
         let n = c.images.len();
         let levels: Vec<LevelData> = c
@@ -172,7 +188,8 @@ fn run_cases(cases: Vec<Case>) {
             .enumerate()
             .map(|(i, (h, w, s, sz))| {
                 let seed = 1000 * ci as u64 + 10 * i as u64;
-                random_level(seed, [n, *h, *w], *s, sz, i as u32, c.landmarks, c.delta)
+                let l = random_level(seed, [n, *h, *w], *s, sz, i as u32, c.landmarks, c.delta);
+                stored_level(maps, l)
             })
             .collect();
         let total: usize = c.levels.iter().map(|(h, w, _, s)| h * w * s.len()).sum();
@@ -210,15 +227,14 @@ fn run_cases(cases: Vec<Case>) {
                 c.name
             );
         }
-        let Some(got) = gpu_rows(&levels, c.gap.0, r, &c.coding, &c.images) else {
+        let Some(got) = gpu_rows(&levels, c.gap.0, r, &c.coding, &c.images, maps) else {
             return;
         };
-        assert_close(c.name, &got, &want, ATOL, RTOL);
+        assert_close(&format!("{} [{maps:?}]", c.name), &got, &want, ATOL, RTOL);
     }
 }
 
-#[test]
-fn decode_ssd_cases() {
+fn ssd_cases() -> Vec<Case> {
     let fpn = |h: usize, w: usize| {
         vec![
             (h / 8, w / 8, 8, vec![16.0, 32.0]),
@@ -226,7 +242,7 @@ fn decode_ssd_cases() {
             (h / 32, w / 32, 32, vec![256.0, 512.0]),
         ]
     };
-    run_cases(vec![
+    vec![
         Case {
             name: "ssd 64x96 three levels, landmarks, batch 2 of different padded sizes",
             coding: SSD,
@@ -256,12 +272,11 @@ fn decode_ssd_cases() {
             delta: 1.0,
             gap: (0, 1),
         },
-    ]);
+    ]
 }
 
-#[test]
-fn decode_rcnn_cases() {
-    run_cases(vec![
+fn rcnn_cases() -> Vec<Case> {
+    vec![
         Case {
             name: "rcnn M2 13x7, clipping (deltas ±3), batch 2 with own sizes and scales",
             coding: BoxCoding::Rcnn,
@@ -293,98 +308,25 @@ fn decode_rcnn_cases() {
             delta: 2.0,
             gap: (0, 0),
         },
-    ]);
+    ]
 }
 
-/// ssh-vgg16.md §4 table, exactly.
 #[test]
-fn rcnn_base_anchors_match_spec_table() {
-    let got = rcnn_base_anchors(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]);
-    let want: [[f32; 4]; 6] = [
-        [0.0, 0.0, 15.0, 15.0],
-        [-8.0, -8.0, 23.0, 23.0],
-        [-24.0, -24.0, 39.0, 39.0],
-        [-56.0, -56.0, 71.0, 71.0],
-        [-120.0, -120.0, 135.0, 135.0],
-        [-248.0, -248.0, 263.0, 263.0],
-    ];
-    assert_eq!(got, want);
+fn decode_ssd_cases() {
+    check_at(DType::F32, |d| run_cases(ssd_cases(), d));
 }
 
-/// Level 1×2, A = 1, scale 2 (anchor [−8, −8, 23, 23]), stride 8, module 1; image H' = 20, W' = 100, s = 2.
-/// Cell x = 0, deltas (0, 0, 1, 0): w = h = 23 − (−8) + 1 = 32, cx = cy = −8 + 16 = 8; pw = 32e = 86.98502, ph = 32;
-///   x1 = 8 − 43.49251 → clip 0; y1 = 8 − 16 = −8 → 0; x2 = 51.49251; y2 = 24 → clip 19.
-///   ÷ 2: [0, 0, 25.74625, 9.5].
-/// Cell x = 1 (anchor [0, −8, 31, 23]), deltas (0.25, −0.5, 0, 0): cx = 16, cy = 8; pcx = 0.25·32 + 16 = 24,
-///   pcy = −0.5·32 + 8 = −8; x1 = 24 − 16 = 8, y1 = −24 → 0, x2 = 40, y2 = 8. ÷ 2: [4, 0, 20, 4].
 #[test]
-fn decode_rcnn_hand_computed() {
-    let level = LevelData {
-        scores: CpuTensor::new(&[1, 1, 1, 2], vec![0.25, 0.75]),
-        bbox: CpuTensor::new(
-            &[1, 4, 1, 2],
-            vec![0.0, 0.25, 0.0, -0.5, 1.0, 0.0, 0.0, 0.0],
-        ),
-        landm: None,
-        stride: 8,
-        sizes: vec![2.0],
-        module: 1,
-    };
-    let mut want = vec![0.0f32; 32];
-    want[..4].copy_from_slice(&[0.0, 0.0, 25.74625, 9.5]);
-    want[14..16].copy_from_slice(&[1.0, 0.25]);
-    want[16..20].copy_from_slice(&[4.0, 0.0, 20.0, 4.0]);
-    want[30..32].copy_from_slice(&[1.0, 0.75]);
-    let images = [image(20, 100, 2.0)];
-    let levels = [level];
-    // 2e-5 px: the hand value 25.74625 is itself rounded to 1e-5.
-    assert_close(
-        "rcnn hand (reference)",
-        &cpu_rows(&levels, 0, 2, &BoxCoding::Rcnn, &images),
-        &want,
-        2e-5,
-        0.0,
-    );
-    if let Some(got) = gpu_rows(&levels, 0, 2, &BoxCoding::Rcnn, &images) {
-        assert_close("rcnn hand (gpu)", &got, &want, 2e-5, 1e-6);
-    }
+fn decode_rcnn_cases() {
+    check_at(DType::F32, |d| run_cases(rcnn_cases(), d));
 }
 
-/// Input H = 64, W = 96; level stride 32 (2×3 cells), A = 1, min size 32, variances (0.1, 0.2). Cell (x 1, y 0):
-/// prior = [(1.5·32)/96, (0.5·32)/64, 32/96, 32/64] = [0.5, 0.25, 1/3, 0.5], i.e. centre (48, 16) px, size 32×32 px.
-/// Deltas (1, −2, 5, 0): cx = 48 + 1·0.1·32 = 51.2 px, cy = 16 − 2·0.1·32 = 9.6 px; w = 32·exp(5·0.2) = 32e = 86.98502,
-/// h = 32 → box [51.2 − 43.49251, 9.6 − 16, 51.2 + 43.49251, 9.6 + 16] = [7.70749, −6.4, 94.69251, 25.6] (no clipping).
-/// Landmark deltas (1, −1, 0, 0.5, 2, −3, 4, 0, −0.5, 10): l = centre + 3.2·delta (0.1·32 px per unit).
 #[test]
-fn decode_ssd_hand_computed() {
-    let mut bbox = vec![0.0f32; 4 * 6];
-    let mut landm = vec![0.0f32; 10 * 6];
-    for (j, v) in [1.0, -2.0, 5.0, 0.0].into_iter().enumerate() {
-        bbox[j * 6 + 1] = v;
-    }
-    let ld = [1.0, -1.0, 0.0, 0.5, 2.0, -3.0, 4.0, 0.0, -0.5, 10.0];
-    for (j, v) in ld.into_iter().enumerate() {
-        landm[j * 6 + 1] = v;
-    }
-    let level = LevelData {
-        scores: CpuTensor::new(&[1, 1, 2, 3], vec![0.0, 0.9, 0.0, 0.0, 0.0, 0.0]),
-        bbox: CpuTensor::new(&[1, 4, 2, 3], bbox),
-        landm: Some(CpuTensor::new(&[1, 10, 2, 3], landm)),
-        stride: 32,
-        sizes: vec![32.0],
-        module: 2,
-    };
-    let mut want = vec![7.70749, -6.4, 94.69251, 25.6];
-    for (j, d) in ld.into_iter().enumerate() {
-        want.push(if j % 2 == 0 { 48.0 } else { 16.0 } + 3.2 * d);
-    }
-    want.extend([2.0, 0.9]);
-    let images = [image(64, 96, 1.0)];
-    let levels = [level];
-    // 3e-5 px: hand values rounded to 1e-5; 1/3 and 0.1 are inexact in f32 (~1e-6 relative).
-    let cpu = cpu_rows(&levels, 0, 6, &SSD, &images);
-    assert_close("ssd hand (reference)", &cpu[16..32], &want, 3e-5, 1e-6);
-    if let Some(got) = gpu_rows(&levels, 0, 6, &SSD, &images) {
-        assert_close("ssd hand (gpu)", &got[16..32], &want, 3e-5, 1e-6);
-    }
+fn decode_ssd_f16_cases() {
+    check_at(DType::F16, |d| run_cases(ssd_cases(), d));
+}
+
+#[test]
+fn decode_rcnn_f16_cases() {
+    check_at(DType::F16, |d| run_cases(rcnn_cases(), d));
 }

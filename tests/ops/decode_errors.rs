@@ -1,6 +1,7 @@
-//! decode's shape errors (CPU only, no GPU): each names the layer, the tensor and the sizes.
+//! decode's shape and element-type errors (CPU only, no GPU): each names the layer, the tensor and the sizes
+//! or types.
 
-use sshface::gpu::{Graph, TensorId};
+use sshface::gpu::{DType, Graph, TensorId};
 use sshface::ops::decode::{decode, BoxCoding, DecodeImage, Level};
 
 const SSD: BoxCoding = BoxCoding::Ssd {
@@ -130,4 +131,52 @@ fn decode_rejects_anchor_count_mismatch() {
             "anchor_sizes lists 2",
         ],
     );
+}
+
+/// An SSD level with landmarks whose scores, bbox, landmarks and rows have the given element types.
+fn try_dtypes([scores, bbox, landm, rows]: [DType; 4]) -> String {
+    let mut g = Graph::new();
+    let level = Level {
+        scores: g.input_as("m2.scores", &[1, 2, 13, 7], scores).unwrap(),
+        bbox: g.input_as("m2.bbox", &[1, 8, 13, 7], bbox).unwrap(),
+        landmarks: Some(g.input_as("m2.landm", &[1, 20, 13, 7], landm).unwrap()),
+        stride: 16,
+        anchor_sizes: vec![4.0, 8.0],
+        module: 1,
+    };
+    let rows = g.tensor_as("rows", &[1, 182, 16], rows).unwrap();
+    let img = [DecodeImage {
+        input_hw: [200, 110],
+        scale: 1.0,
+    }];
+    match decode(&mut g, "m2.decode", &level, &SSD, &img, rows, 0) {
+        Ok(()) => "ok".to_string(),
+        Err(e) => e.to_string(),
+    }
+}
+
+#[test]
+fn decode_dtypes() {
+    use DType::{F16, F32};
+    // f16 maps with f32 scores and rows: the f16 path.
+    assert_eq!(try_dtypes([F32, F16, F16, F32]), "ok");
+    // bbox and landmarks of different types.
+    for (b, l) in [(F16, F32), (F32, F16)] {
+        let e = try_dtypes([F32, b, l, F32]);
+        expect(
+            &e,
+            &[
+                "m2.decode",
+                "mixed element types",
+                &format!("'m2.bbox' is {b:?}"),
+                &format!("'m2.landm' is {l:?}"),
+            ],
+        );
+    }
+    // Scores are softmax2's f32 output; f16 ones are refused.
+    let e = try_dtypes([F16, F16, F16, F32]);
+    expect(&e, &["m2.decode", "scores 'm2.scores' must be f32", "F16"]);
+    // Rows are written as f32.
+    let e = try_dtypes([F32, F16, F16, F16]);
+    expect(&e, &["m2.decode", "rows 'rows' must be f32", "F16"]);
 }

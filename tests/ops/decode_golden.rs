@@ -5,6 +5,7 @@
 
 use crate::common::*;
 use crate::decode::{cpu_rows, gpu_rows, LevelData, SSD};
+use sshface::gpu::DType;
 use sshface::model::anchors::ssd_priors;
 use sshface::ops::decode::DecodeImage;
 use sshface::reference::CpuTensor;
@@ -122,7 +123,7 @@ fn golden_post_processing() {
         scale: 1.0,
     }];
     let cpu = cpu_rows(&levels, 0, r, &SSD, &images);
-    let gpu = gpu_rows(&levels, 0, r, &SSD, &images);
+    let gpu = gpu_rows(&levels, 0, r, &SSD, &images, DType::F32);
     if let Some(gpu) = &gpu {
         // Same tolerance as the random cases (tests/ops/decode.rs).
         assert_close("golden heads: gpu vs reference", gpu, &cpu, 1e-4, 1e-5);

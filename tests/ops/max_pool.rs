@@ -1,8 +1,11 @@
 //! max_pool.wgsl vs reference::max_pool (Caffe PoolingLayer transcribed). A max copies one input value, so
-//! every case is exact: atol 0, rtol 0.
+//! every case is exact: atol 0, rtol 0. At f16 storage (max_pool_f16.wgsl) the same table runs on inputs
+//! rounded to f16: the shader widens them to f32, takes the max and narrows it back, which is exact for an
+//! f16 value, so f16 is exact too (atol 0, rtol 0).
 
+use super::f16_maps::{check_at, dtypes, stored};
 use crate::common::*;
-use sshface::gpu::Graph;
+use sshface::gpu::{DType, Graph};
 use sshface::ops::max_pool::{max_pool, Pool};
 use sshface::reference::{self, CpuTensor};
 
@@ -17,21 +20,20 @@ const fn pool(k: usize, s: usize, p: usize, ceil_mode: bool) -> Pool {
 /// SSH's VGG-16 pools.
 const SSH: Pool = pool(2, 2, 0, true);
 
-fn run(shape: &[usize], pool: &Pool, data: &[f32]) -> (Vec<usize>, Vec<f32>) {
+/// Pools `data` stored as `dtype` (f16: rounded on the write); returns the output shape and values.
+fn run(shape: &[usize], pool: &Pool, data: &[f32], dtype: DType) -> (Vec<usize>, Vec<f32>) {
     let ctx = gpu().expect("checked by caller");
     let mut g = Graph::new();
-    let x = g.input("x", shape).unwrap();
+    let x = g.input_as("x", shape, dtype).unwrap();
     let out = max_pool(&mut g, "pool", x, pool).unwrap();
+    assert_eq!(g.dtype(out), dtype, "output keeps the input's element type");
     g.mark_output(out);
     let shape = g.shape(out).to_vec();
     (shape, run_graph(ctx, g, &[(x, data)], &[out]).remove(0))
 }
 
-#[test]
-fn max_pool_cases() {
-    if gpu().is_none() {
-        return;
-    }
+/// The case table at maps of `dtype`.
+fn check_cases(dtype: DType) {
     let asym = Pool {
         kernel: [3, 2],
         stride: [2, 1],
@@ -108,29 +110,45 @@ fn max_pool_cases() {
     for (i, (name, shape, pool, want_hw)) in cases.iter().enumerate() {
         let n: usize = shape.iter().product();
         // All negative, so a shader that lets zero padding take part in the max returns 0 at the borders.
-        let data = rand_vec(7 + i as u64, n, -9.0, -1.0);
-        let (got_shape, got) = run(shape, pool, &data);
+        let data = stored(dtype, rand_vec(7 + i as u64, n, -9.0, -1.0));
+        let (got_shape, got) = run(shape, pool, &data, dtype);
         let want = reference::max_pool::max_pool(&CpuTensor::new(shape, data), pool);
         assert_eq!(got_shape, want.shape, "{name}: output shape");
         assert_eq!(&want.shape[2..], want_hw, "{name}: reference output size");
-        assert_close(name, &got, &want.data, 0.0, 0.0);
+        let name = format!("{name} [{dtype:?}]");
+        assert_close(&name, &got, &want.data, 0.0, 0.0);
     }
 }
 
 #[test]
-fn max_pool_hand_values() {
-    if gpu().is_none() {
-        return;
-    }
+fn max_pool_cases() {
+    check_at(DType::F32, check_cases);
+}
+
+#[test]
+fn max_pool_f16_cases() {
+    check_at(DType::F16, check_cases);
+}
+
+/// Hand values (exact in f16 too) at maps of `dtype`.
+fn check_hand_values(dtype: DType) {
     // 3x3 ceil k2 s2: the right column and bottom row form clipped 1-wide windows.
     let x = [-1.0, -2.0, -3.0, -4.0, -5.0, -6.0, -7.0, -8.0, -9.0];
-    let (shape, got) = run(&[1, 1, 3, 3], &SSH, &x);
+    let (shape, got) = run(&[1, 1, 3, 3], &SSH, &x, dtype);
     assert_eq!(shape, [1, 1, 2, 2]);
-    assert_eq!(got, [-1.0, -3.0, -7.0, -9.0]);
+    assert_eq!(got, [-1.0, -3.0, -7.0, -9.0], "{dtype:?}");
     // Zero padding would win every border window here; clipping keeps the negative maxima.
-    let (shape, got) = run(&[1, 1, 3, 3], &pool(3, 2, 1, true), &x);
+    let (shape, got) = run(&[1, 1, 3, 3], &pool(3, 2, 1, true), &x, dtype);
     assert_eq!(shape, [1, 1, 2, 2]);
-    assert_eq!(got, [-1.0, -2.0, -4.0, -5.0]);
+    assert_eq!(got, [-1.0, -2.0, -4.0, -5.0], "{dtype:?}");
+}
+
+#[test]
+fn max_pool_hand_values() {
+    let Some(ctx) = gpu() else { return };
+    for dtype in dtypes(ctx) {
+        check_hand_values(dtype);
+    }
 }
 
 #[test]

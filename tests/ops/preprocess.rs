@@ -3,16 +3,16 @@
 //! contract a·b + c into an FMA, a few ulps of 255 ≈ 3e-5); 0 for copies (one subtraction and one
 //! multiplication, each correctly rounded on Vulkan). The source coordinates must match OpenCV's
 //! f64→f32 value exactly: one ulp off moves outputs by up to 1e-2 on noise (checked below).
+//! The f16 output (preprocess_f16.wgsl) runs this case table again in `preprocess_f16.rs`.
 
 use crate::common::*;
 use rand::Rng;
-use sshface::gpu::plan::bytes_to_f32;
-use sshface::gpu::{Graph, TensorId};
+use sshface::gpu::{DType, Graph, TensorId};
 use sshface::ops::preprocess::{pack_rgb8, preprocess, resized_size, Preprocess};
 use sshface::reference::preprocess as reference;
 use sshface::GpuContext;
 
-fn noise(seed: u64, [h, w]: [usize; 2]) -> Vec<u8> {
+pub(crate) fn noise(seed: u64, [h, w]: [usize; 2]) -> Vec<u8> {
     let mut r = rng(seed);
     (0..h * w * 3).map(|_| r.random::<u8>()).collect()
 }
@@ -29,15 +29,19 @@ fn retina(src_hw: [usize; 2], scale: f64) -> Preprocess {
     }
 }
 
-/// Writes every image into one [N, 3, Hc, Wc] canvas on the GPU, in order, and reads it back.
+/// Writes every image into one [N, 3, Hc, Wc] canvas of `dtype` on the GPU, in order, and reads it back
+/// (f16 widened to f32).
 pub(crate) fn run(
     ctx: &GpuContext,
     images: &[(&[u8], &Preprocess)],
     canvas_hw: [usize; 2],
+    dtype: DType,
 ) -> Vec<f32> {
     let [hc, wc] = canvas_hw;
     let mut g = Graph::new();
-    let out = g.tensor("data", &[images.len(), 3, hc, wc]).unwrap();
+    let out = g
+        .tensor_as("data", &[images.len(), 3, hc, wc], dtype)
+        .unwrap();
     g.mark_output(out);
     let mut inputs: Vec<(TensorId, Vec<u32>)> = Vec::new();
     for (n, (rgb, p)) in images.iter().enumerate() {
@@ -50,7 +54,7 @@ pub(crate) fn run(
     for (id, words) in &inputs {
         plan.write(ctx, *id, words).expect("write");
     }
-    bytes_to_f32(&plan.run(ctx, &[out]).expect("run")[0])
+    plan.run_f32(ctx, &[out]).expect("run").remove(0)
 }
 
 fn max_diff(a: &[f32], b: &[f32]) -> f32 {
@@ -61,12 +65,11 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 }
 
 /// (name, image H×W, preprocessing, canvas H×W, atol)
-type Case = (&'static str, [usize; 2], Preprocess, [usize; 2], f32);
+pub(crate) type Case = (&'static str, [usize; 2], Preprocess, [usize; 2], f32);
 
-#[test]
-fn preprocess_cases() {
-    let Some(ctx) = gpu() else { return };
-    let cases: Vec<Case> = vec![
+/// The case table (shared with `preprocess_f16.rs`).
+pub(crate) fn cases() -> Vec<Case> {
+    vec![
         // s = 1: copy, RetinaFace normalisation, padded bottom/right with −1 to multiples of 32.
         (
             "retinaface copy 17x34 pad to 32x64",
@@ -179,10 +182,15 @@ fn preprocess_cases() {
             [94, 87],
             1e-4,
         ),
-    ];
-    for (i, (name, hw, p, canvas, atol)) in cases.iter().enumerate() {
+    ]
+}
+
+#[test]
+fn preprocess_cases() {
+    let Some(ctx) = gpu() else { return };
+    for (i, (name, hw, p, canvas, atol)) in cases().iter().enumerate() {
         let rgb = noise(i as u64, *hw);
-        let got = run(ctx, &[(&rgb, p)], *canvas);
+        let got = run(ctx, &[(&rgb, p)], *canvas, DType::F32);
         let want = reference::preprocess(&rgb, p, *canvas);
         assert_close(name, &got, &want.data, *atol, 0.0);
     }
@@ -198,27 +206,34 @@ fn preprocess_random_scales() {
         let hw = if i % 2 == 0 { [2, 401] } else { [401, 2] };
         let p = ssh(hw, s);
         let rgb = noise(80 + i, hw);
-        let got = run(ctx, &[(&rgb, &p)], p.resized_hw);
+        let got = run(ctx, &[(&rgb, &p)], p.resized_hw, DType::F32);
         let want = reference::preprocess(&rgb, &p, p.resized_hw);
         // 1e-4: as the case table.
         assert_close(&format!("{hw:?} s={s}"), &got, &want.data, 1e-4, 0.0);
     }
 }
 
-#[test]
-fn preprocess_batch_of_two_sizes() {
-    let Some(ctx) = gpu() else { return };
+/// Two images of different sizes and pad values into one canvas of `dtype`: (got, reference) per image.
+pub(crate) fn batch_of_two(ctx: &GpuContext, dtype: DType) -> [(Vec<f32>, Vec<f32>); 2] {
     let (a, b) = (noise(50, [17, 34]), noise(51, [20, 15]));
     let (pa, mut pb) = (ssh([17, 34], 2.3), ssh([20, 15], 0.37));
     pb.pad_value = 7.0;
     let canvas = [40, 80];
-    let got = run(ctx, &[(&a, &pa), (&b, &pb)], canvas);
-    let plane = 3 * 40 * 80;
-    // 1e-4: as the single-image resize cases.
-    let want_a = reference::preprocess(&a, &pa, canvas);
-    assert_close("batch image 0", &got[..plane], &want_a.data, 1e-4, 0.0);
-    let want_b = reference::preprocess(&b, &pb, canvas);
-    assert_close("batch image 1", &got[plane..], &want_b.data, 1e-4, 0.0);
+    let mut got = run(ctx, &[(&a, &pa), (&b, &pb)], canvas, dtype);
+    let got_b = got.split_off(3 * 40 * 80);
+    [
+        (got, reference::preprocess(&a, &pa, canvas).data),
+        (got_b, reference::preprocess(&b, &pb, canvas).data),
+    ]
+}
+
+#[test]
+fn preprocess_batch_of_two_sizes() {
+    let Some(ctx) = gpu() else { return };
+    for (i, (got, want)) in batch_of_two(ctx, DType::F32).iter().enumerate() {
+        // 1e-4: as the single-image resize cases.
+        assert_close(&format!("batch image {i}"), got, want, 1e-4, 0.0);
+    }
 }
 
 #[test]
@@ -228,7 +243,7 @@ fn preprocess_real_image() {
     let (rgb, hw) = sshface::image_io::load_rgb8(&path).unwrap();
     let p = ssh(hw, 0.3);
     let canvas = p.resized_hw;
-    let got = run(ctx, &[(&rgb, &p)], canvas);
+    let got = run(ctx, &[(&rgb, &p)], canvas, DType::F32);
     // 1e-4: as the noise cases.
     assert_close(
         "astronaut s=0.3",
@@ -245,7 +260,7 @@ fn preprocess_wrong_references_are_caught() {
     let Some(ctx) = gpu() else { return };
     let rgb = noise(60, [1, 300]);
     let p = ssh([1, 300], 2.3);
-    let got = run(ctx, &[(&rgb, &p)], p.resized_hw);
+    let got = run(ctx, &[(&rgb, &p)], p.resized_hw, DType::F32);
     let inv = (1.0 / p.scale) as f32;
     let f32_coords = |d: usize| (d as f32 + 0.5) * inv - 0.5;
     let naive = reference::preprocess_with_coords(&rgb, &p, p.resized_hw, &f32_coords);

@@ -4,6 +4,7 @@
 use crate::common::*;
 use crate::preprocess::{run, ssh};
 use sshface::gpu::plan::bytes_to_f32;
+use sshface::gpu::DType;
 use sshface::reference::preprocess as reference;
 
 /// (rgb, H×W, scale, OpenCV's [3, H', W'] output) of a case in tests/data/opencv_resize.safetensors.
@@ -47,7 +48,7 @@ fn gpu_matches_opencv() {
     let Some(ctx) = gpu() else { return };
     for (rgb, hw, s, want) in opencv_cases() {
         let p = ssh(hw, s);
-        let got = run(ctx, &[(&rgb, &p)], p.resized_hw);
+        let got = run(ctx, &[(&rgb, &p)], p.resized_hw, DType::F32);
         // 1e-4: as the case table.
         assert_close(
             &format!("gpu vs opencv {hw:?} s={s}"),

@@ -1,19 +1,26 @@
 //! softmax2.wgsl vs reference::softmax2 (f64 softmax rounded to f32). The target is the f64 face probability
 //! within atol 1e-6: the shader's exp and division errors (a few ulp of values ≤ 1) stay near 1e-7.
+//!
+//! f16 logits (softmax2_f16.wgsl), f32 probabilities out: the tables run again on logits rounded to f16, the
+//! reference on the same rounded values. The shader widens them and computes exactly as at f32 into an f32
+//! output, so nothing is added: atol 1e-6 still.
 
+use super::f16_maps::{check_at, dtypes, stored};
 use crate::common::*;
-use sshface::gpu::Graph;
+use sshface::gpu::{DType, Graph};
 use sshface::ops::softmax2::{softmax2, ClassLayout};
 use sshface::reference::softmax2::softmax2 as reference;
 use sshface::reference::CpuTensor;
 
 const ATOL: f32 = 1e-6;
 
-fn run(shape: &[usize], layout: ClassLayout, data: &[f32]) -> Vec<f32> {
+/// Softmax of logits `data` stored as `dtype` (f16: rounded on the write); probabilities are f32 either way.
+fn run(shape: &[usize], layout: ClassLayout, data: &[f32], dtype: DType) -> Vec<f32> {
     let ctx = gpu().expect("checked by caller");
     let mut g = Graph::new();
-    let x = g.input("m1_cls_score", shape).unwrap();
+    let x = g.input_as("m1_cls_score", shape, dtype).unwrap();
     let out = softmax2(&mut g, "m1_cls_prob", x, layout).unwrap();
+    assert_eq!(g.dtype(out), DType::F32, "probabilities are f32");
     g.mark_output(out);
     assert_eq!(g.shape(out), [shape[0], shape[1] / 2, shape[2], shape[3]]);
     run_graph(ctx, g, &[(x, data)], &[out]).remove(0)
@@ -26,11 +33,8 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
         .fold(0.0, f32::max)
 }
 
-#[test]
-fn softmax2_cases() {
-    if gpu().is_none() {
-        return;
-    }
+/// The case table at logits of `dtype`.
+fn check_cases(dtype: DType) {
     use ClassLayout::*;
     let cases: &[(&str, [usize; 4], ClassLayout)] = &[
         ("ssh class-major A=2, 17x34", [1, 4, 17, 34], ClassMajor),
@@ -51,10 +55,11 @@ fn softmax2_cases() {
     ];
     for (i, (name, shape, layout)) in cases.iter().enumerate() {
         let n: usize = shape.iter().product();
-        let data = rand_vec(91 + i as u64, n, -12.0, 12.0);
-        let got = run(shape, *layout, &data);
+        let data = stored(dtype, rand_vec(91 + i as u64, n, -12.0, 12.0));
+        let got = run(shape, *layout, &data, dtype);
         let x = CpuTensor::new(shape, data);
         let want = reference(&x, *layout);
+        let name = &format!("{name} [{dtype:?}]");
         assert_close(name, &got, &want.data, ATOL, 0.0);
         // The pairing matters: the other layout's reference must fail this case (A > 1 only, as A = 1 agrees).
         if shape[1] > 2 {
@@ -73,10 +78,25 @@ fn softmax2_cases() {
 }
 
 #[test]
+fn softmax2_cases() {
+    check_at(DType::F32, check_cases);
+}
+
+#[test]
+fn softmax2_f16_cases() {
+    check_at(DType::F16, check_cases);
+}
+
+/// At f32 and f16 logits (all pairs but 1e-3 are exact in f16; the want uses the stored values).
+#[test]
 fn softmax2_saturates() {
-    if gpu().is_none() {
-        return;
+    let Some(ctx) = gpu() else { return };
+    for dtype in dtypes(ctx) {
+        saturates(dtype);
     }
+}
+
+fn saturates(dtype: DType) {
     // (background, face) logit pairs; ±100 overflow exp in f32 unless the max is subtracted.
     let pairs: &[(f32, f32)] = &[
         (-100.0, 100.0),
@@ -102,16 +122,20 @@ fn softmax2_saturates() {
             data[c0] = l0;
             data[c1] = l1;
         }
-        let got = run(&[1, 2 * a, 1, 1], layout, &data);
-        let want: Vec<f32> = pairs
-            .iter()
-            .map(|&(l0, l1)| (1.0 / (1.0 + (l0 as f64 - l1 as f64).exp())) as f32)
+        let data = stored(dtype, data);
+        let got = run(&[1, 2 * a, 1, 1], layout, &data, dtype);
+        let want: Vec<f32> = (0..a)
+            .map(|k| {
+                let [c0, c1] = layout.channels(k, a);
+                (1.0 / (1.0 + (data[c0] as f64 - data[c1] as f64).exp())) as f32
+            })
             .collect();
-        assert!(got.iter().all(|v| v.is_finite()), "{layout:?}: {got:?}");
-        assert_close(&format!("saturation {layout:?}"), &got, &want, ATOL, 0.0);
-        assert_eq!(got[0], 1.0, "{layout:?}: p(face | -100, 100)");
-        assert_eq!(got[1], 0.0, "{layout:?}: p(face | 100, -100)");
-        assert_eq!(got[2], 0.5, "{layout:?}: equal logits");
+        let case = format!("saturation {layout:?} [{dtype:?}]");
+        assert!(got.iter().all(|v| v.is_finite()), "{case}: {got:?}");
+        assert_close(&case, &got, &want, ATOL, 0.0);
+        assert_eq!(got[0], 1.0, "{case}: p(face | -100, 100)");
+        assert_eq!(got[1], 0.0, "{case}: p(face | 100, -100)");
+        assert_eq!(got[2], 0.5, "{case}: equal logits");
     }
 }
 

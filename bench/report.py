@@ -1,0 +1,117 @@
+#!/usr/bin/env python3
+"""One table from `sshface bench --json` and `torch_ref.py` output (both JSON Lines): every workload's
+times for each sshface precision and PyTorch mode, the ratios of sshface's time to PyTorch's, and the
+targets of issue "Speed". Standard library only, so it runs wherever the device script does.
+
+Usage: report.py SSHFACE.jsonl [TORCH.jsonl]
+"""
+
+import json
+import sys
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            return [json.loads(line) for line in f if line.strip().startswith("{")]
+    except FileNotFoundError:
+        return []
+
+
+def key(r):
+    return (r["model"], r["batch"], r["width"], r["height"])
+
+
+def label(k):
+    model, batch, w, h = k
+    return f"{model} {batch}x{w}x{h}"
+
+
+def fmt_ms(ms):
+    return f"{ms:.2f}" if ms < 100 else f"{ms:.0f}"
+
+
+def targets(ours, torch):
+    """Issue "Speed" targets: (what, met or None when not measured, the figures)."""
+    def best(k):
+        rs = ours.get(k, [])
+        return min(rs, key=lambda r: r["ms_per_batch_median"]) if rs else None
+
+    def prec(k, p):
+        return next((r for r in ours.get(k, []) if r["precision"] == p), None)
+
+    def pt(k, mode):
+        return torch.get(k, {}).get(mode)
+
+    def check(what, a, b, ok):
+        if a is None or b is None:
+            return (what, None, "not measured")
+        return (what, ok(a, b), f"{a['ms_per_batch_median']:.2f} ms vs {b['ms_per_batch_median']:.2f} ms "
+                                 f"({a['ms_per_batch_median'] / b['ms_per_batch_median']:.2f}x)")
+
+    vgg1, vgg8 = ("ssh-vgg16", 1, 640, 640), ("ssh-vgg16", 8, 640, 640)
+    rf1, rf32 = ("retinaface-mnv2", 1, 640, 640), ("retinaface-mnv2", 32, 640, 640)
+    out = [
+        check("ssh-vgg16 1x640x640 f32 time <= 1.0x PyTorch fp32", prec(vgg1, "f32"), pt(vgg1, "fp32"),
+              lambda a, b: a["ms_per_batch_median"] <= b["ms_per_batch_median"]),
+        check("ssh-vgg16 1x640x640 f16-coop time <= 1.0x PyTorch TF32", prec(vgg1, "f16-coop"), pt(vgg1, "tf32"),
+              lambda a, b: a["ms_per_batch_median"] <= b["ms_per_batch_median"]),
+        check("ssh-vgg16 8x640x640 throughput >= PyTorch fp32 (fastest precision)", best(vgg8), pt(vgg8, "fp32"),
+              lambda a, b: a["images_per_s"] >= b["images_per_s"]),
+        check("retinaface-mnv2 32x640x640 throughput >= 1.35x PyTorch fp32 (fastest precision)", best(rf32),
+              pt(rf32, "fp32"), lambda a, b: a["images_per_s"] >= 1.35 * b["images_per_s"]),
+    ]
+    b = best(rf1)
+    out.append(("retinaface-mnv2 1x640x640 <= 2.0 ms (fastest precision)",
+                None if b is None else b["ms_per_batch_median"] <= 2.0,
+                "not measured" if b is None else f"{b['ms_per_batch_median']:.2f} ms ({b['precision']})"))
+    return out
+
+
+def main():
+    if len(sys.argv) not in (2, 3):
+        sys.exit(__doc__)
+    ours = {}
+    for r in load(sys.argv[1]):
+        ours.setdefault(key(r), []).append(r)
+    torch = {}
+    for r in load(sys.argv[2]) if len(sys.argv) == 3 else []:
+        torch.setdefault(key(r), {})[r["mode"]] = r
+    if not ours and not torch:
+        sys.exit("report: no records")
+    modes = sorted({m for d in torch.values() for m in d}, key=["fp32", "tf32", "fp16"].index)
+    first = next(iter(ours.values()), [None])[0]
+    if first:
+        print(f"sshface {first['sshface']} ({first['build']} build) on {first['adapter']} "
+              f"({first['backend']}, driver {first['driver']}); weights of ssh-vgg16: "
+              f"{next((r[0]['weights'] for k, r in ours.items() if k[0] == 'ssh-vgg16'), '-')}")
+    pt_any = next((r for d in torch.values() for r in d.values()), None)
+    if pt_any:
+        print(f"PyTorch {pt_any['torch']} eager on {pt_any['device']}, cudnn.benchmark "
+              f"{pt_any['cudnn_benchmark']}, spec check {'ok' if pt_any['matches_spec'] else 'MISMATCH'}, "
+              f"golden heads max diff {pt_any.get('golden_max_abs_diff')}; network only (sshface: end to end)")
+    print()
+    row = lambda cells: print("| " + " | ".join(cells) + " |")  # noqa: E731
+    row(["workload", "engine", "ms/batch", "min ms", "images/s", "GPU MiB"] + [f"x PyTorch {m}" for m in modes])
+    row(["---"] * (6 + len(modes)))
+    for k in sorted(set(ours) | set(torch)):
+        pt = torch.get(k, {})
+        times = lambda r: [label(k), fmt_ms(r["ms_per_batch_median"]), fmt_ms(r["ms_per_batch_min"]),  # noqa: E731
+                           f"{r['images_per_s']:.1f}"]
+        for r in ours.get(k, []):
+            ratios = [f"{r['ms_per_batch_median'] / pt[m]['ms_per_batch_median']:.2f}" if m in pt else "-"
+                      for m in modes]
+            t = times(r)
+            row(t[:1] + [f"sshface {r['conv_path']}"] + t[1:] + [f"{r['gpu_memory_bytes'] / 2**20:.0f}"] + ratios)
+        for m in modes:
+            if m in pt:
+                t = times(pt[m])
+                row(t[:1] + [f"PyTorch {m}"] + t[1:] + ["-"] * (1 + len(modes)))
+    print("\n'x PyTorch M': sshface's time per batch divided by PyTorch's in mode M (below 1: sshface is faster).")
+    print("\nTargets (issue \"Speed\"):")
+    for what, ok, figures in targets(ours, torch):
+        print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {what}: {figures}")
+
+
+if __name__ == "__main__":
+    main()

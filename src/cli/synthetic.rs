@@ -1,0 +1,162 @@
+//! What `bench` and `profile` share: the network options, a deterministic input image, and seeded random
+//! ssh-vgg16 weights, so that its speed can be measured without the authors' model.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use clap::Args;
+use image::RgbImage;
+use sshface::{Detector, GpuContext, Precision};
+
+use super::{GpuArgs, ModelArg};
+
+#[derive(Args)]
+pub struct NetArgs {
+    #[arg(long, value_enum, default_value = "retinaface-mnv2")]
+    model: ModelArg,
+    #[arg(long, conflicts_with = "random_weights")]
+    weights: Option<PathBuf>,
+    /// ssh-vgg16: seeded random weights of the spec's shapes instead of --weights, for timing without the
+    /// authors' model (the same work per layer; the detections mean nothing).
+    #[arg(long, value_name = "SEED")]
+    random_weights: Option<u64>,
+    /// Image size WxH (synthetic noise image, or bench's --image resized to it).
+    #[arg(long, default_value = "640x640")]
+    pub size: String,
+    /// ssh-vgg16: resize factor instead of the 1200/1600 single-scale rule (1: the network sees --size).
+    #[arg(long)]
+    scale: Option<f64>,
+    #[command(flatten)]
+    gpu: GpuArgs,
+}
+
+impl NetArgs {
+    /// One detector per precision, all on one device so that they are measured side by side.
+    pub fn detectors(&self, precisions: &[Precision]) -> anyhow::Result<Vec<Detector>> {
+        if self.model == ModelArg::RetinafaceMnv2
+            && (self.scale.is_some() || self.random_weights.is_some())
+        {
+            anyhow::bail!("--scale and --random-weights apply to --model ssh-vgg16 only");
+        }
+        // The builder reads weights from a file: write the random ones once, to a file removed after loading.
+        let random = match self.random_weights {
+            Some(seed) => {
+                let path = std::env::temp_dir().join(format!(
+                    "sshface-random-vgg16-{seed}-{}.safetensors",
+                    std::process::id()
+                ));
+                let meta = HashMap::from([("source".to_string(), self.weights_label())]);
+                sshface::convert::write_safetensors(&path, &random_vgg16(seed), &meta)?;
+                Some(path)
+            }
+            None => None,
+        };
+        let mut ctx: Option<std::sync::Arc<GpuContext>> = None;
+        let mut out = Vec::new();
+        let mut built = || -> anyhow::Result<()> {
+            for &p in precisions {
+                let mut b = Detector::builder().model(self.model.into()).precision(p);
+                b = match &ctx {
+                    Some(c) => b.context(c.clone()),
+                    None => b.adapter(self.gpu.options()?),
+                };
+                if let Some(w) = self.weights.as_ref().or(random.as_ref()) {
+                    b = b.weights(w);
+                }
+                if let Some(s) = self.scale {
+                    b = b.protocol(sshface::Protocol::Scale(s));
+                }
+                let det = b.build()?;
+                ctx.get_or_insert_with(|| det.context().clone());
+                out.push(det);
+            }
+            Ok(())
+        };
+        let r = built();
+        if let Some(p) = &random {
+            let _ = std::fs::remove_file(p);
+        }
+        r.map(|()| out)
+    }
+
+    /// Where the weights came from, for reports.
+    pub fn weights_label(&self) -> String {
+        match (&self.weights, self.random_weights) {
+            (Some(p), _) => p.display().to_string(),
+            (None, Some(seed)) => format!("random (seed {seed})"),
+            (None, None) => "bundled".into(),
+        }
+    }
+
+    pub fn scale(&self) -> Option<f64> {
+        self.scale
+    }
+
+    pub fn image(&self, path: Option<&PathBuf>) -> anyhow::Result<RgbImage> {
+        test_image(&self.size, path)
+    }
+}
+
+fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| anyhow::anyhow!("--size '{s}': expected WxH, e.g. 640x640"))?;
+    Ok((w.parse()?, h.parse()?))
+}
+
+fn test_image(size: &str, path: Option<&PathBuf>) -> anyhow::Result<RgbImage> {
+    let (w, h) = parse_size(size)?;
+    if let Some(p) = path {
+        let img = sshface::image_io::load_rgb(p)?;
+        return Ok(image::imageops::resize(
+            &img,
+            w,
+            h,
+            image::imageops::FilterType::Triangle,
+        ));
+    }
+    // Deterministic noise: exercises every layer at full cost without bundling a large image.
+    let mut s = 0x9E37_79B9u32;
+    Ok(RgbImage::from_fn(w, h, |_, _| {
+        s ^= s << 13;
+        s ^= s >> 17;
+        s ^= s << 5;
+        image::Rgb([s as u8, (s >> 8) as u8, (s >> 16) as u8])
+    }))
+}
+
+/// The 74 tensors of the spec's weight table: He-scaled uniform weights and small biases, with the gains of the
+/// network tests (`tests/vgg_support`): conv1_1 scaled down for its 0..255-sized input, and the background
+/// logits raised so that only some anchors pass a 0.5 score and NMS does a realistic amount of work.
+pub fn random_vgg16(seed: u64) -> Vec<sshface::convert::NamedTensor> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    // xorshift64*: uniform in [-1, 1); statistical quality is irrelevant for timing.
+    let mut uniform = move || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        let bits = state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40;
+        bits as f32 / (1u64 << 23) as f32 - 1.0
+    };
+    let mut out = Vec::new();
+    for layer in sshface::convert::caffe::SSH_VGG16_LAYERS.iter() {
+        let [o, i, kh, kw] = layer.weight;
+        let gain = match layer.name {
+            "conv1_1" => 1.0 / 74.0,
+            n if n.ends_with("cls_score") => 1.5,
+            n if n.ends_with("bbox_pred") => 0.1,
+            _ => 1.0,
+        };
+        let a = 3f32.sqrt() * gain * (2.0 / (i * kh * kw) as f32).sqrt();
+        let w = (0..o * i * kh * kw).map(|_| a * uniform()).collect();
+        let mut b: Vec<f32> = (0..o).map(|_| 0.05 * uniform()).collect();
+        if layer.name.ends_with("cls_score") {
+            // Class-major: channels 0 and 1 are the background logits of anchors 0 and 1.
+            b[0] += 2.0;
+            b[1] += 2.0;
+        }
+        out.push((format!("{}.weight", layer.name), layer.weight.to_vec(), w));
+        out.push((format!("{}.bias", layer.name), vec![o], b));
+    }
+    out
+}

@@ -1,0 +1,238 @@
+//! Every (shader, entry point, override constants) the launchers create, collected from the steps of the real
+//! graphs of both networks (on wgpu's no-op device, so no GPU is needed) plus the explicit kernel choices the
+//! op tests and benchmarks make. `tests/translate.rs` translates them for Metal and DX12; `.ci/tint-check` reads
+//! them as JSON (`SSHFACE_PIPELINES_JSON=FILE`) and compiles them with Chrome's Tint.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sshface::gpu::{DType, Graph, StepDesc};
+use sshface::ops::conv2d::{conv2d_with, Conv2d, ConvKernel};
+use sshface::ops::{Activation, Shader};
+use sshface::{AdapterOptions, Detector, GpuContext, Model, Precision, Protocol};
+
+use crate::vgg_support;
+
+/// One pipeline: what `GpuContext::pipeline` is asked to compile.
+#[derive(Clone, Debug)]
+pub struct Variant {
+    pub shader: &'static Shader,
+    pub entry: &'static str,
+    pub constants: Vec<(&'static str, f64)>,
+    /// Where it was first seen: `<graph>: <step label>`.
+    pub from: String,
+}
+
+/// Variants keyed by shader, entry and constants, so that each pipeline appears once.
+#[derive(Default)]
+pub struct Variants(BTreeMap<String, Variant>);
+
+impl Variants {
+    fn add_steps(&mut self, graph: &str, steps: &[StepDesc]) {
+        assert!(!steps.is_empty(), "{graph}: no steps");
+        for s in steps {
+            let key = format!("{}:{}:{:?}", s.shader.key(), s.entry, s.constants);
+            self.0.entry(key).or_insert_with(|| Variant {
+                shader: s.shader,
+                entry: s.entry,
+                constants: s.constants.clone(),
+                from: format!("{graph}: {}", s.label),
+            });
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Variant> {
+        self.0.values()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// `{"pipelines": [{"shader", "file", "entry", "constants": {name: value}, "from"}], "f16_variants": [..]}`
+    /// for `.ci/tint/`. The f16 variants build.rs generates are not files in shaders/ and need `shader-f16`,
+    /// which the browser's SwiftShader adapter lacks: they are listed by name, for the check to report.
+    pub fn to_json(&self) -> serde_json::Value {
+        let f16: std::collections::BTreeSet<String> = self
+            .iter()
+            .filter(|v| v.shader.half)
+            .map(|v| v.shader.key())
+            .collect();
+        let pipelines: Vec<serde_json::Value> = self
+            .iter()
+            .filter(|v| !v.shader.half)
+            .map(|v| {
+                let constants: serde_json::Map<String, serde_json::Value> = v
+                    .constants
+                    .iter()
+                    .map(|(k, x)| (k.to_string(), serde_json::json!(x)))
+                    .collect();
+                serde_json::json!({
+                    "shader": v.shader.name,
+                    "file": format!("shaders/{}.wgsl", v.shader.name),
+                    "entry": v.entry,
+                    "constants": constants,
+                    "from": v.from,
+                })
+            })
+            .collect();
+        serde_json::json!({ "pipelines": pipelines, "f16_variants": f16 })
+    }
+}
+
+/// A context on wgpu's no-op device: weights upload and graphs build, nothing runs. `coop` pretends the
+/// adapter is a Vulkan one with shader-f16 and cooperative matrices of that size (subgroups of 32), so
+/// that the f16 and cooperative-matrix graphs build there too.
+fn noop_context(coop: Option<u32>) -> Arc<GpuContext> {
+    let opts = AdapterOptions {
+        backends: Some(wgpu::Backends::NOOP),
+        // Named, so that a WGPU_ADAPTER_NAME set for the GPU tests does not filter it out.
+        adapter_name: Some("noop".into()),
+        ..AdapterOptions::default()
+    };
+    let mut ctx =
+        GpuContext::new(&opts).expect("wgpu's no-op device (dev-dependency feature `noop`)");
+    if let Some(size) = coop {
+        ctx.features |= wgpu::Features::SHADER_F16;
+        ctx.coop_sizes = vec![size];
+        ctx.info.subgroup_min_size = 32;
+        ctx.info.subgroup_max_size = 32;
+        // The no-op backend runs no shader path; plan as a Vulkan adapter would.
+        ctx.info.backend = wgpu::Backend::Vulkan;
+    }
+    Arc::new(ctx)
+}
+
+/// The steps of `det`'s plan for each list of image sizes.
+fn add_plans(v: &mut Variants, name: &str, det: &Detector, cases: &[&[[usize; 2]]]) {
+    for sizes in cases {
+        let steps = det
+            .plan_steps(sizes)
+            .unwrap_or_else(|e| panic!("{name} {sizes:?}: {e}"));
+        v.add_steps(&format!("{name} {sizes:?}"), &steps);
+    }
+}
+
+/// Both networks at sizes that reach every branch of their graphs: a tiny image (small sort workgroups), a batch of
+/// two sizes, a large image (full-size sort workgroups), row strips (small binding budget) and the VGG pyramid.
+fn network_variants(ctx: &Arc<GpuContext>, precision: Precision, v: &mut Variants) {
+    let retina = |max_binding: Option<u64>| {
+        let mut b = Detector::builder()
+            .model(Model::RetinafaceMnv2)
+            .precision(precision)
+            .context(ctx.clone());
+        if let Some(m) = max_binding {
+            b = b.max_binding(m);
+        }
+        b.build().expect("retinaface-mnv2 on the no-op device")
+    };
+    add_plans(
+        v,
+        "retinaface-mnv2",
+        &retina(None),
+        &[&[[16, 16]], &[[480, 640], [97, 75]]],
+    );
+    add_plans(
+        v,
+        "retinaface-mnv2 strips",
+        &retina(Some(256 << 10)),
+        &[&[[160, 120]]],
+    );
+
+    let weights = vgg_support::write("ssh_vgg16_zero_variants", &vgg_support::zero_weights());
+    let vgg = |protocol: Protocol, max_binding: u64| {
+        Detector::builder()
+            .model(Model::SshVgg16)
+            .precision(precision)
+            .weights(&weights)
+            .context(ctx.clone())
+            .protocol(protocol)
+            .max_binding(max_binding)
+            .build()
+            .expect("ssh-vgg16 on the no-op device")
+    };
+    let all = u64::MAX;
+    add_plans(
+        v,
+        "ssh-vgg16 scale 1",
+        &vgg(Protocol::Scale(1.0), all),
+        &[&[[75, 97], [29, 37]]],
+    );
+    add_plans(
+        v,
+        "ssh-vgg16 strips",
+        &vgg(Protocol::Scale(1.0), 256 << 10),
+        &[&[[75, 97]]],
+    );
+    add_plans(
+        v,
+        "ssh-vgg16 pyramid",
+        &vgg(Protocol::Pyramid, all),
+        &[&[[1, 1000]]],
+    );
+}
+
+/// The conv2d entries that only explicit kernel choices reach (op tests, benchmarks), on a 1×1 and a depthwise
+/// 3×3 conv with bias, residual and an activation, with feature maps of `maps`; the cooperative-matrix
+/// kernel on f32 maps too (tests and benchmarks run it there) where the context offers it.
+fn explicit_kernel_variants(ctx: &GpuContext, maps: DType, v: &mut Variants) {
+    let c = 8;
+    let w1 = ctx.weight_as("pw.weight", &vec![0.0; c * c], &[c, c, 1, 1], maps);
+    let w3 = ctx.weight_as("dw.weight", &vec![0.0; c * 9], &[c, 1, 3, 3], maps);
+    let b = ctx.weight("bias", &vec![0.0; c], &[c]);
+    let (w1, w3, b) = (w1.unwrap(), w3.unwrap(), b.unwrap());
+    let pointwise = Conv2d::new(w1, Some(b.clone())).with_act(Activation::Relu6);
+    let depthwise = Conv2d::new(w3, Some(b))
+        .with_groups(c)
+        .with_act(Activation::Leaky(0.1));
+    let path = sshface::gpu::ConvPath::resolve(Precision::F16Coop, ctx).unwrap_or_default();
+    let mut g = Graph::with_numerics(path, maps);
+    let x = g.input_as("x", &[1, c, 9, 9], maps).unwrap();
+    if path != sshface::gpu::ConvPath::F32 {
+        // The cooperative kernel on f32 maps too: tests and benchmarks run it there.
+        for dtype in [DType::F32, DType::F16] {
+            let mut g = Graph::with_numerics(path, dtype);
+            let x = g.input_as("x", &[1, c, 9, 9], dtype).unwrap();
+            let mut conv = pointwise.clone();
+            conv.weight = ctx
+                .weight_as("coop.w", &vec![0.0; c * c], &[c, c, 1, 1], dtype)
+                .unwrap();
+            conv2d_with(&mut g, "coop", x, &conv, Some(x), None, ConvKernel::Coop).unwrap();
+            v.add_steps(&format!("explicit coop {dtype:?}"), g.steps());
+        }
+    }
+    use ConvKernel::*;
+    let cases = [
+        (
+            &pointwise,
+            [Gemm, Pointwise, PointwiseDirect, Naive].as_slice(),
+        ),
+        (
+            &depthwise,
+            [Gemm, Depthwise, Depthwise3x3, Naive].as_slice(),
+        ),
+    ];
+    for (conv, kernels) in cases {
+        for &k in kernels {
+            let label = format!("{k:?} {:?}", conv.weight.shape);
+            conv2d_with(&mut g, &label, x, conv, Some(x), None, k)
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
+        }
+    }
+    v.add_steps("explicit conv2d kernels", g.steps());
+}
+
+/// Every pipeline variant; panics naming the graph that fails to build.
+pub fn all() -> Variants {
+    let mut v = Variants::default();
+    let ctx = noop_context(None);
+    network_variants(&ctx, Precision::F32, &mut v);
+    explicit_kernel_variants(&ctx, DType::F32, &mut v);
+    for size in [8, 16] {
+        let ctx = noop_context(Some(size));
+        network_variants(&ctx, Precision::F16, &mut v);
+        network_variants(&ctx, Precision::F16Coop, &mut v);
+        explicit_kernel_variants(&ctx, DType::F16, &mut v);
+    }
+    v
+}
