@@ -9,7 +9,7 @@
 #   bench/device.sh --dry-run   tiny workloads, one iteration, PyTorch on the CPU if it is installed: checks the
 #                               script anywhere; on a machine with .ci/mesa-root's root, sshface runs on lavapipe
 #
-# Environment: SSHFACE_BIN (target/release/sshface), SSHFACE_PRECISIONS (f32,f16-coop: each compared side by
+# Environment: SSHFACE_BIN (target/release/sshface), SSHFACE_PRECISIONS (f32,f16,f16-coop: each compared side by
 # side in one process), SSHFACE_ITERS (10), TORCH_ITERS (20), PYTHON (python3), SSHFACE_WRAP (a command prefix
 # for sshface; --dry-run defaults it to .ci/runner where that root exists).
 set -uo pipefail
@@ -41,7 +41,7 @@ esac
 OUT="${OUT:-$PWD/bench-out}"
 mkdir -p "$OUT"
 BIN="${SSHFACE_BIN:-target/release/sshface}"
-PRECISIONS="${SSHFACE_PRECISIONS:-f32,f16-coop}"
+PRECISIONS="${SSHFACE_PRECISIONS:-f32,f16,f16-coop}"
 PYTHON="${PYTHON:-python3}"
 export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
 [ -x "$BIN" ] || { echo "device.sh: no $BIN: build it here (bench/device.sh --prepare) and carry it" >&2; exit 1; }

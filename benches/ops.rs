@@ -2,8 +2,10 @@
 //! entry `Auto` picks; with `SSHFACE_BENCH_BASELINE=1` also on the entry that ran the conv before
 //! the direct 1x1 and 3x3-depthwise entries (GEMM 1x1, generic depthwise) and on the naive
 //! one-output-per-thread entry (off by default: on lavapipe it takes about 50 s per VGG conv3_2 iteration).
-//! Where the adapter has f16 cooperative matrices, every conv that is not depthwise also runs on the
-//! cooperative-matrix kernel, side by side with the fp32 one.
+//! Every conv that is not depthwise also runs on the 64-thread GEMM (`Gemm`) and on the 256-thread
+//! 128×128-tile GEMM (`Gemm128`), side by side. Where the adapter has f16 cooperative matrices,
+//! every conv that is not depthwise also runs on the cooperative-matrix kernel, side by side with the
+//! fp32 one.
 //! Skips with a printed reason when no GPU adapter exists. Throughput is in FLOP/s (2 per MAC), shown
 //! by criterion as "elem/s".
 
@@ -121,6 +123,11 @@ fn bench_conv2d(c: &mut Criterion) {
         let flops = 2 * n * case.c_out * ho * wo * wshape[1] * case.k * case.k;
         group.throughput(Throughput::Elements(flops as u64));
         let mut kernels = vec![(ConvPath::F32, ConvKernel::Auto)];
+        // The 64-thread GEMM beside the 256-thread tier (Auto picks the latter only on GPUs).
+        if case.groups != case.x[1] {
+            kernels.push((ConvPath::F32, ConvKernel::Gemm));
+            kernels.push((ConvPath::F32, ConvKernel::Gemm128));
+        }
         let coop = ConvPath::resolve(sshface::Precision::Auto, &ctx).unwrap();
         if coop != ConvPath::F32 && case.groups != case.x[1] {
             kernels.push((coop, ConvKernel::Coop));

@@ -231,11 +231,14 @@ fn precision_choices_are_accepted_and_reported() {
             "{}",
             stderr(&coop)
         );
-        assert!(
-            stderr(&auto).contains("precision f16-coop"),
-            "auto takes cooperative matrices where offered"
-        );
     }
+    // The adapter line names what auto resolved to, by the library's rule (tests/precision.rs pins it).
+    let resolved = sshface::gpu::Numerics::resolve(sshface::Precision::Auto, ctx).unwrap();
+    assert!(
+        stderr(&auto).contains(&format!("precision {}", resolved.describe())),
+        "{}",
+        stderr(&auto)
+    );
 }
 
 /// Usage errors need no GPU: clap rejects them before any adapter is opened.

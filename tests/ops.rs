@@ -13,6 +13,8 @@ mod conv2d_api;
 mod conv2d_coop;
 #[path = "ops/conv2d_f16.rs"]
 mod conv2d_f16;
+#[path = "ops/conv2d_gemm.rs"]
+mod conv2d_gemm;
 #[path = "ops/copy_rows.rs"]
 mod copy_rows;
 #[path = "ops/decode.rs"]

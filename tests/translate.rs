@@ -1,5 +1,5 @@
-//! CPU-only: every pipeline the launchers create (tests/translate/variants.rs) translates to Metal's MSL and
-//! DX12's HLSL the way wgpu translates it, unless the backend tables of `sshface::gpu::backend` keep its
+//! CPU-only: every pipeline the launchers create (tests/translate/variants.rs) translates to Metal's MSL,
+//! DX12's HLSL and Vulkan's SPIR-V the way wgpu translates it, unless the backend tables of `sshface::gpu::backend` keep its
 //! features off that back end. With `SSHFACE_PIPELINES_JSON=FILE` the list of
 //! pipelines is written there for `.ci/tint-check`.
 
@@ -64,7 +64,7 @@ fn every_entry_point_has_a_pipeline() {
 /// `sshface::gpu::backend` says that back end lacks, so the detector never selects it there. (The converse is
 /// only reported: naga writes 16×16 simdgroup matrices that Metal does not have, and Metal adapters list 8×8.)
 #[test]
-fn every_pipeline_translates_to_msl_and_hlsl() {
+fn every_pipeline_translates_to_msl_hlsl_and_spirv() {
     let mut modules = BTreeMap::new();
     let mut failures = Vec::new();
     let mut not_translated = BTreeSet::new();
@@ -75,7 +75,7 @@ fn every_pipeline_translates_to_msl_and_hlsl() {
             .entry(p.shader.key())
             .or_insert_with(|| module(&p.shader.key(), p.shader.source));
         let needs = Needs::of(p.shader.source);
-        for target in [Target::Msl, Target::Hlsl] {
+        for target in [Target::Msl, Target::Hlsl, Target::Spv] {
             let b = target.backend();
             let supported = (!needs.f16 || f16_translates(b))
                 && (!needs.coop_matrix || coop_matrix_translates(b));

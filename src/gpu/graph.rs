@@ -115,6 +115,9 @@ pub struct Graph {
     pub(crate) steps: Vec<StepDesc>,
     conv_path: ConvPath,
     maps: DType,
+    /// Whether `Auto` may pick the 256-thread conv2d_gemm tier (set per adapter kind, see
+    /// [`Graph::with_big_tiles`]).
+    big_tiles: bool,
 }
 
 impl Graph {
@@ -139,6 +142,19 @@ impl Graph {
     /// What this graph's convolutions run on.
     pub fn conv_path(&self) -> ConvPath {
         self.conv_path
+    }
+
+    /// Lets convolutions on kernel `Auto` use the 256-thread, 128×128-tile GEMM tier where it pays
+    /// (`ops::conv2d_gemm::pays`). Wire it from the adapter:
+    /// `.with_big_tiles(ops::conv2d_gemm::big_tiles_for(ctx.info.device_type))`; off by default.
+    pub fn with_big_tiles(mut self, on: bool) -> Self {
+        self.big_tiles = on;
+        self
+    }
+
+    /// Whether `Auto` may use the conv2d_gemm tier.
+    pub fn big_tiles(&self) -> bool {
+        self.big_tiles
     }
 
     /// The element type networks built on this graph give their feature maps (ops follow their inputs).

@@ -106,6 +106,9 @@ pub enum ConvKernel {
     /// Implicit GEMM on cooperative matrices, f16 operands and f32 accumulators (any conv); needs a graph
     /// whose [`ConvPath`] is `Coop`.
     Coop,
+    /// 256-thread register-tiled GEMM with 128×128 tiles, narrower for few channels (any conv; the
+    /// `conv2d_gemm` tier).
+    Gemm128,
 }
 
 impl ConvKernel {
@@ -118,6 +121,7 @@ impl ConvKernel {
             ConvKernel::Depthwise3x3 => "conv2d_dw3",
             ConvKernel::Naive => "conv2d_naive",
             ConvKernel::Coop => "conv2d_coop",
+            ConvKernel::Gemm128 => "conv2d_gemm",
         }
     }
 }
@@ -346,6 +350,10 @@ pub fn conv2d_with(
         ConvKernel::Auto if coop.is_some() && conv2d_coop::pays(cin_g, cout_g, cin_g * kh * kw) => {
             ConvKernel::Coop
         }
+        // The conv2d_gemm tier, on adapters the graph was built for (see `Graph::with_big_tiles`).
+        ConvKernel::Auto if g.big_tiles() && super::conv2d_gemm::pays(cin_g, cin_g * kh * kw) => {
+            ConvKernel::Gemm128
+        }
         ConvKernel::Auto if dw3 => ConvKernel::Depthwise3x3,
         ConvKernel::Auto if cin_g == 1 => ConvKernel::Depthwise,
         // Measured on lavapipe (RetinaFace 512x512): 2.2x the GEMM at C_in 16 -> 96, 1.45x at 24 -> 144,
@@ -383,6 +391,10 @@ pub fn conv2d_with(
     let (tile_m, tile_n) = match kernel {
         ConvKernel::PointwiseDirect => (PW_M, 4 * 64),
         ConvKernel::Coop => (coop_tile, coop_tile),
+        ConvKernel::Gemm128 => {
+            let t = super::conv2d_gemm::tile(cout_g, groups, n * ho * wo);
+            (t.channels(), t.pixels())
+        }
         _ => (8 * tmt, 8 * 64 / tmt),
     };
     let m_tiles = cout_g.div_ceil(tile_m);
@@ -440,6 +452,20 @@ pub fn conv2d_with(
                 ("SG_MIN", subgroup[0] as f64),
             ];
             (shader, entry, constants)
+        }
+        (ConvKernel::Gemm128, _) => {
+            use super::conv2d_gemm as tier;
+            let mut constants = vec![
+                ("HAS_BIAS", conv.bias.is_some() as u32 as f64),
+                ("HAS_RES", residual.is_some() as u32 as f64),
+            ];
+            constants.extend(tier::constants(tier::tile(cout_g, groups, p_total)));
+            let entry = tier::entry(pointwise, ho * wo);
+            (
+                crate::ops::variant(dtype, &tier::SHADER, &tier::SHADER_F16),
+                entry,
+                constants,
+            )
         }
         _ => {
             let constants = vec![

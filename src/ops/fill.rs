@@ -20,6 +20,17 @@ pub static SHADER: Shader = crate::shader!("fill", Params);
 
 /// Appends a step that sets every element of `t` to the bits `value`.
 pub fn fill(g: &mut Graph, label: &str, t: TensorId, value: u32) -> Result<()> {
+    // One 32-bit word per element: an f16 tensor would be overrun and get no f16 value.
+    if g.dtype(t) != crate::gpu::DType::F32 {
+        return Err(crate::error::Error::shape(
+            label,
+            format!(
+                "fill writes 4-byte values; '{}' is {:?}",
+                g.info(t).name,
+                g.dtype(t)
+            ),
+        ));
+    }
     let len = g.info(t).len();
     g.push(StepDesc {
         label: label.to_string(),

@@ -40,8 +40,8 @@ pub(crate) const BASE: Case = Case {
     res: false,
 };
 
-/// The case table. Every case runs on `Auto`, `Gemm`, `Naive`, and on `Pointwise` / `Depthwise` /
-/// `Depthwise3x3` where the conv fits them; tolerance atol = 1e-4·sqrt(K) for all (see the module comment).
+/// The case table. Every case runs on `Auto`, `Gemm`, `Gemm128`, `Naive`, and on `Pointwise` /
+/// `Depthwise` / `Depthwise3x3` where the conv fits them; tolerance atol = 1e-4·sqrt(K) for all (see the module comment).
 #[rustfmt::skip]
 pub(crate) fn cases() -> Vec<Case> {
     let s2 = [2, 2];
@@ -167,7 +167,12 @@ pub(crate) fn layer(ctx: &GpuContext, c: &Case, d: &Data) -> Conv2d {
 }
 
 fn kernels(c: &Case) -> Vec<ConvKernel> {
-    let mut ks = vec![ConvKernel::Auto, ConvKernel::Gemm, ConvKernel::Naive];
+    let mut ks = vec![
+        ConvKernel::Auto,
+        ConvKernel::Gemm,
+        ConvKernel::Gemm128,
+        ConvKernel::Naive,
+    ];
     if c.k == [1, 1] && c.stride == [1, 1] && c.pad == [0; 4] {
         ks.push(ConvKernel::Pointwise);
         ks.push(ConvKernel::PointwiseDirect);

@@ -14,7 +14,12 @@ use sshface::reference::CpuTensor;
 use sshface::GpuContext;
 
 fn f16_kernels(c: &Case) -> Vec<ConvKernel> {
-    let mut ks = vec![ConvKernel::Auto, ConvKernel::Gemm, ConvKernel::Naive];
+    let mut ks = vec![
+        ConvKernel::Auto,
+        ConvKernel::Gemm,
+        ConvKernel::Gemm128,
+        ConvKernel::Naive,
+    ];
     if c.k == [1, 1] && c.stride == [1, 1] && c.pad == [0; 4] {
         ks.extend([ConvKernel::Pointwise, ConvKernel::PointwiseDirect]);
     }

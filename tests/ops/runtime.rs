@@ -105,6 +105,17 @@ fn fill_writes_every_element() {
     assert!(got[0].iter().all(|&v| v == 0xDEAD_BEEF));
 }
 
+/// fill writes 32-bit words: an f16 tensor is refused, naming it, rather than overrun.
+#[test]
+fn fill_refuses_f16_tensors() {
+    let mut g = Graph::new();
+    let t = g
+        .tensor_as("half", &[3, 5], sshface::gpu::DType::F16)
+        .unwrap();
+    let e = fill(&mut g, "clear", t, 0).unwrap_err().to_string();
+    assert!(e.contains("'half' is F16") && e.contains("clear"), "{e}");
+}
+
 #[test]
 fn reading_a_transient_tensor_is_an_error() {
     let Some(ctx) = gpu() else { return };

@@ -205,11 +205,11 @@ fn explicit_kernel_variants(ctx: &GpuContext, maps: DType, v: &mut Variants) {
     let cases = [
         (
             &pointwise,
-            [Gemm, Pointwise, PointwiseDirect, Naive].as_slice(),
+            [Gemm, Gemm128, Pointwise, PointwiseDirect, Naive].as_slice(),
         ),
         (
             &depthwise,
-            [Gemm, Depthwise, Depthwise3x3, Naive].as_slice(),
+            [Gemm, Gemm128, Depthwise, Depthwise3x3, Naive].as_slice(),
         ),
     ];
     for (conv, kernels) in cases {
@@ -220,6 +220,11 @@ fn explicit_kernel_variants(ctx: &GpuContext, maps: DType, v: &mut Variants) {
         }
     }
     v.add_steps("explicit conv2d kernels", g.steps());
+    // conv2d_gemm's vec4 entry: a 1×1 conv whose Ho·Wo is a multiple of 4.
+    let mut g = Graph::with_numerics(path, maps);
+    let x = g.input_as("x", &[1, c, 8, 8], maps).unwrap();
+    conv2d_with(&mut g, "gemm v4", x, &pointwise, Some(x), None, Gemm128).unwrap();
+    v.add_steps("explicit conv2d_gemm v4", g.steps());
 }
 
 /// Every pipeline variant; panics naming the graph that fails to build.
