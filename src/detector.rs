@@ -189,6 +189,7 @@ impl DetectorBuilder {
             limit,
             plans: Mutex::new(Vec::new()),
             truncated: AtomicU64::new(0),
+            compiled: AtomicU64::new(0),
         })
     }
 }
@@ -225,6 +226,7 @@ pub struct Detector {
     limit: u64,
     plans: Mutex<Vec<Arc<Compiled>>>,
     truncated: AtomicU64,
+    compiled: AtomicU64,
 }
 
 impl Detector {
@@ -265,6 +267,12 @@ impl Detector {
     /// Only a very low score threshold on a large image gets there.
     pub fn truncated_images(&self) -> u64 {
         self.truncated.load(Ordering::Relaxed)
+    }
+
+    /// Plans built so far (one per new list of input sizes, or again after the cache dropped it): what size
+    /// buckets save on archives of mixed sizes.
+    pub fn plans_compiled(&self) -> u64 {
+        self.compiled.load(Ordering::Relaxed)
     }
 
     /// Detects faces in one image.
@@ -391,6 +399,7 @@ impl Detector {
             return Ok(c);
         }
         let c = Arc::new(self.build_plan(key)?);
+        self.compiled.fetch_add(1, Ordering::Relaxed);
         cache.push(c.clone());
         while cache.len() > 1
             && (cache.len() > PLAN_CACHE

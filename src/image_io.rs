@@ -1,5 +1,6 @@
 //! Decoding image files to the RGB8 pixels the preprocessing step uploads.
 
+use std::io::{BufRead, Cursor, Seek};
 use std::path::Path;
 
 use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
@@ -18,12 +19,24 @@ pub fn load_rgb8(path: &Path) -> Result<(Vec<u8>, [usize; 2])> {
 /// As [`load_rgb8`], returning the `image` crate's `RgbImage` that [`Detector::detect`](crate::Detector::detect) takes.
 pub fn load_rgb(path: impl AsRef<Path>) -> Result<RgbImage> {
     let path = path.as_ref();
-    let err = |msg: String| Error::Image {
+    let reader = ImageReader::open(path).map_err(|e| Error::Image {
         path: path.display().to_string(),
+        msg: format!("cannot open: {e}"),
+    })?;
+    decode(&path.display().to_string(), reader)
+}
+
+/// As [`load_rgb`] for an image already in memory (e.g. an entry of a tar archive); `label` names it in errors.
+pub fn decode_rgb(label: &str, bytes: &[u8]) -> Result<RgbImage> {
+    decode(label, ImageReader::new(Cursor::new(bytes)))
+}
+
+fn decode<R: BufRead + Seek>(label: &str, reader: ImageReader<R>) -> Result<RgbImage> {
+    let err = |msg: String| Error::Image {
+        path: label.to_string(),
         msg,
     };
-    let reader = ImageReader::open(path)
-        .map_err(|e| err(format!("cannot open: {e}")))?
+    let reader = reader
         .with_guessed_format()
         .map_err(|e| err(format!("cannot read: {e}")))?;
     if reader.format().is_none() {

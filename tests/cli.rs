@@ -7,13 +7,6 @@ use std::process::Command;
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
-/// A fresh per-process scratch folder for one test.
-fn scratch(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("sshface-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 fn sshface() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sshface"))
 }
@@ -62,7 +55,7 @@ fn unreadable_image_is_named_and_others_still_processed() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("cli");
+    let dir = common::scratch("cli");
     let bad = dir.join("corrupt.png");
     let png = std::fs::read(format!("{DATA}/camera.png")).unwrap();
     std::fs::write(&bad, &png[..png.len() / 3]).unwrap();
@@ -87,11 +80,20 @@ fn unreadable_image_is_named_and_others_still_processed() {
         stderr.contains("does-not-exist.jpg"),
         "stderr names the missing file: {stderr}"
     );
+    assert_eq!(out.status.code(), Some(1), "exit 1: some images unreadable");
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is still JSON");
     let arr = v.as_array().unwrap();
-    assert_eq!(arr.len(), 1, "the good image's result is kept: {v}");
-    assert_eq!(arr[0]["image"], good.as_str());
-    assert_eq!(arr[0]["faces"].as_array().unwrap().len(), 1);
+    assert_eq!(arr.len(), 3, "one row per image, in input order: {v}");
+    assert_eq!(arr[1]["image"], good.as_str());
+    assert_eq!(arr[1]["faces"].as_array().unwrap().len(), 1);
+    for (row, name) in [(&arr[0], "corrupt.png"), (&arr[2], "does-not-exist.jpg")] {
+        assert!(row["image"].as_str().unwrap().ends_with(name), "{row}");
+        assert!(
+            row["error"].as_str().unwrap().contains(name),
+            "the error row names it: {row}"
+        );
+        assert!(row.get("faces").is_none(), "{row}");
+    }
 }
 
 #[test]
@@ -99,7 +101,7 @@ fn dump_writes_heads_in_golden_layout() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("dump");
+    let dir = common::scratch("dump");
     let path = dir.join("heads.safetensors");
     let out = sshface()
         .args([
@@ -166,7 +168,7 @@ fn vgg_detect_and_dump() {
         "cli_vgg_random",
         &vgg_support::random_weights(1, &vgg_support::GAINS),
     );
-    let dir = scratch("vgg");
+    let dir = common::scratch("vgg");
     let img = dir.join("noise.png");
     vgg_support::image(3, 97, 75).save(&img).unwrap();
     let dump = dir.join("vgg_dump.safetensors");
@@ -234,7 +236,7 @@ fn vgg_detect_and_dump() {
 #[test]
 fn too_large_image_fails_alone() {
     let Some(ctx) = common::gpu() else { return };
-    let dir = scratch("large");
+    let dir = common::scratch("large");
     // The network input alone (3 × H × W floats) is past the binding limit when H·W > limit / 12; row strips only
     // split the layers after it.
     let side = ((ctx.max_binding() / 12) as f64).sqrt() as u32 + 64;
@@ -254,9 +256,16 @@ fn too_large_image_fails_alone() {
         "{stderr}"
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("stdout is JSON");
-    assert_eq!(v.as_array().unwrap().len(), 1, "{v}");
-    assert_eq!(v[0]["image"], good.as_str());
-    assert_eq!(v[0]["faces"].as_array().unwrap().len(), 1);
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    assert!(
+        v[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("max storage binding"),
+        "{v}"
+    );
+    assert_eq!(v[1]["image"], good.as_str());
+    assert_eq!(v[1]["faces"].as_array().unwrap().len(), 1);
 }
 
 /// Unusual but valid images: 1×1, RGBA, 16-bit grayscale, a 1000×1 strip. Each gets a JSON entry and exit 0.
@@ -265,7 +274,7 @@ fn unusual_images_are_processed() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("odd");
+    let dir = common::scratch("odd");
     let paths = [
         dir.join("one.png"),
         dir.join("rgba.png"),
@@ -311,7 +320,7 @@ fn eval_writes_wider_result_files() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("eval");
+    let dir = common::scratch("eval");
     let (images, out) = (dir.join("images"), dir.join("out"));
     std::fs::create_dir_all(images.join("0--Parade")).unwrap();
     std::fs::create_dir_all(images.join("1--Handshaking")).unwrap();
@@ -361,7 +370,7 @@ fn folders_and_lists() {
     if common::gpu().is_none() {
         return;
     }
-    let dir = scratch("folders");
+    let dir = common::scratch("folders");
     std::fs::create_dir_all(dir.join("b/nested")).unwrap();
     std::fs::copy(format!("{DATA}/camera.png"), dir.join("b/nested/2.png")).unwrap();
     std::fs::copy(format!("{DATA}/camera.png"), dir.join("b/1.png")).unwrap();
@@ -397,11 +406,16 @@ fn folders_and_lists() {
         .iter()
         .map(|o| o["image"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(names.len(), 3, "{names:?}");
+    assert_eq!(names.len(), 4, "{names:?}");
     assert!(
         names[0].ends_with("b/1.png")
             && names[1].ends_with("b/nested/2.png")
-            && names[2].ends_with("astronaut.png"),
+            && names[2].ends_with("astronaut.png")
+            && names[3].ends_with("missing.png"),
         "{names:?}"
+    );
+    assert!(
+        v[3]["error"].is_string() && v[2]["faces"].as_array().unwrap().len() == 1,
+        "{v}"
     );
 }

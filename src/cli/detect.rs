@@ -1,19 +1,20 @@
-//! `sshface detect`: JSON on stdout, one object per image, streamed as each batch finishes.
+//! `sshface detect`: results on stdout, or one file per work unit under `--out` (resumable, shardable).
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Instant;
 
 use clap::Args;
-use image::RgbImage;
-use serde::Serialize;
-use sshface::{Detector, Face, Protocol};
+use sshface::{Detector, Protocol};
 
+use super::output::{Format, UnitFile, Writer};
 use super::precision::PrecisionArgs;
-use super::{progress, say, GpuArgs, ModelArg};
+use super::units::{self, Unit};
+use super::worker::{self, Stats, Stop};
+use super::{progress, status, GpuArgs, ModelArg};
 
 #[derive(Args)]
+#[command(after_help = status::HELP)]
 pub struct DetectArgs {
     /// Network to run.
     #[arg(long, value_enum, default_value = "retinaface-mnv2")]
@@ -28,7 +29,7 @@ pub struct DetectArgs {
     #[arg(long)]
     nms: Option<f32>,
     /// Write the raw per-anchor outputs of the first image to this safetensors file.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "bucket")]
     dump: Option<PathBuf>,
     /// ssh-vgg16: one fixed resize factor instead of the single-scale 1200/1600 rule.
     #[arg(long, conflicts_with = "pyramid")]
@@ -37,52 +38,55 @@ pub struct DetectArgs {
     #[arg(long)]
     pyramid: bool,
     /// Images per GPU submit.
-    #[arg(long, default_value_t = 8)]
-    batch: usize,
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
     #[command(flatten)]
     gpu: GpuArgs,
     #[command(flatten)]
     precision: PrecisionArgs,
-    /// Also read image paths from this file, one per line (`-`: standard input), for archives too large for
-    /// the command line.
+    /// Also read image (or .tar) paths from this file, one per line (`-`: standard input).
     #[arg(long)]
     list: Option<PathBuf>,
-    /// Image files (PNG, JPEG, BMP, WebP, TIFF) or folders, searched recursively in name order.
+    /// Write each unit's results to DIR/<unit>.<format> (wider: a folder DIR/<unit>/), complete units skipped.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Images per unit, in input order (a .tar is always one unit of its own).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    unit_size: u64,
+    /// Redo units whose output is already complete.
+    #[arg(long, requires = "out")]
+    overwrite: bool,
+    /// Take the units whose index is K mod N (default: from SLURM_ARRAY_TASK_ID/COUNT or JOB_COMPLETION_INDEX).
+    #[arg(long, value_name = "K/N")]
+    shard: Option<String>,
+    /// Shard count for JOB_COMPLETION_INDEX (a Kubernetes Indexed Job's completions), or to override Slurm's.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    shards: Option<u64>,
+    /// Output format (default: json on stdout, jsonl under --out).
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Pad images to a ladder of canvas sizes so mixed sizes share batches and plans (default for folders, tars and
+    /// lists on a GPU adapter; retinaface-mnv2, or ssh-vgg16 with --scale).
+    #[arg(long, conflicts_with = "no_bucket")]
+    bucket: bool,
+    /// Run every image at its own size.
+    #[arg(long)]
+    no_bucket: bool,
+    /// Downscale images whose longer side exceeds N first (coordinates stay in original pixels).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_side: Option<u32>,
+    /// Image files (PNG, JPEG, BMP, WebP, TIFF), .tar files of images, or folders searched recursively.
     #[arg(required_unless_present = "list")]
     images: Vec<PathBuf>,
 }
 
-/// One image of the output array; field order is the documented schema's.
-#[derive(Serialize)]
-struct ImageOut {
-    image: String,
-    width: u32,
-    height: u32,
-    faces: Vec<FaceOut>,
+/// Where results go: one stream, or a file (folder for wider) per unit.
+enum Dest {
+    Stdout(Writer),
+    Dir(PathBuf),
 }
 
-#[derive(Serialize)]
-struct FaceOut {
-    #[serde(rename = "box")]
-    bbox: [f64; 4],
-    score: f64,
-    landmarks: Option<[[f64; 2]; 5]>,
-}
-
-/// The f64 with the f32's shortest decimal form, so JSON shows 177.34367 rather than 177.34367370605469.
-fn short(x: f32) -> f64 {
-    x.to_string().parse().unwrap_or(f64::NAN)
-}
-
-fn face_out(f: &Face) -> FaceOut {
-    FaceOut {
-        bbox: f.bbox.map(short),
-        score: short(f.score),
-        landmarks: f.landmarks.map(|l| l.map(|p| p.map(short))),
-    }
-}
-
-pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
+fn builder(a: &DetectArgs) -> anyhow::Result<sshface::DetectorBuilder> {
     let mut b = Detector::builder()
         .model(a.model.into())
         .adapter(a.gpu.options()?)
@@ -104,165 +108,164 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     } else if a.pyramid {
         b = b.protocol(Protocol::Pyramid);
     }
-    let images = collect_images(&a.images, a.list.as_deref())?;
-    let det = b.build()?;
-    eprintln!(
-        "sshface: model {} on {}",
-        det.model().name(),
-        det.describe()
-    );
-
-    let mut failed = 0usize;
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    writeln!(out, "[")?;
-    let mut first = true;
-    let batch = a.batch.max(1);
-    let pb = progress(images.len());
-    let mut dump = a.dump.clone();
-    // Decoding runs one batch ahead of the GPU on its own thread.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(PathBuf, sshface::Result<RgbImage>)>>(1);
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let images = &images;
-        scope.spawn(move || {
-            for chunk in images.chunks(batch) {
-                let decoded = chunk
-                    .iter()
-                    .map(|p| (p.clone(), sshface::image_io::load_rgb(p)))
-                    .collect();
-                if tx.send(decoded).is_err() {
-                    break;
-                }
-            }
-        });
-        for chunk in rx {
-            let chunk_len = chunk.len() as u64;
-            let (mut paths, mut imgs) = (Vec::new(), Vec::<RgbImage>::new());
-            for (p, r) in chunk {
-                match r {
-                    Ok(img) => {
-                        paths.push(p);
-                        imgs.push(img);
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        say!(pb, "sshface: error: {e}");
-                    }
-                }
-            }
-            if let (Some(path), Some(p), Some(img)) = (&dump, paths.first(), imgs.first()) {
-                let tensors = det.dump(img)?;
-                let meta = HashMap::from([
-                    ("model".to_string(), det.model().name().to_string()),
-                    ("image".to_string(), p.display().to_string()),
-                ]);
-                sshface::convert::write_safetensors(path, &tensors, &meta)?;
-                say!(
-                    pb,
-                    "sshface: wrote the raw outputs of {} to {}",
-                    p.display(),
-                    path.display()
-                );
-                dump = None;
-            }
-            let truncated = det.truncated_images();
-            // A batch that fails (e.g. one image too large for the device) must not hide the others:
-            // retry its images one by one so each error names its own file.
-            let results: Vec<Option<Vec<Face>>> = match det.detect_batch(&imgs) {
-                Ok(r) => r.into_iter().map(Some).collect(),
-                Err(_) if imgs.len() > 1 => paths
-                    .iter()
-                    .zip(&imgs)
-                    .map(|(p, img)| {
-                        det.detect(img)
-                            .map_err(|e| say!(pb, "sshface: error: {}: {e}", p.display()))
-                            .ok()
-                    })
-                    .collect(),
-                Err(e) => {
-                    say!(pb, "sshface: error: {}: {e}", paths[0].display());
-                    vec![None]
-                }
-            };
-            if det.truncated_images() > truncated {
-                let names: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-                say!(pb,
-                    "sshface: warning: more than {} candidates above the score threshold in one of [{}]; only the best entered NMS (raise --score)",
-                    sshface::model::pipeline::MAX_CANDIDATES,
-                    names.join(", ")
-                );
-            }
-            for ((p, img), faces) in paths.iter().zip(&imgs).zip(results) {
-                let Some(faces) = faces else {
-                    failed += 1;
-                    continue;
-                };
-                let obj = serde_json::to_string(&ImageOut {
-                    image: p.to_string_lossy().into_owned(),
-                    width: img.width(),
-                    height: img.height(),
-                    faces: faces.iter().map(face_out).collect(),
-                })?;
-                if !first {
-                    writeln!(out, ",")?;
-                }
-                first = false;
-                write!(out, "  {obj}")?;
-                out.flush()?;
-            }
-            pb.inc(chunk_len);
-        }
-        Ok(())
-    })?;
-    pb.finish_and_clear();
-    writeln!(out, "\n]")?;
-    if failed > 0 {
-        eprintln!("sshface: {failed} of {} images failed", images.len());
-        return Ok(ExitCode::FAILURE);
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok(b)
 }
 
-/// The images to process: each argument (a folder is searched recursively for image files, in name order), then
-/// the lines of `list`. A missing path is kept, so that it is reported as an error in its turn.
-fn collect_images(args: &[PathBuf], list: Option<&Path>) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    for p in args {
-        if p.is_dir() {
-            walk(p, &mut out)?;
-        } else {
-            out.push(p.clone());
-        }
-    }
-    if let Some(l) = list {
-        let text = if l == Path::new("-") {
-            std::io::read_to_string(std::io::stdin())?
-        } else {
-            std::fs::read_to_string(l)
-                .map_err(|e| anyhow::anyhow!("--list {}: {e}", l.display()))?
-        };
-        out.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(PathBuf::from),
-        );
-    }
-    Ok(out)
-}
-
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            walk(&p, out)?;
-        } else if super::eval::is_image(&p) {
-            out.push(p);
-        }
+/// Rejects `--bucket` where padding would change results beyond the documented bound: ssh-vgg16 picks its resize
+/// factor from each image's own size, so it buckets only with a fixed --scale.
+fn check_bucket(a: &DetectArgs) -> anyhow::Result<()> {
+    if a.bucket && a.model == ModelArg::SshVgg16 && a.scale.is_none() {
+        anyhow::bail!("--bucket with --model ssh-vgg16 needs --scale S: its default protocols resize each image by a factor taken from its own size, which padding would change");
     }
     Ok(())
+}
+
+/// Whether to bucket: the flags, else on for archive-like inputs on a GPU. On a CPU adapter (lavapipe) the padded
+/// pixels cost more compute than shared batches and plans save (README: measured on 200 mixed sizes).
+fn bucketing(a: &DetectArgs, archive_like: bool, cpu: bool) -> bool {
+    let allowed = a.model == ModelArg::RetinafaceMnv2 || a.scale.is_some();
+    a.bucket || (!a.no_bucket && archive_like && allowed && !cpu && a.dump.is_none())
+}
+
+pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
+    let started = Instant::now();
+    let inputs = units::collect(&a.images, a.list.as_deref(), a.unit_size as usize)?;
+    let shard = units::shard(a.shard.as_deref(), a.shards.map(|n| n as usize), |k| {
+        std::env::var(k).ok()
+    })
+    .map_err(|e| anyhow::anyhow!(e))?;
+    let format = a.format.unwrap_or(if a.out.is_some() {
+        Format::Jsonl
+    } else {
+        Format::Json
+    });
+    check_bucket(&a)?;
+    let b = builder(&a)?;
+    let mine: Vec<&Unit> = inputs
+        .units
+        .iter()
+        .filter(|u| shard.as_ref().is_none_or(|s| s.takes(u)))
+        .collect();
+    let mut skipped = 0;
+    let todo: Vec<&Unit> = match &a.out {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| anyhow::anyhow!("--out {}: {e}", dir.display()))?;
+            let (done, todo): (Vec<&Unit>, Vec<&Unit>) = mine
+                .into_iter()
+                .partition(|u| !a.overwrite && format.unit_path(dir, &u.name).exists());
+            skipped = done.len();
+            todo
+        }
+        None => mine,
+    };
+    if let Some(s) = &shard {
+        eprintln!(
+            "sshface: shard {}/{} (from {}): {} of {} units, {skipped} already complete",
+            s.k,
+            s.n,
+            s.from,
+            todo.len() + skipped,
+            inputs.units.len()
+        );
+    }
+    let det = b.build()?;
+    let cpu = det.context().info.device_type == wgpu::DeviceType::Cpu;
+    let cfg = worker::Config {
+        batch: a.batch as usize,
+        max_side: a.max_side,
+        bucket_pad: bucketing(&a, inputs.archive_like, cpu)
+            .then(|| super::buckets::pad_pixel(a.model.into())),
+    };
+    eprintln!(
+        "sshface: model {} on {} [{}]{}",
+        det.model().name(),
+        det.describe(),
+        det.context().chosen_by,
+        if cfg.bucket_pad.is_some() {
+            ", size buckets on"
+        } else {
+            ""
+        }
+    );
+    status::catch_signals()?;
+
+    let known: usize = todo
+        .iter()
+        .map(|u| match &u.source {
+            units::Source::Files(f) => f.len(),
+            units::Source::Tar(_) => 0,
+        })
+        .sum();
+    let pb = progress(known);
+    let mut stats = Stats::default();
+    let mut dump = a.dump.clone();
+    let mut written = 0;
+    let mut dest = match &a.out {
+        None => Dest::Stdout(Writer::new(format, Box::new(std::io::stdout()), None)?),
+        Some(dir) => Dest::Dir(dir.clone()),
+    };
+    let mut stop = None;
+    for unit in todo {
+        if status::interrupted() {
+            stop = Some(Stop::Interrupted);
+            break;
+        }
+        let r = match &mut dest {
+            Dest::Stdout(w) => worker::run_unit(&det, unit, &cfg, w, &mut stats, &pb, &mut dump),
+            Dest::Dir(dir) => {
+                let mut f = UnitFile::create(dir, &unit.name, format)?;
+                match worker::run_unit(&det, unit, &cfg, f.writer(), &mut stats, &pb, &mut dump) {
+                    Ok(()) => f.commit().map(|_| written += 1).map_err(Stop::Output),
+                    Err(e) => {
+                        f.abandon();
+                        Err(e)
+                    }
+                }
+            }
+        };
+        if let Err(e) = r {
+            stop = Some(e);
+            break;
+        }
+    }
+    pb.finish_and_clear();
+    if let Dest::Stdout(w) = dest {
+        w.finish()?;
+    }
+    let secs = started.elapsed().as_secs_f64();
+    let units = match &a.out {
+        Some(dir) => format!(
+            "; units: {written} written, {skipped} skipped (complete) in {}",
+            dir.display()
+        ),
+        None => String::new(),
+    };
+    eprintln!(
+        "sshface: {} images, {} faces, {} failed, {secs:.1} s, {:.2} images/s, {} plans compiled{units}",
+        stats.images,
+        stats.faces,
+        stats.failed,
+        stats.images as f64 / secs.max(1e-9),
+        det.plans_compiled()
+    );
+    let code = match stop {
+        Some(Stop::Interrupted) => {
+            eprintln!("sshface: interrupted; the unit in progress was dropped, rerun the same command to finish");
+            status::INTERRUPTED
+        }
+        Some(Stop::Device(e)) => {
+            eprintln!(
+                "sshface: error: GPU or device failure: {e}; the unit in progress was dropped"
+            );
+            status::DEVICE
+        }
+        Some(Stop::Output(e)) => {
+            eprintln!("sshface: error: writing the results: {e}; the unit in progress was dropped");
+            status::DEVICE
+        }
+        None if stats.failed > 0 => status::SOME_FAILED,
+        None => status::OK,
+    };
+    Ok(status::exit(code))
 }

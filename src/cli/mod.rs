@@ -1,11 +1,16 @@
 //! Subcommands: detect, convert, bench, profile, eval, adapters.
 
 mod bench;
+mod buckets;
 mod detect;
 mod eval;
+mod output;
 mod precision;
 mod profile;
+mod status;
 mod synthetic;
+mod units;
+mod worker;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,7 +23,8 @@ use sshface::{AdapterOptions, Model};
 #[command(
     name = "sshface",
     version,
-    about = "Face detection with SSH / RetinaFace, every layer a WGSL compute shader on wgpu"
+    about = "Face detection with SSH / RetinaFace, every layer a WGSL compute shader on wgpu",
+    after_help = status::HELP
 )]
 struct Cli {
     #[command(subcommand)]
@@ -27,7 +33,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Detect faces; prints a JSON array with one object per image on stdout.
+    /// Detect faces: a JSON array on stdout, or one file per work unit with --out (resumable, shardable).
     Detect(detect::DetectArgs),
     /// Convert a released model to sshface's safetensors format.
     Convert(ConvertArgs),
@@ -37,8 +43,8 @@ enum Cmd {
     Profile(profile::ProfileArgs),
     /// Write WIDER FACE result files for an image folder (one sub-folder per event).
     Eval(eval::EvalArgs),
-    /// List the GPU adapters wgpu can see.
-    Adapters,
+    /// List the GPU adapters wgpu can see, with the indexes of --device N.
+    Adapters(AdaptersArgs),
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -67,6 +73,10 @@ struct GpuArgs {
     /// Use the adapter whose name contains this (default: $WGPU_ADAPTER_NAME or the best one).
     #[arg(long)]
     adapter: Option<String>,
+    /// auto: the GPU named by CUDA_VISIBLE_DEVICES, ROCR_VISIBLE_DEVICES/HIP_VISIBLE_DEVICES or ZE_AFFINITY_MASK
+    /// when set, else the best; N: adapter N of `sshface adapters`.
+    #[arg(long, default_value = "auto", conflicts_with = "adapter")]
+    device: String,
 }
 
 impl GpuArgs {
@@ -78,8 +88,16 @@ impl GpuArgs {
                 .map(AdapterOptions::parse_backends)
                 .transpose()?,
             adapter_name: self.adapter.clone(),
+            device: self.device.parse()?,
         })
     }
+}
+
+#[derive(Args)]
+struct AdaptersArgs {
+    /// Backend list: vulkan, metal, dx12, gl (default: $WGPU_BACKEND or the primary ones, as detect uses).
+    #[arg(long)]
+    backend: Option<String>,
 }
 
 #[derive(Args)]
@@ -128,13 +146,13 @@ pub fn main() -> ExitCode {
         Cmd::Bench(a) => bench::bench(a),
         Cmd::Profile(a) => profile::profile(a),
         Cmd::Eval(a) => eval::run(a),
-        Cmd::Adapters => adapters(),
+        Cmd::Adapters(a) => adapters(a),
     };
     match r {
         Ok(code) => code,
         Err(e) => {
             eprintln!("sshface: error: {e:#}");
-            ExitCode::FAILURE
+            status::exit(status::code_for(&e))
         }
     }
 }
@@ -159,21 +177,61 @@ fn convert(a: ConvertArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn adapters() -> anyhow::Result<ExitCode> {
-    let instance =
-        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle().with_env());
-    let list = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+/// One line per adapter: the index of `--device N`, name, backend, type, PCI bus id, driver; `*` marks the one
+/// `--device auto` opens here.
+fn adapters(a: AdaptersArgs) -> anyhow::Result<ExitCode> {
+    let opts = AdapterOptions {
+        backends: a
+            .backend
+            .as_deref()
+            .map(AdapterOptions::parse_backends)
+            .transpose()?,
+        ..AdapterOptions::default()
+    };
+    let (backends, list) = opts.enumerate()?;
     if list.is_empty() {
-        anyhow::bail!(
-            "no GPU adapter found; on Linux without a GPU install mesa-vulkan-drivers (lavapipe)"
-        );
+        return Err(sshface::Error::NoAdapter {
+            tried: format!("backends {backends:?}; adapters present: none"),
+        }
+        .into());
     }
-    for a in list {
-        let i = a.get_info();
+    let infos: Vec<wgpu::AdapterInfo> = list.iter().map(|a| a.get_info()).collect();
+    let facts: Vec<_> = infos
+        .iter()
+        .map(sshface::gpu::select::AdapterFacts::from)
+        .collect();
+    let name = std::env::var("WGPU_ADAPTER_NAME")
+        .ok()
+        .filter(|s| !s.is_empty());
+    let visible = sshface::gpu::select::visible_from_env(|k| std::env::var(k).ok());
+    let auto = sshface::gpu::select::choose(
+        &facts,
+        name.as_deref(),
+        Default::default(),
+        visible.as_ref(),
+    );
+    for (k, i) in infos.iter().enumerate() {
+        let mark = if auto.as_ref().is_ok_and(|c| c.index == k) {
+            "*"
+        } else {
+            " "
+        };
+        let bus = if i.device_pci_bus_id.is_empty() {
+            "-"
+        } else {
+            &i.device_pci_bus_id
+        };
         println!(
-            "{}\t{:?}\t{:?}\t{} {}",
+            "{k}{mark}\t{}\t{:?}\t{:?}\t{bus}\t{} {}",
             i.name, i.backend, i.device_type, i.driver, i.driver_info
         );
+    }
+    match auto {
+        Ok(c) => eprintln!(
+            "sshface: --device auto opens adapter {} ({})",
+            c.index, c.why
+        ),
+        Err(e) => eprintln!("sshface: --device auto fails here: {e}"),
     }
     Ok(ExitCode::SUCCESS)
 }

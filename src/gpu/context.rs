@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::gpu::pipelines::PipelineCache;
+use crate::gpu::select::{self, AdapterFacts, DeviceChoice};
 use crate::gpu::DType;
 
 /// How to choose the GPU adapter. Explicit fields win over the environment
@@ -14,6 +15,8 @@ pub struct AdapterOptions {
     pub backends: Option<wgpu::Backends>,
     /// Case-insensitive substring of the adapter name. `None`: `WGPU_ADAPTER_NAME` or the best adapter.
     pub adapter_name: Option<String>,
+    /// `Auto`: the GPU a scheduler assigned (`CUDA_VISIBLE_DEVICES`, …), else the best; `Index(n)`: adapter n.
+    pub device: DeviceChoice,
 }
 
 impl AdapterOptions {
@@ -26,6 +29,26 @@ impl AdapterOptions {
             )));
         }
         Ok(b)
+    }
+
+    /// The backends in force (explicit, else `WGPU_BACKEND`, else the primary ones) and their adapters in wgpu's
+    /// enumeration order: the indexes of `--device N` and `sshface adapters`.
+    pub fn enumerate(&self) -> Result<(wgpu::Backends, Vec<wgpu::Adapter>)> {
+        let backends = match (self.backends, std::env::var("WGPU_BACKEND").ok()) {
+            (Some(b), _) => b,
+            (None, Some(s)) => AdapterOptions::parse_backends(&s)?,
+            (None, None) => wgpu::Backends::PRIMARY,
+        };
+        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
+        desc.backends = backends;
+        // Asked for by name only: wgpu's no-op device (compiled in with wgpu's `noop` feature, as the tests do)
+        // lets CPU-only checks build the networks' real graphs; it never runs anything.
+        desc.backend_options.noop.enable |= backends == wgpu::Backends::NOOP;
+        let instance = wgpu::Instance::new(desc);
+        Ok((
+            backends,
+            pollster::block_on(instance.enumerate_adapters(backends)),
+        ))
     }
 }
 
@@ -55,6 +78,8 @@ pub struct GpuContext {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub features: wgpu::Features,
+    /// Why this adapter was chosen (`--device 1`, `CUDA_VISIBLE_DEVICES=2 → …`, `best adapter`), for logs.
+    pub chosen_by: String,
     /// Square sizes (8, 16) of the adapter's cooperative matrices with f16 operands and f32
     /// accumulators, empty without `EXPERIMENTAL_COOPERATIVE_MATRIX` and `SHADER_F16`.
     pub coop_sizes: Vec<u32>,
@@ -111,57 +136,26 @@ fn coop_sizes(adapter: &wgpu::Adapter, features: wgpu::Features) -> Vec<u32> {
 impl GpuContext {
     /// Chooses an adapter (see [`AdapterOptions`]) and opens a device with the adapter's own limits.
     pub fn new(opts: &AdapterOptions) -> Result<Self> {
-        let env_backends = std::env::var("WGPU_BACKEND").ok();
-        let backends = match (&opts.backends, &env_backends) {
-            (Some(b), _) => *b,
-            (None, Some(s)) => AdapterOptions::parse_backends(s)?,
-            (None, None) => wgpu::Backends::PRIMARY,
-        };
+        let (backends, adapters) = opts.enumerate()?;
         let name = opts
             .adapter_name
             .clone()
             .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
             .filter(|s| !s.is_empty());
 
-        let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
-        desc.backends = backends;
-        // Asked for by name only: wgpu's no-op device (compiled in with wgpu's `noop` feature, as the tests do)
-        // lets CPU-only checks build the networks' real graphs; it never runs anything.
-        desc.backend_options.noop.enable |= backends == wgpu::Backends::NOOP;
-        let instance = wgpu::Instance::new(desc);
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(backends));
-        let listed: Vec<String> = adapters
-            .iter()
-            .map(|a| {
-                let i = a.get_info();
-                format!("{} ({:?})", i.name, i.backend)
-            })
-            .collect();
-        if let Some(n) = &name {
-            let n = n.to_lowercase();
-            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&n));
-        }
-        // Prefer real GPUs over software ones, discrete over integrated.
-        adapters.sort_by_key(|a| match a.get_info().device_type {
-            wgpu::DeviceType::DiscreteGpu => 0,
-            wgpu::DeviceType::IntegratedGpu => 1,
-            wgpu::DeviceType::VirtualGpu => 2,
-            wgpu::DeviceType::Other => 3,
-            wgpu::DeviceType::Cpu => 4,
-        });
-        let Some(adapter) = adapters.into_iter().next() else {
-            let tried = format!(
-                "backends {backends:?}{}; adapters present: {}",
-                name.as_ref()
-                    .map(|n| format!(", name containing '{n}'"))
-                    .unwrap_or_default(),
-                if listed.is_empty() {
-                    "none".to_string()
-                } else {
-                    listed.join(", ")
-                }
-            );
-            return Err(Error::NoAdapter { tried });
+        let facts: Vec<AdapterFacts> = adapters.iter().map(|a| (&a.get_info()).into()).collect();
+        let visible = select::visible_from_env(|k| std::env::var(k).ok());
+        let chosen = select::choose(&facts, name.as_deref(), opts.device, visible.as_ref())
+            .map_err(|e| match e {
+                Error::NoAdapter { tried } => Error::NoAdapter {
+                    tried: format!("backends {backends:?}; {tried}"),
+                },
+                e => e,
+            })?;
+        let Some(adapter) = adapters.into_iter().nth(chosen.index) else {
+            return Err(Error::NoAdapter {
+                tried: format!("adapter {} vanished during selection", chosen.index),
+            });
         };
         let info = adapter.get_info();
         let mut features = adapter.features() & wanted_features();
@@ -204,6 +198,7 @@ impl GpuContext {
             info,
             limits,
             features,
+            chosen_by: chosen.why,
             coop_sizes,
             pipelines: PipelineCache::default(),
         })

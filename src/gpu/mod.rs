@@ -7,11 +7,13 @@ pub mod pipelines;
 pub mod plan;
 pub mod precision;
 pub mod readback;
+pub mod select;
 
 pub use context::{AdapterOptions, GpuContext, Weight};
 pub use graph::{Binding, DType, Graph, StepDesc, TensorId, TensorKind};
 pub use plan::{Plan, StepTiming};
 pub use precision::{ConvPath, Numerics, Precision};
+pub use select::DeviceChoice;
 
 /// Workgroups for `n` invocations of `wg` threads each, split over x and y so neither exceeds 65,535.
 /// Shaders recover the flat index as `gid.x + gid.y * num_workgroups.x * WG`.

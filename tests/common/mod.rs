@@ -39,7 +39,7 @@ pub fn gl() -> Option<Arc<GpuContext>> {
     let r = CTX.get_or_init(|| {
         let opts = AdapterOptions {
             backends: Some(wgpu::Backends::GL),
-            adapter_name: None,
+            ..AdapterOptions::default()
         };
         let ctx = GpuContext::new(&opts).map_err(|e| e.to_string())?;
         println!("GL adapter: {}", ctx.describe());
@@ -48,6 +48,14 @@ pub fn gl() -> Option<Arc<GpuContext>> {
     let ctx = required("GL adapter", r)?;
     assert_eq!(ctx.info.backend, wgpu::Backend::Gl, "{}", ctx.describe());
     Some(ctx.clone())
+}
+
+/// A fresh, empty per-process scratch folder for one test (under the system temp dir, which the CI runner shares).
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let d = std::env::temp_dir().join(format!("sshface-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
 }
 
 /// Uniform values in [lo, hi) from a fixed seed.

@@ -88,6 +88,7 @@ fn noop_context(coop: Option<u32>) -> Arc<GpuContext> {
         backends: Some(wgpu::Backends::NOOP),
         // Named, so that a WGPU_ADAPTER_NAME set for the GPU tests does not filter it out.
         adapter_name: Some("noop".into()),
+        ..AdapterOptions::default()
     };
     let mut ctx =
         GpuContext::new(&opts).expect("wgpu's no-op device (dev-dependency feature `noop`)");
