@@ -5,6 +5,7 @@ pub mod add;
 pub mod conv2d;
 pub mod conv2d_coop;
 pub mod conv2d_gemm;
+pub mod conv2d_layer;
 pub mod copy_rows;
 pub mod decode;
 pub mod fill;
