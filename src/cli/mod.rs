@@ -2,7 +2,9 @@
 
 mod bench;
 mod buckets;
+mod crops;
 mod detect;
+mod draw;
 mod eval;
 mod output;
 mod precision;
@@ -10,6 +12,7 @@ mod profile;
 mod status;
 mod synthetic;
 mod units;
+mod visual;
 mod worker;
 
 use std::path::PathBuf;
