@@ -65,8 +65,8 @@ fn masked(x: u32, y: u32, r: u32) -> vec3<u32> {
     let o = (p.image * p.capacity + r) * 16u;
     let side = max(rows[o + 2u] - rows[o], rows[o + 3u] - rows[o + 1u]) * p.mask_scale;
     if (MODE == 1u) {
-        // About 12 cells across the mask, on the image's own grid so neighbouring faces share cell borders.
-        let cell = max(1u, u32(side / 12.0));
+        // About 12 cells across the mask (at least 4 px, or small faces would stay sharp), on the image's own grid.
+        let cell = max(4u, u32(side / 12.0));
         let cx = (x / cell) * cell + cell / 2u;
         let cy = (y / cell) * cell + cell / 2u;
         return vec3<u32>(rgb_at(i32(cx), i32(cy)));

@@ -15,7 +15,7 @@ pub enum BlurMode {
     /// A Gaussian of σ = a tenth of the mask's longer side (13×13 taps over ±2σ).
     #[default]
     Gaussian,
-    /// About 12 cells across the mask, each the colour of its centre pixel.
+    /// About 12 cells across the mask (at least 4 px), each the colour of its centre pixel.
     Pixelate,
     /// Black.
     Solid,

@@ -39,7 +39,7 @@ pub fn blur(img: &[u8], hw: [usize; 2], boxes: &[[f32; 4]], b: &Blur) -> Vec<u8>
             let c: [f32; 3] = match b.mode {
                 BlurMode::Solid => [0.0; 3],
                 BlurMode::Pixelate => {
-                    let cell = ((side / 12.0) as u32).max(1) as usize;
+                    let cell = ((side / 12.0) as u32).max(4) as usize;
                     let cx = (x / cell) * cell + cell / 2;
                     let cy = (y / cell) * cell + cell / 2;
                     rgb_at(img, h, w, cx as i64, cy as i64)
