@@ -1,5 +1,5 @@
-//! `--draw`: boxes, scores and landmarks painted onto a copy of the image. Plain pixel loops and a built-in 3×5
-//! digit font: an image-processing crate and a font file would add megabytes of build for a few rectangles.
+//! `--draw`: boxes, scores and landmarks painted onto a copy of the image. Plain pixel loops and the built-in 3×5
+//! font: an image-processing crate and a font file would add megabytes of build for a few rectangles.
 
 use image::{Rgb, RgbImage};
 use sshface::Face;
@@ -14,21 +14,6 @@ const LANDMARKS: [Rgb<u8>; 5] = [
     Rgb([0, 255, 0]),
     Rgb([255, 0, 255]),
     Rgb([255, 255, 0]),
-];
-
-/// Rows of 3 bits (bit 2 = left column) for "0123456789.".
-const GLYPHS: [[u8; 5]; 11] = [
-    [7, 5, 5, 5, 7],
-    [2, 6, 2, 2, 7],
-    [7, 1, 7, 4, 7],
-    [7, 1, 7, 1, 7],
-    [5, 5, 7, 1, 1],
-    [7, 4, 7, 1, 7],
-    [7, 4, 7, 5, 7],
-    [7, 1, 1, 1, 1],
-    [7, 5, 7, 5, 7],
-    [7, 5, 7, 1, 7],
-    [0, 0, 0, 0, 2],
 ];
 
 /// Sets pixel (x, y) when it lies inside the image.
@@ -46,33 +31,6 @@ fn fill(img: &mut RgbImage, x0: i64, y0: i64, x1: i64, y1: i64, c: Rgb<u8>) {
     for y in y0..y1 {
         for x in x0..x1 {
             img.put_pixel(x as u32, y as u32, c);
-        }
-    }
-}
-
-/// Width in pixels of `s` at glyph scale `k`.
-fn text_width(s: &str, k: i64) -> i64 {
-    s.len() as i64 * 4 * k + k
-}
-
-/// `s` (digits and '.') on a dark label whose top-left corner is (x, y).
-fn text(img: &mut RgbImage, x: i64, y: i64, s: &str, k: i64) {
-    fill(img, x, y, x + text_width(s, k), y + 7 * k, TEXT_BG);
-    for (i, ch) in s.chars().enumerate() {
-        let g = match ch {
-            '0'..='9' => GLYPHS[ch as usize - '0' as usize],
-            '.' => GLYPHS[10],
-            _ => continue,
-        };
-        let gx = x + k + i as i64 * 4 * k;
-        for (row, bits) in g.iter().enumerate() {
-            for col in 0..3 {
-                if bits >> (2 - col) & 1 == 1 {
-                    let px = gx + col * k;
-                    let py = y + k + row as i64 * k;
-                    fill(img, px, py, px + k, py + k, TEXT);
-                }
-            }
         }
     }
 }
@@ -107,7 +65,7 @@ pub fn draw(img: &mut RgbImage, faces: &[Face]) {
         }
         let label = format!("{:.2}", f.score);
         let ty = if y1 - 7 * k >= 0 { y1 - 7 * k } else { y1 + t };
-        text(img, x1, ty, &label, k);
+        super::font::text(img, x1, ty, &label, k, TEXT, Some(TEXT_BG));
     }
 }
 
