@@ -201,6 +201,9 @@ enum Net {
     Vgg(Box<SshVgg16>),
 }
 
+/// Each image's faces, and the bytes of extra ranges read back with them.
+type FacesAndBytes = (Vec<Vec<Face>>, Vec<Vec<u8>>);
+
 /// A plan's key: image sizes, whether it dumps, and the anonymisation (mode, mask scale bits) it appends.
 type PlanKey = (Vec<[usize; 2]>, bool, Option<(BlurMode, u32)>);
 
@@ -338,7 +341,7 @@ impl Detector {
         c: &Compiled,
         images: &[RgbImage],
         extra: &[(TensorId, u64, u64)],
-    ) -> Result<(Vec<Vec<Face>>, Vec<Vec<u8>>)> {
+    ) -> Result<FacesAndBytes> {
         let _guard = c.lock.lock().unwrap();
         self.write_inputs(c, images)?;
         // Counts first; then only the kept rows of each image come back.
