@@ -19,7 +19,7 @@ pub struct GtImage {
     pub keep: Vec<usize>,
 }
 
-/// The per-threshold (proposals, recalled) of one image.
+/// The per-threshold (proposals, recalled) of one image; `preds` sorted by score, descending.
 fn image_pr(preds: &[(Xywh, f64)], gt: &GtImage, thresholds: usize) -> Vec<[f64; 2]> {
     let corners = |b: &Xywh| [b[0], b[1], b[0] + b[2], b[1] + b[3]];
     let gts: Vec<[f64; 4]> = gt.faces.iter().map(corners).collect();
@@ -33,6 +33,7 @@ fn image_pr(preds: &[(Xywh, f64)], gt: &GtImage, thresholds: usize) -> Vec<[f64;
     let mut recall = vec![0i8; gts.len()];
     let mut proposal = vec![true; preds.len()];
     let mut pred_recall = vec![0usize; preds.len()];
+    let mut recalled = 0;
     for (h, (p, _)) in preds.iter().enumerate() {
         let b = corners(p);
         let mut best = (f64::NEG_INFINITY, 0);
@@ -49,19 +50,26 @@ fn image_pr(preds: &[(Xywh, f64)], gt: &GtImage, thresholds: usize) -> Vec<[f64;
                 proposal[h] = false;
             } else if recall[i] == 0 {
                 recall[i] = 1;
+                recalled += 1;
             }
         }
-        pred_recall[h] = recall.iter().filter(|&&r| r == 1).count();
+        pred_recall[h] = recalled;
     }
+    // proposals_upto[r]: proposals among the first r + 1 predictions (prefix sums keep this linear per threshold).
+    let proposals_upto: Vec<usize> = proposal
+        .iter()
+        .scan(0, |n, &p| {
+            *n += p as usize;
+            Some(*n)
+        })
+        .collect();
     (1..=thresholds)
         .map(|t| {
             let th = 1.0 - t as f64 / thresholds as f64;
-            match preds.iter().rposition(|(_, s)| *s >= th) {
-                None => [0.0, 0.0],
-                Some(r) => [
-                    proposal[..=r].iter().filter(|&&p| p).count() as f64,
-                    pred_recall[r] as f64,
-                ],
+            // Sorted descending: the last prediction with score ≥ th ends the prefix of those that pass.
+            match preds.partition_point(|(_, s)| *s >= th) {
+                0 => [0.0, 0.0],
+                n => [proposals_upto[n - 1] as f64, pred_recall[n - 1] as f64],
             }
         })
         .collect()
