@@ -187,3 +187,39 @@ fn detect_anonymised_matches_the_reference() {
         assert_eq!(plain, out.iter().map(|o| o.0.clone()).collect::<Vec<_>>());
     }
 }
+
+/// Impossible image-output options fail before any GPU work, naming the option and what it needs.
+#[test]
+fn visual_flags_are_checked_first() {
+    let dir = common::scratch("visual_flags");
+    let d = dir.to_str().unwrap();
+    let img = format!("{DATA}/astronaut.png");
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["--crops", d, "--align", "112", "--model", "ssh-vgg16"],
+            "--align needs landmarks",
+        ),
+        (
+            &["--blur", d, "--mask-scale", "0"],
+            "--mask-scale 0 must be",
+        ),
+        (
+            &["--crops", d, "--crop-margin=-1"],
+            "--crop-margin -1 must be",
+        ),
+    ];
+    for (args, want) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_sshface"))
+            .arg("detect")
+            .args(args)
+            .arg(&img)
+            .env("WGPU_BACKEND", "none-such")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && stderr.contains(want),
+            "{args:?}: {stderr}"
+        );
+    }
+}
