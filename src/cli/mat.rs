@@ -97,6 +97,8 @@ const MI_UINT64: u32 = 13;
 const MI_MATRIX: u32 = 14;
 const MI_COMPRESSED: u32 = 15;
 const MI_UTF8: u32 = 16;
+/// Largest inflated size of one compressed variable.
+const MAX_INFLATED: u64 = 1 << 30;
 
 /// Reads every top-level variable of a MAT file held in `bytes`.
 pub fn parse(bytes: &[u8]) -> Result<HashMap<String, Value>, String> {
@@ -120,7 +122,9 @@ pub fn parse(bytes: &[u8]) -> Result<HashMap<String, Value>, String> {
             }
             MI_COMPRESSED => {
                 let mut raw = Vec::new();
+                // Bounded: WIDER FACE's largest variable inflates to a few MB; a zip bomb must not exhaust memory.
                 flate2::read::ZlibDecoder::new(data)
+                    .take(MAX_INFLATED)
                     .read_to_end(&mut raw)
                     .map_err(|e| format!("compressed variable at byte {}: {e}", r.pos))?;
                 let mut inner = Reader { b: &raw, pos: 0 };
@@ -160,7 +164,10 @@ impl<'a> Reader<'a> {
                     self.pos
                 ));
             }
-            let d = &self.b[self.pos + 4..self.pos + 4 + n];
+            let d = self
+                .b
+                .get(self.pos + 4..self.pos + 4 + n)
+                .ok_or_else(|| format!("truncated at byte {}", self.pos))?;
             self.pos += 8;
             return Ok((ty, d));
         }
@@ -225,7 +232,17 @@ fn matrix(d: &[u8]) -> Result<(String, Value), String> {
     let dims: Vec<usize> = numbers(ty, dims)?.into_iter().map(|v| v as usize).collect();
     let (_, name) = r.element()?;
     let name = String::from_utf8_lossy(name).into_owned();
-    let count: usize = dims.iter().product();
+    // Every element takes at least one byte of this payload: a larger count is a corrupt file, not an allocation.
+    let count = dims
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&c| c <= d.len())
+        .ok_or_else(|| {
+            format!(
+                "array '{name}' of dimensions {dims:?} does not fit its {} bytes",
+                d.len()
+            )
+        })?;
     let v = match class {
         1 => {
             let mut items = Vec::with_capacity(count);
