@@ -14,6 +14,7 @@ use crate::model::pipeline::{self, GroupIo, Thresholds};
 use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
 use crate::model::ssh_vgg16::SshVgg16;
 use crate::model::weights::WeightFile;
+pub use crate::ops::blur::{Blur, BlurMode};
 use crate::ops::preprocess::pack_rgb8;
 
 /// The bundled retinaface-mnv2 weights (see weights/README.md for provenance and licence).
@@ -200,12 +201,20 @@ enum Net {
     Vgg(Box<SshVgg16>),
 }
 
+/// Each image's faces, and the bytes of extra ranges read back with them.
+type FacesAndBytes = (Vec<Vec<Face>>, Vec<Vec<u8>>);
+
+/// A plan's key: image sizes, whether it dumps, and the anonymisation (mode, mask scale bits) it appends.
+type PlanKey = (Vec<[usize; 2]>, bool, Option<(BlurMode, u32)>);
+
 struct Compiled {
-    key: (Vec<[usize; 2]>, bool),
+    key: PlanKey,
     /// Held from writing the inputs to reading the outputs, so threads sharing the plan do not interleave.
     lock: Mutex<()>,
     plan: Plan,
     groups: Vec<GroupIo>,
+    /// Per group, the anonymised image of each of its images (empty without anonymisation).
+    anonymised: Vec<Vec<TensorId>>,
 }
 
 /// Plans kept per distinct list of image sizes (video frames reuse one; archives of mixed sizes cycle).
@@ -291,8 +300,50 @@ impl Detector {
             return Ok(Vec::new());
         }
         let c = self.compiled(images, false)?;
+        Ok(self.run_rows(&c, images, &[])?.0)
+    }
+
+    /// [`detect_batch`](Self::detect_batch) that also returns each image with every face anonymised, computed on
+    /// the GPU from the uploaded image and the kept detections in the same submit: the unblurred pixels of a face
+    /// never come back.
+    pub fn detect_anonymised(
+        &self,
+        images: &[RgbImage],
+        blur: &Blur,
+    ) -> Result<Vec<(Vec<Face>, RgbImage)>> {
+        if images.is_empty() {
+            return Ok(Vec::new());
+        }
+        let c = self.compiled_for(images, false, Some(blur))?;
+        let mut extra = Vec::new();
+        for (gr, outs) in c.groups.iter().zip(&c.anonymised) {
+            for (&(idx, _), &t) in gr.images.iter().zip(outs) {
+                extra.push((idx, t));
+            }
+        }
+        let reads: Vec<(TensorId, u64, u64)> = extra
+            .iter()
+            .map(|&(_, t)| (t, 0, c.plan.info(t).bytes()))
+            .collect();
+        let (faces, bytes) = self.run_rows(&c, images, &reads)?;
+        let mut imgs = vec![RgbImage::new(0, 0); images.len()];
+        for ((idx, _), b) in extra.into_iter().zip(bytes) {
+            let hw = [images[idx].height() as usize, images[idx].width() as usize];
+            imgs[idx] = crate::model::anonymise::unpack(&b, hw);
+        }
+        Ok(faces.into_iter().zip(imgs).collect())
+    }
+
+    /// Runs the plan on `images`; returns each image's faces and the bytes of the `extra` ranges, read back with the
+    /// kept rows.
+    fn run_rows(
+        &self,
+        c: &Compiled,
+        images: &[RgbImage],
+        extra: &[(TensorId, u64, u64)],
+    ) -> Result<FacesAndBytes> {
         let _guard = c.lock.lock().unwrap();
-        self.write_inputs(&c, images)?;
+        self.write_inputs(c, images)?;
         // Counts first; then only the kept rows of each image come back.
         let read: Vec<TensorId> = c.groups.iter().map(|gr| gr.counts).collect();
         let counts: Vec<Vec<u32>> = c
@@ -313,7 +364,10 @@ impl Detector {
                 owners.push(idx);
             }
         }
-        let rows = c.plan.read_ranges(&self.ctx, &ranges)?;
+        let n_rows = ranges.len();
+        ranges.extend_from_slice(extra);
+        let mut rows = c.plan.read_ranges(&self.ctx, &ranges)?;
+        let extra_bytes = rows.split_off(n_rows);
         let mut faces = vec![Vec::new(); images.len()];
         for (idx, bytes) in owners.into_iter().zip(rows) {
             faces[idx] = bytes_to_f32(&bytes)
@@ -321,7 +375,7 @@ impl Detector {
                 .map(|r| row_to_face(r, self.model))
                 .collect();
         }
-        Ok(faces)
+        Ok((faces, extra_bytes))
     }
 
     /// The tensors of `--dump` for `image`: for retinaface-mnv2 the raw per-anchor heads in the layout of the golden
@@ -379,6 +433,15 @@ impl Detector {
     }
 
     fn compiled(&self, images: &[RgbImage], dump: bool) -> Result<Arc<Compiled>> {
+        self.compiled_for(images, dump, None)
+    }
+
+    fn compiled_for(
+        &self,
+        images: &[RgbImage],
+        dump: bool,
+        blur: Option<&Blur>,
+    ) -> Result<Arc<Compiled>> {
         let sizes: Vec<[usize; 2]> = images
             .iter()
             .map(|i| [i.height() as usize, i.width() as usize])
@@ -391,7 +454,7 @@ impl Detector {
                 });
             }
         }
-        let key = (sizes, dump);
+        let key = (sizes, dump, blur.map(|b| (b.mode, b.mask_scale.to_bits())));
         let mut cache = self.plans.lock().unwrap();
         if let Some(pos) = cache.iter().position(|c| c.key == key) {
             let c = cache.remove(pos);
@@ -443,14 +506,25 @@ impl Detector {
         Ok(self.graph(sizes, false)?.0.steps().to_vec())
     }
 
-    fn build_plan(&self, key: (Vec<[usize; 2]>, bool)) -> Result<Compiled> {
-        let (g, ios) = self.graph(&key.0, key.1)?;
+    fn build_plan(&self, key: PlanKey) -> Result<Compiled> {
+        let (mut g, ios) = self.graph(&key.0, key.1)?;
+        let anonymised = match key.2 {
+            Some((mode, bits)) => {
+                let b = Blur {
+                    mode,
+                    mask_scale: f32::from_bits(bits),
+                };
+                crate::model::anonymise::append(&mut g, &ios, &key.0, &b)?
+            }
+            None => Vec::new(),
+        };
         let plan = g.compile(&self.ctx)?;
         Ok(Compiled {
             key,
             lock: Mutex::new(()),
             plan,
             groups: ios,
+            anonymised,
         })
     }
 

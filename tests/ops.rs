@@ -5,6 +5,8 @@ mod common;
 
 #[path = "ops/add.rs"]
 mod add;
+#[path = "ops/blur.rs"]
+mod blur;
 #[path = "ops/conv2d.rs"]
 mod conv2d;
 #[path = "ops/conv2d_api.rs"]

@@ -44,6 +44,8 @@ pub struct DetectArgs {
     gpu: GpuArgs,
     #[command(flatten)]
     precision: PrecisionArgs,
+    #[command(flatten)]
+    visual: super::visual::VisualArgs,
     /// Also read image (or .tar) paths from this file, one per line (`-`: standard input).
     #[arg(long)]
     list: Option<PathBuf>,
@@ -140,6 +142,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
         Format::Json
     });
     check_bucket(&a)?;
+    a.visual.check(a.model == ModelArg::RetinafaceMnv2)?;
     let b = builder(&a)?;
     let mine: Vec<&Unit> = inputs
         .units
@@ -176,6 +179,7 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
         max_side: a.max_side,
         bucket_pad: bucketing(&a, inputs.archive_like, cpu)
             .then(|| super::buckets::pad_pixel(a.model.into())),
+        visual: a.visual.any().then(|| a.visual.clone()),
     };
     eprintln!(
         "sshface: model {} on {} [{}]{}",

@@ -15,11 +15,21 @@ use super::{progress, say, GpuArgs, ModelArg};
 #[derive(Args)]
 pub struct EvalArgs {
     /// WIDER FACE image folder (`WIDER_val/images`): one sub-folder per event.
-    #[arg(long)]
-    images: PathBuf,
+    #[arg(long, requires = "out")]
+    images: Option<PathBuf>,
     /// Output folder for the result files.
     #[arg(long)]
-    out: PathBuf,
+    out: Option<PathBuf>,
+    /// Compute Easy / Medium / Hard AP against the toolkit's ground truth in DIR (`wider_face_val.mat`,
+    /// `wider_{easy,medium,hard}_val.mat`).
+    #[arg(long, value_name = "DIR")]
+    gt: Option<PathBuf>,
+    /// With --gt: the result files to score (default: --out).
+    #[arg(long, value_name = "DIR", requires = "gt")]
+    pred: Option<PathBuf>,
+    /// With --gt: where pr_curves.csv and pr_curves.png go (default: the result folder).
+    #[arg(long, value_name = "DIR", requires = "gt")]
+    curves: Option<PathBuf>,
     #[arg(long, value_enum, default_value = "retinaface-mnv2")]
     model: ModelArg,
     #[arg(long)]
@@ -66,6 +76,27 @@ fn sorted_dir(p: &Path) -> anyhow::Result<Vec<PathBuf>> {
 }
 
 pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
+    let mut code = ExitCode::SUCCESS;
+    match (&a.images, &a.out) {
+        (Some(images), Some(out)) => code = write_results(&a, images, out)?,
+        (None, _) if a.gt.is_none() => {
+            anyhow::bail!("eval needs --images DIR --out DIR (write result files), --gt DIR (score them), or both")
+        }
+        _ => {}
+    }
+    if let Some(gt) = &a.gt {
+        let Some(pred) = a.pred.as_ref().or(a.out.as_ref()) else {
+            anyhow::bail!("--gt needs the result files: --pred DIR, or --images and --out to write them first");
+        };
+        let curves = a.curves.as_ref().unwrap_or(pred);
+        for (setting, ap) in super::eval_ap::run(pred, gt, curves)? {
+            println!("{setting:<6} AP: {ap:.4}");
+        }
+    }
+    Ok(code)
+}
+
+fn write_results(a: &EvalArgs, images: &Path, out: &Path) -> anyhow::Result<ExitCode> {
     let model: sshface::Model = a.model.into();
     let score = a.score.unwrap_or(match model {
         sshface::Model::SshVgg16 => 0.05,
@@ -86,7 +117,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     eprintln!("sshface: model {} on {}", model.name(), det.describe());
     let (mut done, mut failed) = (0usize, 0usize);
     let mut work = Vec::new();
-    for event in sorted_dir(&a.images)?.into_iter().filter(|p| p.is_dir()) {
+    for event in sorted_dir(images)?.into_iter().filter(|p| p.is_dir()) {
         let files: Vec<PathBuf> = sorted_dir(&event)?
             .into_iter()
             .filter(|p| is_image(p))
@@ -95,7 +126,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     }
     let pb = progress(work.iter().map(|(_, f)| f.len()).sum());
     for (event, files) in work {
-        let out_dir = a.out.join(event.file_name().unwrap_or_default());
+        let out_dir = out.join(event.file_name().unwrap_or_default());
         std::fs::create_dir_all(&out_dir)
             .map_err(|e| anyhow::anyhow!("{}: {e}", out_dir.display()))?;
         for img_path in files {
@@ -124,7 +155,7 @@ pub fn run(a: EvalArgs) -> anyhow::Result<ExitCode> {
     pb.finish_and_clear();
     eprintln!(
         "sshface: wrote {done} result files to {} ({failed} images failed)",
-        a.out.display()
+        out.display()
     );
     Ok(if failed > 0 || done == 0 {
         ExitCode::FAILURE

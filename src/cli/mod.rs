@@ -2,14 +2,22 @@
 
 mod bench;
 mod buckets;
+mod crops;
 mod detect;
+mod draw;
 mod eval;
+mod eval_ap;
+mod font;
+mod mat;
 mod output;
+mod pr_plot;
 mod precision;
 mod profile;
 mod status;
 mod synthetic;
 mod units;
+mod visual;
+mod wider_ap;
 mod worker;
 
 use std::path::PathBuf;

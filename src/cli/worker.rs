@@ -9,11 +9,12 @@ use std::sync::mpsc::SyncSender;
 
 use image::RgbImage;
 use indicatif::ProgressBar;
-use sshface::{Detector, Face};
+use sshface::Detector;
 
 use super::buckets::{self, Prepared};
 use super::output::{Ordered, Record, Writer};
 use super::units::{Source, Unit};
+use super::visual::Detected;
 use super::{say, status};
 
 pub struct Config {
@@ -21,6 +22,8 @@ pub struct Config {
     pub max_side: Option<u32>,
     /// The pad pixel when bucketing.
     pub bucket_pad: Option<[u8; 3]>,
+    /// Image outputs (`--draw`, `--crops`), when any is asked for.
+    pub visual: Option<super::visual::VisualArgs>,
 }
 
 #[derive(Default)]
@@ -107,7 +110,7 @@ pub fn run_unit(
                     .filter(|q| !q.is_empty())
                 {
                     let b = std::mem::take(q);
-                    flush(det, b, w, &mut ordered, stats, pb, dump)?;
+                    flush(cfg, det, b, w, &mut ordered, stats, pb, dump)?;
                 }
             }
             last = Some(p.canvas);
@@ -119,12 +122,12 @@ pub fn run_unit(
             });
             if q.len() >= cfg.batch {
                 let b = std::mem::take(q);
-                flush(det, b, w, &mut ordered, stats, pb, dump)?;
+                flush(cfg, det, b, w, &mut ordered, stats, pb, dump)?;
             } else if queues.values().map(Vec::len).sum::<usize>() > MAX_PENDING_BATCHES * cfg.batch
             {
                 if let Some(q) = queues.values_mut().max_by_key(|q| q.len()) {
                     let b = std::mem::take(q);
-                    flush(det, b, w, &mut ordered, stats, pb, dump)?;
+                    flush(cfg, det, b, w, &mut ordered, stats, pb, dump)?;
                 }
             }
         }
@@ -132,7 +135,7 @@ pub fn run_unit(
             if status::interrupted() {
                 return Err(Stop::Interrupted);
             }
-            flush(det, q, w, &mut ordered, stats, pb, dump)?;
+            flush(cfg, det, q, w, &mut ordered, stats, pb, dump)?;
         }
         Ok(())
     })
@@ -241,7 +244,9 @@ fn guarded<T>(f: impl FnOnce() -> sshface::Result<T>) -> Result<sshface::Result<
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn flush(
+    cfg: &Config,
     det: &Detector,
     batch: Vec<Queued>,
     w: &mut Writer,
@@ -277,12 +282,14 @@ fn flush(
     let truncated = det.truncated_images();
     // A batch that fails (e.g. one image too large for the device) must not hide the others: retry its images one
     // by one so each error names its own file.
-    let results: Vec<sshface::Result<Vec<Face>>> = match guarded(|| det.detect_batch(&imgs))? {
+    let blur = cfg.visual.as_ref().and_then(|v| v.blur());
+    let run = |imgs: &[RgbImage]| super::visual::detect(det, imgs, blur.as_ref());
+    let results: Vec<sshface::Result<Detected>> = match guarded(|| run(&imgs))? {
         Ok(r) => r.into_iter().map(Ok).collect(),
         Err(e) if imgs.len() == 1 => vec![Err(e)],
         Err(_) => imgs
             .iter()
-            .map(|img| guarded(|| det.detect(img)))
+            .map(|img| guarded(|| run(std::slice::from_ref(img)).map(|mut v| v.remove(0))))
             .collect::<Result<_, Stop>>()?,
     };
     if det.truncated_images() > truncated {
@@ -293,10 +300,19 @@ fn flush(
             names.join(", ")
         );
     }
-    for (Queued { idx, name, p }, r) in meta.into_iter().zip(results) {
+    for ((Queued { idx, name, p }, r), img) in meta.into_iter().zip(results).zip(&imgs) {
         let result = match r {
-            Ok(faces) => {
+            Ok((faces, anonymised)) => {
                 stats.faces += faces.len();
+                if let Some(v) = &cfg.visual {
+                    // The image the detector saw, without the bucket padding.
+                    let w = (p.width as f32 / p.factor[0]).round() as u32;
+                    let h = (p.height as f32 / p.factor[1]).round() as u32;
+                    let seen = |i: &RgbImage| image::imageops::crop_imm(i, 0, 0, w, h).to_image();
+                    let anonymised = anonymised.as_ref().map(seen);
+                    v.emit(&name, &seen(img), anonymised.as_ref(), &faces)
+                        .map_err(|e| Stop::Output(std::io::Error::other(format!("{e:#}"))))?;
+                }
                 Ok((p.width, p.height, buckets::to_original(faces, p.factor)))
             }
             Err(e) if status::is_device(&e) => return Err(Stop::Device(format!("{name}: {e}"))),

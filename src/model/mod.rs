@@ -1,6 +1,7 @@
 //! Network definitions and their CPU-side geometry (anchors, priors).
 
 pub mod anchors;
+pub mod anonymise;
 pub mod blocks;
 pub mod pipeline;
 pub mod retinaface_mnv2;

@@ -2,6 +2,7 @@
 //! its output shape rule and a launcher that appends a labelled step to a [`Graph`](crate::gpu::Graph).
 
 pub mod add;
+pub mod blur;
 pub mod conv2d;
 pub mod conv2d_coop;
 pub mod conv2d_gemm;
@@ -92,6 +93,7 @@ pub fn variant(
 pub fn all_shaders() -> Vec<&'static Shader> {
     vec![
         &add::SHADER,
+        &blur::SHADER,
         &decode::SHADER,
         &fill::SHADER,
         &max_pool::SHADER,

@@ -2,6 +2,7 @@
 //! Written for clarity, not speed; f32 arithmetic as in the shaders unless a function says otherwise.
 
 pub mod add;
+pub mod blur;
 pub mod conv2d;
 pub mod copy_rows;
 pub mod decode;

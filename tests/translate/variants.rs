@@ -227,12 +227,42 @@ fn explicit_kernel_variants(ctx: &GpuContext, maps: DType, v: &mut Variants) {
     v.add_steps("explicit conv2d_gemm v4", g.steps());
 }
 
+/// The anonymisation step in each mode (`Detector::detect_anonymised` appends it after NMS).
+fn blur_variants(v: &mut Variants) {
+    use sshface::ops::blur::{blur, Blur, BlurMode};
+    let mut g = Graph::new();
+    let src = g.input("image", &[12]).unwrap();
+    let rows = g.input("rows", &[1, 2, 16]).unwrap();
+    let counts = g.input("counts", &[1, 2]).unwrap();
+    let out = g.tensor("out", &[12]).unwrap();
+    for mode in [BlurMode::Gaussian, BlurMode::Pixelate, BlurMode::Solid] {
+        let b = Blur {
+            mode,
+            mask_scale: 1.3,
+        };
+        blur(
+            &mut g,
+            &format!("{mode:?}"),
+            src,
+            [4, 4],
+            rows,
+            counts,
+            0,
+            out,
+            &b,
+        )
+        .unwrap();
+    }
+    v.add_steps("anonymise", g.steps());
+}
+
 /// Every pipeline variant; panics naming the graph that fails to build.
 pub fn all() -> Variants {
     let mut v = Variants::default();
     let ctx = noop_context(None);
     network_variants(&ctx, Precision::F32, &mut v);
     explicit_kernel_variants(&ctx, DType::F32, &mut v);
+    blur_variants(&mut v);
     for size in [8, 16] {
         let ctx = noop_context(Some(size));
         network_variants(&ctx, Precision::F16, &mut v);
