@@ -52,11 +52,10 @@ pub enum Error {
     #[error("invalid option: {0}")]
     Config(String),
 
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    /// A file could not be read or written. The OS error is part of the message, not a `source()`, so that
+    /// error chains (`{:#}`) say it once.
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
 }
 
 impl Error {
