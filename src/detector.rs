@@ -15,6 +15,7 @@ use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
 use crate::model::ssh_vgg16::SshVgg16;
 use crate::model::weights::WeightFile;
 use crate::ops::preprocess::pack_rgb8;
+use crate::options::{finish_faces, scale_faces, DetectOptions};
 
 /// The bundled retinaface-mnv2 weights (see weights/README.md for provenance and licence).
 pub static BUNDLED_RETINAFACE: &[u8] = include_bytes!("../weights/retinaface_mnv2.safetensors");
@@ -30,6 +31,7 @@ pub enum Model {
 }
 
 impl Model {
+    /// The name the CLI's `--model` takes, e.g. `retinaface-mnv2`.
     pub fn name(self) -> &'static str {
         match self {
             Model::RetinafaceMnv2 => "retinaface-mnv2",
@@ -58,10 +60,15 @@ impl std::str::FromStr for Model {
     }
 }
 
-/// One detected face in original-image pixels.
+/// One detected face in original-image pixels (after EXIF orientation when decoded by [`crate::image_io`]).
+///
+/// With the `serde` feature (on by default) it serialises as one face of the CLI's JSON schema:
+/// `{"box": [x1, y1, x2, y2], "score": s, "landmarks": [[x, y]; 5] or null}`.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Face {
-    /// [x1, y1, x2, y2]
+    /// [x1, y1, x2, y2], clipped to the image unless [`DetectorBuilder::clip_boxes`]`(false)`.
+    #[cfg_attr(feature = "serde", serde(rename = "box"))]
     pub bbox: [f32; 4],
     /// Face probability.
     pub score: f32,
@@ -84,6 +91,7 @@ pub struct DetectorBuilder {
     protocol: Protocol,
     max_binding: Option<u64>,
     precision: Precision,
+    raw_boxes: bool,
 }
 
 impl DetectorBuilder {
@@ -94,6 +102,7 @@ impl DetectorBuilder {
         self.precision = p;
         self
     }
+    /// The network (default [`Model::RetinafaceMnv2`]).
     pub fn model(mut self, m: Model) -> Self {
         self.model = m;
         self
@@ -118,13 +127,16 @@ impl DetectorBuilder {
         self.adapter = a;
         self
     }
-    /// ssh-vgg16 test protocol (single scale 1200/1600 by default, a fixed scale, or the pyramid).
     /// Plan as if one storage binding held at most `bytes` (never more than the device allows): high-resolution
     /// layers then run in row strips and batches split earlier. Lowers peak memory; results are identical.
     pub fn max_binding(mut self, bytes: u64) -> Self {
         self.max_binding = Some(bytes);
         self
     }
+    /// Input size: for ssh-vgg16 its test protocol (single scale 1200/1600 by default, a fixed scale, or the
+    /// pyramid); for retinaface-mnv2 the default runs each image at its own size and [`Protocol::Scale`]`(s)`
+    /// resizes it by `s` first (e.g. 2 for tiny faces), while [`Protocol::Pyramid`] is an error. Coordinates are
+    /// always in original pixels.
     pub fn protocol(mut self, p: Protocol) -> Self {
         self.protocol = p;
         self
@@ -135,6 +147,22 @@ impl DetectorBuilder {
         self
     }
 
+    /// Boxes clipped to the image (the default) or raw (`false`): retinaface-mnv2's decoded boxes may reach past
+    /// the image edges (e.g. `x1 = -3.8` for a face cut by the border); ssh-vgg16 clips on the GPU as the authors'
+    /// code does, so its boxes are inside the image either way. Landmarks are never clipped.
+    pub fn clip_boxes(mut self, clip: bool) -> Self {
+        self.raw_boxes = !clip;
+        self
+    }
+
+    /// Opens the adapter (unless [`context`](Self::context) gave one), loads the weights and uploads them.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a threshold outside [0, 1], a scale that is not a positive number, a protocol the model
+    /// does not have (the pyramid for retinaface-mnv2), `max_binding(0)`, or ssh-vgg16 without weights;
+    /// [`Error::NoAdapter`] / [`Error::Device`] when no adapter matches or it refuses a device; an explicit
+    /// [`Precision`] the adapter cannot run; [`Error::Weights`] / [`Error::Io`] for a missing, unreadable or
+    /// mis-shaped weight file.
     pub fn build(self) -> Result<Detector> {
         let (ds, dn) = self.model.default_thresholds();
         let score = self.score.unwrap_or(ds);
@@ -148,6 +176,23 @@ impl DetectorBuilder {
             return Err(Error::Config(format!(
                 "NMS IoU threshold {nms} must be in [0, 1]"
             )));
+        }
+        if let Protocol::Scale(s) = self.protocol {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(Error::Config(format!(
+                    "--scale {s} must be a positive number"
+                )));
+            }
+        }
+        if self.model == Model::RetinafaceMnv2 && self.protocol == Protocol::Pyramid {
+            return Err(Error::Config(
+                "the pyramid protocol (--pyramid) applies to --model ssh-vgg16 only".into(),
+            ));
+        }
+        if self.max_binding == Some(0) {
+            return Err(Error::Config(
+                "max_binding(0): the binding budget must be at least 1 byte".into(),
+            ));
         }
         let ctx = match self.context {
             Some(c) => c,
@@ -163,13 +208,6 @@ impl DetectorBuilder {
                 ))
             }
         };
-        if let Protocol::Scale(s) = self.protocol {
-            if !(s.is_finite() && s > 0.0) {
-                return Err(Error::Config(format!(
-                    "--scale {s} must be a positive number"
-                )));
-            }
-        }
         let net = match self.model {
             Model::RetinafaceMnv2 => {
                 Net::Retina(Box::new(RetinaFaceMnv2::load(&ctx, &wf, numerics.maps)?))
@@ -187,6 +225,7 @@ impl DetectorBuilder {
             protocol: self.protocol,
             numerics,
             limit,
+            raw_boxes: self.raw_boxes,
             plans: Mutex::new(Vec::new()),
             truncated: AtomicU64::new(0),
             compiled: AtomicU64::new(0),
@@ -200,8 +239,11 @@ enum Net {
     Vgg(Box<SshVgg16>),
 }
 
+/// A plan's key: image sizes, whether it dumps, and the (score, NMS) threshold bits it selects with.
+type PlanKey = (Vec<[usize; 2]>, bool, [u32; 2]);
+
 struct Compiled {
-    key: (Vec<[usize; 2]>, bool),
+    key: PlanKey,
     /// Held from writing the inputs to reading the outputs, so threads sharing the plan do not interleave.
     lock: Mutex<()>,
     plan: Plan,
@@ -224,20 +266,34 @@ pub struct Detector {
     numerics: Numerics,
     /// Largest tensor in bytes the plans are built for.
     limit: u64,
+    raw_boxes: bool,
     plans: Mutex<Vec<Arc<Compiled>>>,
     truncated: AtomicU64,
     compiled: AtomicU64,
 }
 
 impl Detector {
+    /// A builder with the defaults: retinaface-mnv2, bundled weights, the model's thresholds, the best adapter.
     pub fn builder() -> DetectorBuilder {
         DetectorBuilder::default()
     }
 
+    /// The GPU context (device, adapter info), e.g. to share it with another detector.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
     }
 
+    /// The adapter's name, e.g. `NVIDIA H200` or `llvmpipe (LLVM 19.1.7, 256 bits)`.
+    pub fn adapter_name(&self) -> &str {
+        &self.ctx.info.name
+    }
+
+    /// The backend the adapter runs on (Vulkan, Metal, DX12, GL).
+    pub fn backend(&self) -> wgpu::Backend {
+        self.ctx.info.backend
+    }
+
+    /// The network this detector runs.
     pub fn model(&self) -> Model {
         self.model
     }
@@ -275,10 +331,15 @@ impl Detector {
         self.compiled.load(Ordering::Relaxed)
     }
 
-    /// Detects faces in one image.
+    /// Detects faces in one image, best score first.
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<Face>> {
+        self.detect_with(image, &DetectOptions::default())
+    }
+
+    /// As [`detect`](Self::detect) with per-call thresholds and a face limit (see [`DetectOptions`]).
+    pub fn detect_with(&self, image: &RgbImage, opts: &DetectOptions) -> Result<Vec<Face>> {
         Ok(self
-            .detect_batch(std::slice::from_ref(image))?
+            .detect_batch_with(std::slice::from_ref(image), opts)?
             .pop()
             .unwrap_or_default())
     }
@@ -287,10 +348,23 @@ impl Detector {
     /// equal input size run as one batch; images of different sizes run side by side in the same plan, so each gets
     /// exactly its single-image result.
     pub fn detect_batch(&self, images: &[RgbImage]) -> Result<Vec<Vec<Face>>> {
+        self.detect_batch_with(images, &DetectOptions::default())
+    }
+
+    /// As [`detect_batch`](Self::detect_batch) with per-call options. A score or NMS threshold other than the
+    /// builder's builds (and caches) a plan for it; `max_faces` keeps the best-scoring faces.
+    pub fn detect_batch_with(
+        &self,
+        images: &[RgbImage],
+        opts: &DetectOptions,
+    ) -> Result<Vec<Vec<Face>>> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let c = self.compiled(images, false)?;
+        let th = opts.thresholds(self.th)?;
+        let (scaled, factors) = self.input_scale(images);
+        let images = scaled.as_deref().unwrap_or(images);
+        let c = self.compiled(images, false, th)?;
         let _guard = c.lock.lock().unwrap();
         self.write_inputs(&c, images)?;
         // Counts first; then only the kept rows of each image come back.
@@ -316,10 +390,18 @@ impl Detector {
         let rows = c.plan.read_ranges(&self.ctx, &ranges)?;
         let mut faces = vec![Vec::new(); images.len()];
         for (idx, bytes) in owners.into_iter().zip(rows) {
-            faces[idx] = bytes_to_f32(&bytes)
+            let mut f: Vec<Face> = bytes_to_f32(&bytes)
                 .chunks_exact(16)
                 .map(|r| row_to_face(r, self.model))
                 .collect();
+            // NMS emits rows in descending score; keep that order, documented as "best first".
+            f.sort_by(|a, b| b.score.total_cmp(&a.score));
+            let f = scale_faces(f, factors[idx]);
+            let (w, h) = (
+                images[idx].width() as f32 * factors[idx][0],
+                images[idx].height() as f32 * factors[idx][1],
+            );
+            faces[idx] = finish_faces(f, (!self.raw_boxes).then_some((w, h)), opts.max_faces);
         }
         Ok(faces)
     }
@@ -329,7 +411,7 @@ impl Detector {
     /// first scale, `m{k}.cls_prob [H,W,A]`, `m{k}.bbox_pred [4A,H,W]` and the feature maps `conv4_3`, `conv5_3`,
     /// `conv4_fuse_final`, `pool6` (`[C,H,W]`).
     pub fn dump(&self, image: &RgbImage) -> Result<Vec<NamedTensor>> {
-        let c = self.compiled(std::slice::from_ref(image), true)?;
+        let c = self.compiled(std::slice::from_ref(image), true, self.th)?;
         let _guard = c.lock.lock().unwrap();
         self.write_inputs(&c, std::slice::from_ref(image))?;
         let gr = &c.groups[0];
@@ -354,7 +436,7 @@ impl Detector {
 
     /// GPU time of every step of the plan for `image` (needs TIMESTAMP_QUERY_INSIDE_PASSES).
     pub fn profile(&self, image: &RgbImage) -> Result<Vec<crate::gpu::StepTiming>> {
-        let c = self.compiled(std::slice::from_ref(image), false)?;
+        let c = self.compiled(std::slice::from_ref(image), false, self.th)?;
         let _guard = c.lock.lock().unwrap();
         self.write_inputs(&c, std::slice::from_ref(image))?;
         c.plan.profile(&self.ctx)
@@ -364,7 +446,8 @@ impl Detector {
     /// maps, inputs, outputs) plus the weight buffers it binds. Builds the plan if it is not cached yet; other
     /// cached plans, pipelines and the small readback buffer are not counted.
     pub fn gpu_memory_bytes(&self, images: &[RgbImage]) -> Result<u64> {
-        let c = self.compiled(images, false)?;
+        let (scaled, _) = self.input_scale(images);
+        let c = self.compiled(scaled.as_deref().unwrap_or(images), false, self.th)?;
         Ok(c.plan.arena_bytes() + c.plan.weight_bytes())
     }
 
@@ -378,7 +461,29 @@ impl Detector {
         Ok(())
     }
 
-    fn compiled(&self, images: &[RgbImage], dump: bool) -> Result<Arc<Compiled>> {
+    /// retinaface-mnv2 with [`Protocol::Scale`]: the images resized by the factor on the CPU, and per image the
+    /// original pixels per network pixel in x and y; otherwise `None` and factors of 1.
+    fn input_scale(&self, images: &[RgbImage]) -> (Option<Vec<RgbImage>>, Vec<[f32; 2]>) {
+        let ones = vec![[1.0, 1.0]; images.len()];
+        let s = match (&self.net, self.protocol) {
+            (Net::Retina(_), Protocol::Scale(s)) if s != 1.0 => s,
+            _ => return (None, ones),
+        };
+        let mut factors = Vec::with_capacity(images.len());
+        let scaled = images
+            .iter()
+            .map(|img| {
+                let (w, h) = img.dimensions();
+                let r = |v: u32| ((v as f64 * s).round() as u32).max(1);
+                let (nw, nh) = (r(w), r(h));
+                factors.push([w as f32 / nw as f32, h as f32 / nh as f32]);
+                image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle)
+            })
+            .collect();
+        (Some(scaled), factors)
+    }
+
+    fn compiled(&self, images: &[RgbImage], dump: bool, th: Thresholds) -> Result<Arc<Compiled>> {
         let sizes: Vec<[usize; 2]> = images
             .iter()
             .map(|i| [i.height() as usize, i.width() as usize])
@@ -391,7 +496,7 @@ impl Detector {
                 });
             }
         }
-        let key = (sizes, dump);
+        let key = (sizes, dump, [th.score.to_bits(), th.nms.to_bits()]);
         let mut cache = self.plans.lock().unwrap();
         if let Some(pos) = cache.iter().position(|c| c.key == key) {
             let c = cache.remove(pos);
@@ -411,6 +516,8 @@ impl Detector {
     }
 
     /// Appends the detection graph of one group; returns its I/O and the bytes of its largest tensor.
+    // The arguments are GroupSpec's fields; a second struct for them would only be built here.
+    #[allow(clippy::too_many_arguments)]
     fn append_group(
         &self,
         g: &mut Graph,
@@ -419,13 +526,14 @@ impl Detector {
         idxs: &[usize],
         sizes: &[[usize; 2]],
         dump: bool,
+        th: Thresholds,
     ) -> Result<(GroupIo, u64)> {
         let spec = pipeline::GroupSpec {
             k,
             hw,
             idxs,
             sizes,
-            th: self.th,
+            th,
             dump,
             limit: self.limit,
         };
@@ -440,11 +548,15 @@ impl Detector {
     /// for images of `sizes` (`[H, W]` each), without compiling them: for checks that other shader compilers accept
     /// every pipeline the detector creates (`tests/translate.rs`, `.ci/tint-check`).
     pub fn plan_steps(&self, sizes: &[[usize; 2]]) -> Result<Vec<crate::gpu::StepDesc>> {
-        Ok(self.graph(sizes, false)?.0.steps().to_vec())
+        Ok(self.graph(sizes, false, self.th)?.0.steps().to_vec())
     }
 
-    fn build_plan(&self, key: (Vec<[usize; 2]>, bool)) -> Result<Compiled> {
-        let (g, ios) = self.graph(&key.0, key.1)?;
+    fn build_plan(&self, key: PlanKey) -> Result<Compiled> {
+        let th = Thresholds {
+            score: f32::from_bits(key.2[0]),
+            nms: f32::from_bits(key.2[1]),
+        };
+        let (g, ios) = self.graph(&key.0, key.1, th)?;
         let plan = g.compile(&self.ctx)?;
         Ok(Compiled {
             key,
@@ -454,7 +566,12 @@ impl Detector {
         })
     }
 
-    fn graph(&self, sizes: &[[usize; 2]], dump: bool) -> Result<(Graph, Vec<GroupIo>)> {
+    fn graph(
+        &self,
+        sizes: &[[usize; 2]],
+        dump: bool,
+        th: Thresholds,
+    ) -> Result<(Graph, Vec<GroupIo>)> {
         let mut g = Graph::with_numerics(self.numerics.conv, self.numerics.maps);
         // Group images by network input size (retinaface: padded size; ssh-vgg16: original size, hence equal
         // scales), keeping first-appearance order.
@@ -481,6 +598,7 @@ impl Detector {
                 &idxs[..1],
                 sizes,
                 false,
+                th,
             )?;
             let per_image = one.1.max(1);
             let n_max = (self.limit / per_image).max(1) as usize;
@@ -488,7 +606,7 @@ impl Detector {
         }
         let mut ios = Vec::new();
         for (k, (gk, idxs)) in batches.iter().enumerate() {
-            ios.push(self.append_group(&mut g, k, *gk, idxs, sizes, dump)?.0);
+            ios.push(self.append_group(&mut g, k, *gk, idxs, sizes, dump, th)?.0);
         }
         Ok((g, ios))
     }
