@@ -67,7 +67,8 @@ impl From<ModelArg> for Model {
 /// Options shared by every command that opens a GPU.
 #[derive(Args, Clone)]
 struct GpuArgs {
-    /// Backend list: vulkan, metal, dx12, gl (default: $WGPU_BACKEND or all).
+    /// Backend list: vulkan, metal, dx12, gl (default: $WGPU_BACKEND, else Vulkan/Metal/DX12, else GL when those
+    /// have no adapter).
     #[arg(long)]
     backend: Option<String>,
     /// Use the adapter whose name contains this (default: $WGPU_ADAPTER_NAME or the best one).
@@ -95,7 +96,7 @@ impl GpuArgs {
 
 #[derive(Args)]
 struct AdaptersArgs {
-    /// Backend list: vulkan, metal, dx12, gl (default: $WGPU_BACKEND or the primary ones, as detect uses).
+    /// Backend list: vulkan, metal, dx12, gl (default: as detect: $WGPU_BACKEND, else Vulkan/Metal/DX12, else GL).
     #[arg(long)]
     backend: Option<String>,
 }
@@ -138,7 +139,28 @@ fn progress(n: usize) -> ProgressBar {
     pb
 }
 
+/// A threshold in [0, 1]; the error names the flag (clap adds it) and the range.
+fn unit_interval(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside [0, 1]"))
+    }
+}
+
+/// Output cut short by a closed pipe (`sshface … | head`) ends the process quietly, as for other Unix tools:
+/// Rust ignores SIGPIPE, which turns every later `println!` into a panic (exit 101).
+fn quiet_on_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal before any thread starts; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Detect(a) => detect::run(a),
@@ -196,6 +218,7 @@ fn adapters(a: AdaptersArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let infos: Vec<wgpu::AdapterInfo> = list.iter().map(|a| a.get_info()).collect();
+    println!("#\tname\tbackend\ttype\tpci bus\tdriver (* = what detect opens with --device auto)");
     let facts: Vec<_> = infos
         .iter()
         .map(sshface::gpu::select::AdapterFacts::from)

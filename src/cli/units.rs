@@ -32,33 +32,48 @@ pub fn is_tar(p: &Path) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case("tar")) && !p.is_dir()
 }
 
+/// The image argument `-`: one image read from standard input.
+pub const STDIN: &str = "-";
+
 /// Collects the inputs: each argument (folders searched recursively for image and tar files), then the lines of
-/// `list` (`-`: standard input). A missing path is kept, so that it is reported as an error row in its turn.
+/// `list` (`-`: standard input; a line naming a folder is searched like a folder argument). A missing path is kept,
+/// so that it is reported as an error row in its turn.
 pub fn collect(args: &[PathBuf], list: Option<&Path>, unit_size: usize) -> anyhow::Result<Inputs> {
+    let stdin = Path::new(STDIN);
+    if list == Some(stdin) && args.iter().any(|a| a == stdin) {
+        anyhow::bail!(
+            "the image argument - and --list - both read standard input: use one of them"
+        );
+    }
     let mut paths = Vec::new();
     let mut archive_like = list.is_some();
-    for p in args {
+    let mut seen = Seen::default();
+    let mut add = |p: PathBuf, paths: &mut Vec<PathBuf>| -> anyhow::Result<bool> {
         if p.is_dir() {
-            archive_like = true;
-            walk(p, &mut paths)?;
-        } else {
-            paths.push(p.clone());
+            walk(&p, paths, &mut seen)?;
+            return Ok(true);
         }
+        paths.push(p);
+        Ok(false)
+    };
+    for p in args {
+        archive_like |= add(p.clone(), &mut paths)?;
     }
     if let Some(l) = list {
-        let text = if l == Path::new("-") {
-            std::io::read_to_string(std::io::stdin())
-                .map_err(|e| anyhow::anyhow!("--list -: reading standard input: {e}"))?
+        let bytes = if l == stdin {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                .map_err(|e| anyhow::anyhow!("--list -: reading standard input: {e}"))?;
+            b
         } else {
-            std::fs::read_to_string(l)
-                .map_err(|e| anyhow::anyhow!("--list {}: {e}", l.display()))?
+            std::fs::read(l).map_err(|e| anyhow::anyhow!("--list {}: {e}", l.display()))?
         };
-        paths.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(PathBuf::from),
-        );
+        for line in bytes.split(|&b| b == b'\n') {
+            let line = line.trim_ascii();
+            if !line.is_empty() {
+                add(path_from_bytes(line), &mut paths)?;
+            }
+        }
     }
     let (tars, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| is_tar(p));
     archive_like |= !tars.is_empty();
@@ -99,7 +114,35 @@ pub fn collect(args: &[PathBuf], list: Option<&Path>, unit_size: usize) -> anyho
     })
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// A list line as a path: its bytes as they are on Unix, where paths need not be UTF-8; elsewhere a line that is not
+/// UTF-8 becomes a path that does not exist, so it is that line's error row and the others still run.
+#[cfg(unix)]
+fn path_from_bytes(b: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(b))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(b: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(b).into_owned())
+}
+
+/// Folders and files already taken, by canonical path: symlinks are followed, but a loop or a second link to the
+/// same folder or file does not take its images again.
+#[derive(Default)]
+struct Seen(std::collections::HashSet<PathBuf>);
+
+impl Seen {
+    fn first(&mut self, p: &Path) -> bool {
+        self.0
+            .insert(std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf()))
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut Seen) -> anyhow::Result<()> {
+    if !seen.first(dir) {
+        return Ok(());
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -107,8 +150,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            walk(&p, out)?;
-        } else if super::eval::is_image(&p) || is_tar(&p) {
+            walk(&p, out, seen)?;
+        } else if (sshface::image_io::is_image_path(&p) || is_tar(&p)) && seen.first(&p) {
             out.push(p);
         }
     }
@@ -268,6 +311,42 @@ mod tests {
             .unwrap_err();
             assert!(e.contains(want), "{arg:?} {shards:?} {vars:?}: {e}");
         }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn symlink_loops_and_list_folders_take_each_file_once() {
+        let d = std::env::temp_dir().join(format!("sshface-units-loop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("a/b")).unwrap();
+        std::fs::write(d.join("a/b/x.png"), b"").unwrap();
+        std::fs::write(d.join("a/y.GIF"), b"").unwrap();
+        std::os::unix::fs::symlink(d.join("a"), d.join("a/b/loop")).unwrap();
+        std::os::unix::fs::symlink(d.join("a/b/x.png"), d.join("a/b/z.png")).unwrap();
+        let list = d.join("list.txt");
+        let mut bytes = format!("{}\n", d.join("a/b").display()).into_bytes();
+        bytes.extend_from_slice(b"bad-\xff.png\n");
+        std::fs::write(&list, bytes).unwrap();
+        let inputs = collect(&[d.join("a")], Some(&list), 100).unwrap();
+        let Source::Files(files) = &inputs.units[0].source else {
+            panic!()
+        };
+        let names: Vec<String> = files
+            .iter()
+            .map(|p| {
+                p.strip_prefix(&d)
+                    .unwrap_or(p)
+                    .to_string_lossy()
+                    .into_owned()
+            })
+            .collect();
+        // The loop and the second link are skipped; the listed folder was already walked; the non-UTF-8 line stays
+        // one path of its own.
+        assert_eq!(
+            names,
+            ["a/b/x.png", "a/y.GIF", "bad-\u{fffd}.png"],
+            "{names:?}"
+        );
     }
 
     #[test]

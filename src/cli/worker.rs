@@ -19,6 +19,11 @@ use super::{say, status};
 pub struct Config {
     pub batch: usize,
     pub max_side: Option<u32>,
+    /// Refuse images with more pixels, from their header (`None`: no limit).
+    pub max_pixels: Option<u64>,
+    /// Clip boxes to the original image (the default; `--raw-boxes` turns it off).
+    pub clip: bool,
+    pub max_faces: Option<usize>,
     /// The pad pixel when bucketing.
     pub bucket_pad: Option<[u8; 3]>,
 }
@@ -107,7 +112,7 @@ pub fn run_unit(
                     .filter(|q| !q.is_empty())
                 {
                     let b = std::mem::take(q);
-                    flush(det, b, w, &mut ordered, stats, pb, dump)?;
+                    flush(det, cfg, b, w, &mut ordered, stats, pb, dump)?;
                 }
             }
             last = Some(p.canvas);
@@ -119,12 +124,12 @@ pub fn run_unit(
             });
             if q.len() >= cfg.batch {
                 let b = std::mem::take(q);
-                flush(det, b, w, &mut ordered, stats, pb, dump)?;
+                flush(det, cfg, b, w, &mut ordered, stats, pb, dump)?;
             } else if queues.values().map(Vec::len).sum::<usize>() > MAX_PENDING_BATCHES * cfg.batch
             {
                 if let Some(q) = queues.values_mut().max_by_key(|q| q.len()) {
                     let b = std::mem::take(q);
-                    flush(det, b, w, &mut ordered, stats, pb, dump)?;
+                    flush(det, cfg, b, w, &mut ordered, stats, pb, dump)?;
                 }
             }
         }
@@ -132,7 +137,7 @@ pub fn run_unit(
             if status::interrupted() {
                 return Err(Stop::Interrupted);
             }
-            flush(det, q, w, &mut ordered, stats, pb, dump)?;
+            flush(det, cfg, q, w, &mut ordered, stats, pb, dump)?;
         }
         Ok(())
     })
@@ -159,7 +164,20 @@ fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar)
             for idx in order {
                 let p = &paths[idx];
                 let name = p.to_string_lossy().into_owned();
-                let prep = prep(&name, &|| sshface::image_io::load_rgb(p));
+                let prep = prep(&name, &|| {
+                    if p == Path::new(super::units::STDIN) {
+                        let mut b = Vec::new();
+                        std::io::stdin().read_to_end(&mut b).map_err(|e| {
+                            sshface::Error::Image {
+                                path: "-".into(),
+                                msg: format!("cannot read standard input: {e}"),
+                            }
+                        })?;
+                        return sshface::image_io::decode_rgb_limited("-", &b, cfg.max_pixels);
+                    }
+                    sshface::image_io::load_rgb_limited(p, cfg.max_pixels)
+                });
+                decoded(pb);
                 let item = Item { idx, name, prep };
                 if tx.send(item).is_err() {
                     return;
@@ -170,8 +188,12 @@ fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar)
             let mut idx = 0;
             let r = read_tar(path, |name, bytes| {
                 pb.inc_length(1);
-                let prep =
-                    bytes.and_then(|b| prep(&name, &|| sshface::image_io::decode_rgb(&name, &b)));
+                let prep = bytes.and_then(|b| {
+                    prep(&name, &|| {
+                        sshface::image_io::decode_rgb_limited(&name, &b, cfg.max_pixels)
+                    })
+                });
+                decoded(pb);
                 idx += 1;
                 tx.send(Item {
                     idx: idx - 1,
@@ -212,7 +234,7 @@ fn read_tar(
             Ok(p) => p.into_owned(),
             Err(e) => return Err(format!("tar {}: bad entry name: {e}", path.display())),
         };
-        if !entry.header().entry_type().is_file() || !super::eval::is_image(&inner) {
+        if !entry.header().entry_type().is_file() || !sshface::image_io::is_image_path(&inner) {
             continue;
         }
         let name = format!("{}/{}", path.display(), inner.display());
@@ -229,6 +251,19 @@ fn read_tar(
     Ok(())
 }
 
+/// Counts an image read in the bar's message: results come a whole batch at a time, so without it a run shows
+/// `0/8 images` with nothing moving until the first batch ends.
+fn decoded(pb: &ProgressBar) {
+    let n = pb
+        .message()
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    pb.set_message(format!("{n} read"));
+}
+
 /// A panic inside the GPU stack (device lost, driver bug) is a device failure, not a crash without output.
 fn guarded<T>(f: impl FnOnce() -> sshface::Result<T>) -> Result<sshface::Result<T>, Stop> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
@@ -241,8 +276,10 @@ fn guarded<T>(f: impl FnOnce() -> sshface::Result<T>) -> Result<sshface::Result<
     })
 }
 
+#[allow(clippy::too_many_arguments)]
 fn flush(
     det: &Detector,
+    cfg: &Config,
     batch: Vec<Queued>,
     w: &mut Writer,
     ordered: &mut Ordered,
@@ -296,8 +333,12 @@ fn flush(
     for (Queued { idx, name, p }, r) in meta.into_iter().zip(results) {
         let result = match r {
             Ok(faces) => {
+                let faces = buckets::to_original(faces, p.factor);
+                let clip = cfg.clip.then_some((p.width as f32, p.height as f32));
+                // Clipped after mapping back, so padding and --max-side cannot leave a box outside the original image.
+                let faces = sshface::options::finish_faces(faces, clip, cfg.max_faces);
                 stats.faces += faces.len();
-                Ok((p.width, p.height, buckets::to_original(faces, p.factor)))
+                Ok((p.width, p.height, faces))
             }
             Err(e) if status::is_device(&e) => return Err(Stop::Device(format!("{name}: {e}"))),
             Err(e) => {
