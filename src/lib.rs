@@ -15,14 +15,21 @@
 //! [`Precision`], [`AdapterOptions`], [`Error`] and [`image_io`]. The modules `gpu`, `ops`, `model`, `reference`
 //! and `convert` are public for the project's own tests, benchmarks and tools: they may change in any release.
 
+#![warn(missing_docs)]
+
+#[allow(missing_docs)] // unstable internals (see above)
 pub mod convert;
 pub mod detector;
 pub mod error;
+#[allow(missing_docs)] // unstable internals (see above)
 pub mod gpu;
 pub mod image_io;
+#[allow(missing_docs)] // unstable internals (see above)
 pub mod model;
+#[allow(missing_docs)] // unstable internals (see above)
 pub mod ops;
 pub mod options;
+#[allow(missing_docs)] // unstable internals (see above)
 pub mod reference;
 
 pub use detector::{Detector, DetectorBuilder, Face, Model, NamedTensor, Protocol};

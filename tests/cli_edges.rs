@@ -284,3 +284,47 @@ fn readme_usage_matches_help() {
         );
     }
 }
+
+/// The README's sample output is what its documented command prints: the same document, keys and order, with the
+/// same numbers (within 0.5 where `auto` may run f16 on other adapters; exact text on lavapipe, where it runs f32).
+#[test]
+fn readme_sample_output_is_real() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    assert!(readme.contains("cargo run --release -- detect tests/data/astronaut.png"));
+    let sample = readme.split("prints (stdout;").nth(1).unwrap();
+    let sample = sample
+        .split("```json\n")
+        .nth(1)
+        .unwrap()
+        .split("```")
+        .next()
+        .unwrap();
+    let out = sshface()
+        .current_dir(root)
+        .args(["detect", "tests/data/astronaut.png"])
+        .output()
+        .unwrap();
+    let got = String::from_utf8_lossy(&out.stdout);
+    let (a, b): (serde_json::Value, serde_json::Value) = (
+        serde_json::from_str(&got).unwrap(),
+        serde_json::from_str(sample).unwrap(),
+    );
+    fn close(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+        use serde_json::Value::*;
+        match (a, b) {
+            (Number(x), Number(y)) => (x.as_f64().unwrap() - y.as_f64().unwrap()).abs() <= 0.5,
+            (Array(x), Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(x, y)| close(x, y)),
+            (Object(x), Object(y)) => {
+                x.keys().eq(y.keys()) && x.iter().zip(y).all(|((_, x), (_, y))| close(x, y))
+            }
+            _ => a == b,
+        }
+    }
+    assert!(close(&a, &b), "README:\n{sample}\nreal:\n{got}");
+    let cpu = common::gpu().unwrap().info.device_type == wgpu::DeviceType::Cpu;
+    assert!(!cpu || got == sample, "README:\n{sample}\nreal:\n{got}");
+}

@@ -128,14 +128,17 @@ macro_rules! say {
 }
 pub(crate) use say;
 
-/// A progress bar on stderr with rate and ETA; draws nothing when stderr is not a terminal.
+/// A progress bar on stderr with rate and ETA; draws nothing when stderr is not a terminal. `{msg}` counts the
+/// images read (decoded) ahead of the detected ones, and the steady tick redraws while a batch runs, so the bar moves
+/// per image although results come a batch at a time.
 fn progress(n: usize) -> ProgressBar {
     let pb = ProgressBar::new(n as u64);
     if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {msg}  {per_sec}  ETA {eta}")
     {
         pb.set_style(style);
     }
+    pb.enable_steady_tick(std::time::Duration::from_millis(250));
     pb
 }
 

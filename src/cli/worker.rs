@@ -253,7 +253,7 @@ fn read_tar(
 
 /// Counts an image read in the bar's message: results come a whole batch at a time, so without it a run shows
 /// `0/8 images` with nothing moving until the first batch ends.
-fn decoded(pb: &ProgressBar) {
+pub(super) fn decoded(pb: &ProgressBar) {
     let n = pb
         .message()
         .split(' ')
@@ -359,4 +359,15 @@ fn flush(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bar_counts_images_read() {
+        let pb = indicatif::ProgressBar::hidden();
+        super::decoded(&pb);
+        super::decoded(&pb);
+        assert_eq!(pb.message(), "2 read");
+    }
 }

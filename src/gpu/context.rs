@@ -215,7 +215,7 @@ impl GpuContext {
         })
     }
 
-    /// One line naming the adapter, backend and driver, for logs and `--verbose` output.
+    /// One line naming the adapter, backend and driver, for logs (the adapter line on stderr).
     pub fn describe(&self) -> String {
         format!(
             "{} ({:?}, {:?}, driver {} {})",
