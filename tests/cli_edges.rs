@@ -328,3 +328,55 @@ fn readme_sample_output_is_real() {
     let cpu = common::gpu().unwrap().info.device_type == wgpu::DeviceType::Cpu;
     assert!(!cpu || got == sample, "README:\n{sample}\nreal:\n{got}");
 }
+
+/// `--max-faces`, clipped boxes by default and `--raw-boxes`, and `--scale` for retinaface-mnv2, on the golden
+/// astronaut cut at its face (box x1 ≈ 177; the crop starts at x = 200).
+#[test]
+fn max_faces_clipping_and_scale() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let dir = common::scratch("edges-clip");
+    let img = image::open(format!("{DATA}/astronaut.png"))
+        .unwrap()
+        .to_rgb8();
+    let cut = dir.join("cut.png");
+    image::imageops::crop_imm(&img, 200, 0, 312, 512)
+        .to_image()
+        .save(&cut)
+        .unwrap();
+    let faces = |extra: &[&str], path: &str| -> Vec<serde_json::Value> {
+        let out = sshface()
+            .arg("detect")
+            .args(extra)
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v[0]["faces"].as_array().unwrap().clone()
+    };
+    let x1 = |f: &serde_json::Value| f["box"][0].as_f64().unwrap();
+    let cut = cut.to_str().unwrap();
+    let many = faces(&["--score", "0.001", "--nms", "0.9"], cut);
+    assert!(many.len() > 1, "precondition: {many:?}");
+    assert!(
+        many.iter().all(|f| x1(f) >= 0.0),
+        "clipped by default: {many:?}"
+    );
+    let one = faces(
+        &["--score", "0.001", "--nms", "0.9", "--max-faces", "1"],
+        cut,
+    );
+    assert_eq!(one, many[..1], "the best one");
+    assert_eq!(x1(&one[0]), 0.0, "{one:?}");
+    let raw = faces(&["--score", "0.3", "--raw-boxes"], cut);
+    assert!(x1(&raw[0]) < 0.0, "{raw:?}");
+    let s2 = faces(&["--scale", "2"], &format!("{DATA}/astronaut.png"));
+    assert_eq!(s2.len(), 1, "{s2:?}");
+    assert!((x1(&s2[0]) - 177.3).abs() < 6.0, "{s2:?}");
+}

@@ -150,10 +150,11 @@ pub fn write_safetensors(
         let p = p.display().to_string();
         move |cause| Error::Io { path: p, cause }
     };
+    // Errors name the file asked for; the temporary name beside it is an implementation detail.
     let write = || -> Result<()> {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&out).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+        let mut f = std::fs::File::create(&tmp).map_err(io(path))?;
+        f.write_all(&out).map_err(io(path))?;
+        f.sync_all().map_err(io(path))?;
         std::fs::rename(&tmp, path).map_err(io(path))
     };
     let r = write();

@@ -154,3 +154,20 @@ fn writing_is_byte_reproducible_and_matches_the_documented_hash() {
         "weights/README.md does not give the bundled file's sha256 {hash}"
     );
 }
+
+/// A write error names the file asked for (not the temporary beside it) and says the OS error once.
+#[test]
+fn write_errors_name_the_destination() {
+    let e = write_safetensors(
+        std::path::Path::new("/nonexistent/x.safetensors"),
+        &tensors(),
+        &HashMap::new(),
+    )
+    .unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(e));
+    assert!(chain.starts_with("/nonexistent/x.safetensors: "), "{chain}");
+    assert!(
+        !chain.contains(".tmp-") && chain.matches("os error").count() == 1,
+        "{chain}"
+    );
+}
