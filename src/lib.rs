@@ -36,7 +36,7 @@ pub use detector::{Detector, DetectorBuilder, Face, Model, NamedTensor, Protocol
 /// The `image` crate whose `RgbImage` [`Detector::detect`] takes, re-exported so that callers need not match its
 /// version.
 pub use image;
-pub use options::DetectOptions;
+pub use options::{DetectOptions, ImageFaces};
 /// The `wgpu` crate of [`AdapterOptions::backends`] and [`GpuContext`], re-exported for the same reason.
 pub use wgpu;
 

@@ -5,6 +5,21 @@ use crate::detector::Face;
 use crate::error::{Error, Result};
 use crate::model::pipeline::Thresholds;
 
+/// One image's result in the CLI's JSON schema (`detect`'s json and jsonl rows, with the `serde` feature):
+/// `{"image": …, "width": W, "height": H, "faces": [Face, …]}`, width and height in original pixels.
+#[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+pub struct ImageFaces {
+    /// The image's path as given (or `-`, or `<tar>/<entry>`).
+    pub image: String,
+    /// Width in original pixels, after EXIF orientation.
+    pub width: u32,
+    /// Height in original pixels, after EXIF orientation.
+    pub height: u32,
+    /// The faces, best first.
+    pub faces: Vec<Face>,
+}
+
 /// Per-call options of [`Detector::detect_with`](crate::Detector::detect_with) and
 /// [`Detector::detect_batch_with`](crate::Detector::detect_batch_with); `None` keeps the builder's.
 #[derive(Clone, Copy, Debug, Default, PartialEq)]

@@ -71,6 +71,16 @@ fn face_serialises_to_the_cli_schema() {
     let cli = r#"{"box":[177.34369,59.942028,270.24414,181.25876],"score":0.99996877,"landmarks":[[202.52089,102.79448],[245.63965,103.14285],[224.76093,127.58585],[203.25214,139.6106],[245.8761,140.11302]]}"#;
     assert_eq!(serde_json::to_string(&f).unwrap(), cli);
     assert_eq!(serde_json::from_str::<Face>(cli).unwrap(), f);
+    let row = sshface::ImageFaces {
+        image: "tests/data/astronaut.png".into(),
+        width: 512,
+        height: 512,
+        faces: vec![f.clone()],
+    };
+    let want = format!(
+        r#"{{"image":"tests/data/astronaut.png","width":512,"height":512,"faces":[{cli}]}}"#
+    );
+    assert_eq!(serde_json::to_string(&row).unwrap(), want);
     let none = Face {
         landmarks: None,
         ..f
