@@ -33,7 +33,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Detect faces: a JSON array on stdout, or one file per work unit with --out (resumable, shardable).
+    /// Detect faces: a JSON array on stdout, or one file per work unit with --out (resumable, shardable);
+    /// coordinates in original pixels after EXIF orientation.
     Detect(detect::DetectArgs),
     /// Convert a released model to sshface's safetensors format.
     Convert(ConvertArgs),
