@@ -16,6 +16,7 @@ use crate::model::ssh_vgg16::SshVgg16;
 use crate::model::weights::WeightFile;
 pub use crate::ops::blur::{Blur, BlurMode};
 use crate::ops::preprocess::pack_rgb8;
+use crate::options::{finish_faces, scale_faces, DetectOptions};
 
 /// The bundled retinaface-mnv2 weights (see weights/README.md for provenance and licence).
 pub static BUNDLED_RETINAFACE: &[u8] = include_bytes!("../weights/retinaface_mnv2.safetensors");
@@ -31,6 +32,7 @@ pub enum Model {
 }
 
 impl Model {
+    /// The name the CLI's `--model` takes, e.g. `retinaface-mnv2`.
     pub fn name(self) -> &'static str {
         match self {
             Model::RetinafaceMnv2 => "retinaface-mnv2",
@@ -59,10 +61,15 @@ impl std::str::FromStr for Model {
     }
 }
 
-/// One detected face in original-image pixels.
+/// One detected face in original-image pixels (after EXIF orientation when decoded by [`crate::image_io`]).
+///
+/// With the `serde` feature (on by default) it serialises as one face of the CLI's JSON schema:
+/// `{"box": [x1, y1, x2, y2], "score": s, "landmarks": [[x, y]; 5] or null}`.
 #[derive(Clone, Debug, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Face {
-    /// [x1, y1, x2, y2]
+    /// [x1, y1, x2, y2], clipped to the image unless [`DetectorBuilder::clip_boxes`]`(false)`.
+    #[cfg_attr(feature = "serde", serde(rename = "box"))]
     pub bbox: [f32; 4],
     /// Face probability.
     pub score: f32,
@@ -85,6 +92,7 @@ pub struct DetectorBuilder {
     protocol: Protocol,
     max_binding: Option<u64>,
     precision: Precision,
+    raw_boxes: bool,
 }
 
 impl DetectorBuilder {
@@ -95,6 +103,7 @@ impl DetectorBuilder {
         self.precision = p;
         self
     }
+    /// The network (default [`Model::RetinafaceMnv2`]).
     pub fn model(mut self, m: Model) -> Self {
         self.model = m;
         self
@@ -119,13 +128,16 @@ impl DetectorBuilder {
         self.adapter = a;
         self
     }
-    /// ssh-vgg16 test protocol (single scale 1200/1600 by default, a fixed scale, or the pyramid).
     /// Plan as if one storage binding held at most `bytes` (never more than the device allows): high-resolution
     /// layers then run in row strips and batches split earlier. Lowers peak memory; results are identical.
     pub fn max_binding(mut self, bytes: u64) -> Self {
         self.max_binding = Some(bytes);
         self
     }
+    /// Input size: for ssh-vgg16 its test protocol (single scale 1200/1600 by default, a fixed scale, or the
+    /// pyramid); for retinaface-mnv2 the default runs each image at its own size and [`Protocol::Scale`]`(s)`
+    /// resizes it by `s` first (e.g. 2 for tiny faces), while [`Protocol::Pyramid`] is an error. Coordinates are
+    /// always in original pixels.
     pub fn protocol(mut self, p: Protocol) -> Self {
         self.protocol = p;
         self
@@ -136,6 +148,22 @@ impl DetectorBuilder {
         self
     }
 
+    /// Boxes clipped to the image (the default) or raw (`false`): retinaface-mnv2's decoded boxes may reach past
+    /// the image edges (e.g. `x1 = -3.8` for a face cut by the border); ssh-vgg16 clips on the GPU as the authors'
+    /// code does, so its boxes are inside the image either way. Landmarks are never clipped.
+    pub fn clip_boxes(mut self, clip: bool) -> Self {
+        self.raw_boxes = !clip;
+        self
+    }
+
+    /// Opens the adapter (unless [`context`](Self::context) gave one), loads the weights and uploads them.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for a threshold outside [0, 1], a scale that is not a positive number, a protocol the model
+    /// does not have (the pyramid for retinaface-mnv2), `max_binding(0)`, or ssh-vgg16 without weights;
+    /// [`Error::NoAdapter`] / [`Error::Device`] when no adapter matches or it refuses a device; an explicit
+    /// [`Precision`] the adapter cannot run; [`Error::Weights`] / [`Error::Io`] for a missing, unreadable or
+    /// mis-shaped weight file.
     pub fn build(self) -> Result<Detector> {
         let (ds, dn) = self.model.default_thresholds();
         let score = self.score.unwrap_or(ds);
@@ -149,6 +177,23 @@ impl DetectorBuilder {
             return Err(Error::Config(format!(
                 "NMS IoU threshold {nms} must be in [0, 1]"
             )));
+        }
+        if let Protocol::Scale(s) = self.protocol {
+            if !(s.is_finite() && s > 0.0) {
+                return Err(Error::Config(format!(
+                    "--scale {s} must be a positive number"
+                )));
+            }
+        }
+        if self.model == Model::RetinafaceMnv2 && self.protocol == Protocol::Pyramid {
+            return Err(Error::Config(
+                "the pyramid protocol (--pyramid) applies to --model ssh-vgg16 only".into(),
+            ));
+        }
+        if self.max_binding == Some(0) {
+            return Err(Error::Config(
+                "max_binding(0): the binding budget must be at least 1 byte".into(),
+            ));
         }
         let ctx = match self.context {
             Some(c) => c,
@@ -164,13 +209,6 @@ impl DetectorBuilder {
                 ))
             }
         };
-        if let Protocol::Scale(s) = self.protocol {
-            if !(s.is_finite() && s > 0.0) {
-                return Err(Error::Config(format!(
-                    "--scale {s} must be a positive number"
-                )));
-            }
-        }
         let net = match self.model {
             Model::RetinafaceMnv2 => {
                 Net::Retina(Box::new(RetinaFaceMnv2::load(&ctx, &wf, numerics.maps)?))
@@ -188,6 +226,7 @@ impl DetectorBuilder {
             protocol: self.protocol,
             numerics,
             limit,
+            raw_boxes: self.raw_boxes,
             plans: Mutex::new(Vec::new()),
             truncated: AtomicU64::new(0),
             compiled: AtomicU64::new(0),
@@ -204,8 +243,9 @@ enum Net {
 /// Each image's faces, and the bytes of extra ranges read back with them.
 type FacesAndBytes = (Vec<Vec<Face>>, Vec<Vec<u8>>);
 
-/// A plan's key: image sizes, whether it dumps, and the anonymisation (mode, mask scale bits) it appends.
-type PlanKey = (Vec<[usize; 2]>, bool, Option<(BlurMode, u32)>);
+/// A plan's key: image sizes, whether it dumps, the (score, NMS) threshold bits it selects with, and the
+/// anonymisation (mode, mask scale bits) it appends.
+type PlanKey = (Vec<[usize; 2]>, bool, [u32; 2], Option<(BlurMode, u32)>);
 
 struct Compiled {
     key: PlanKey,
@@ -233,20 +273,34 @@ pub struct Detector {
     numerics: Numerics,
     /// Largest tensor in bytes the plans are built for.
     limit: u64,
+    raw_boxes: bool,
     plans: Mutex<Vec<Arc<Compiled>>>,
     truncated: AtomicU64,
     compiled: AtomicU64,
 }
 
 impl Detector {
+    /// A builder with the defaults: retinaface-mnv2, bundled weights, the model's thresholds, the best adapter.
     pub fn builder() -> DetectorBuilder {
         DetectorBuilder::default()
     }
 
+    /// The GPU context (device, adapter info), e.g. to share it with another detector.
     pub fn context(&self) -> &Arc<GpuContext> {
         &self.ctx
     }
 
+    /// The adapter's name, e.g. `NVIDIA H200` or `llvmpipe (LLVM 19.1.7, 256 bits)`.
+    pub fn adapter_name(&self) -> &str {
+        &self.ctx.info.name
+    }
+
+    /// The backend the adapter runs on (Vulkan, Metal, DX12, GL).
+    pub fn backend(&self) -> wgpu::Backend {
+        self.ctx.info.backend
+    }
+
+    /// The network this detector runs.
     pub fn model(&self) -> Model {
         self.model
     }
@@ -284,10 +338,15 @@ impl Detector {
         self.compiled.load(Ordering::Relaxed)
     }
 
-    /// Detects faces in one image.
+    /// Detects faces in one image, best score first.
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<Face>> {
+        self.detect_with(image, &DetectOptions::default())
+    }
+
+    /// As [`detect`](Self::detect) with per-call thresholds and a face limit (see [`DetectOptions`]).
+    pub fn detect_with(&self, image: &RgbImage, opts: &DetectOptions) -> Result<Vec<Face>> {
         Ok(self
-            .detect_batch(std::slice::from_ref(image))?
+            .detect_batch_with(std::slice::from_ref(image), opts)?
             .pop()
             .unwrap_or_default())
     }
@@ -296,11 +355,24 @@ impl Detector {
     /// equal input size run as one batch; images of different sizes run side by side in the same plan, so each gets
     /// exactly its single-image result.
     pub fn detect_batch(&self, images: &[RgbImage]) -> Result<Vec<Vec<Face>>> {
+        self.detect_batch_with(images, &DetectOptions::default())
+    }
+
+    /// As [`detect_batch`](Self::detect_batch) with per-call options. A score or NMS threshold other than the
+    /// builder's builds (and caches) a plan for it; `max_faces` keeps the best-scoring faces.
+    pub fn detect_batch_with(
+        &self,
+        images: &[RgbImage],
+        opts: &DetectOptions,
+    ) -> Result<Vec<Vec<Face>>> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let c = self.compiled(images, false)?;
-        Ok(self.run_rows(&c, images, &[])?.0)
+        let th = opts.thresholds(self.th)?;
+        let (scaled, factors) = self.input_scale(images);
+        let images = scaled.as_deref().unwrap_or(images);
+        let c = self.compiled(images, false, th)?;
+        Ok(self.run_rows(&c, images, &factors, opts.max_faces, &[])?.0)
     }
 
     /// [`detect_batch`](Self::detect_batch) that also returns each image with every face anonymised, computed on
@@ -314,7 +386,14 @@ impl Detector {
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let c = self.compiled_for(images, false, Some(blur))?;
+        if self.input_scale(&images[..1]).0.is_some() {
+            return Err(Error::Config(
+                "anonymisation runs on the images as uploaded; it cannot be combined with a retinaface-mnv2 \
+                 resize factor (--scale): anonymise at scale 1"
+                    .into(),
+            ));
+        }
+        let c = self.compiled_for(images, false, self.th, Some(blur))?;
         let mut extra = Vec::new();
         for (gr, outs) in c.groups.iter().zip(&c.anonymised) {
             for (&(idx, _), &t) in gr.images.iter().zip(outs) {
@@ -325,7 +404,8 @@ impl Detector {
             .iter()
             .map(|&(_, t)| (t, 0, c.plan.info(t).bytes()))
             .collect();
-        let (faces, bytes) = self.run_rows(&c, images, &reads)?;
+        let ones = vec![[1.0, 1.0]; images.len()];
+        let (faces, bytes) = self.run_rows(&c, images, &ones, None, &reads)?;
         let mut imgs = vec![RgbImage::new(0, 0); images.len()];
         for ((idx, _), b) in extra.into_iter().zip(bytes) {
             let hw = [images[idx].height() as usize, images[idx].width() as usize];
@@ -334,12 +414,15 @@ impl Detector {
         Ok(faces.into_iter().zip(imgs).collect())
     }
 
-    /// Runs the plan on `images`; returns each image's faces and the bytes of the `extra` ranges, read back with the
-    /// kept rows.
+    /// Runs the plan on `images` (as the network sees them; `factors`: original pixels per network pixel);
+    /// returns each image's faces, best first, at most `max_faces`, and the bytes of the `extra` ranges, read back
+    /// with the kept rows.
     fn run_rows(
         &self,
         c: &Compiled,
         images: &[RgbImage],
+        factors: &[[f32; 2]],
+        max_faces: Option<usize>,
         extra: &[(TensorId, u64, u64)],
     ) -> Result<FacesAndBytes> {
         let _guard = c.lock.lock().unwrap();
@@ -370,10 +453,18 @@ impl Detector {
         let extra_bytes = rows.split_off(n_rows);
         let mut faces = vec![Vec::new(); images.len()];
         for (idx, bytes) in owners.into_iter().zip(rows) {
-            faces[idx] = bytes_to_f32(&bytes)
+            let mut f: Vec<Face> = bytes_to_f32(&bytes)
                 .chunks_exact(16)
                 .map(|r| row_to_face(r, self.model))
                 .collect();
+            // NMS emits rows in descending score; keep that order, documented as "best first".
+            f.sort_by(|a, b| b.score.total_cmp(&a.score));
+            let f = scale_faces(f, factors[idx]);
+            let (w, h) = (
+                images[idx].width() as f32 * factors[idx][0],
+                images[idx].height() as f32 * factors[idx][1],
+            );
+            faces[idx] = finish_faces(f, (!self.raw_boxes).then_some((w, h)), max_faces);
         }
         Ok((faces, extra_bytes))
     }
@@ -383,7 +474,7 @@ impl Detector {
     /// first scale, `m{k}.cls_prob [H,W,A]`, `m{k}.bbox_pred [4A,H,W]` and the feature maps `conv4_3`, `conv5_3`,
     /// `conv4_fuse_final`, `pool6` (`[C,H,W]`).
     pub fn dump(&self, image: &RgbImage) -> Result<Vec<NamedTensor>> {
-        let c = self.compiled(std::slice::from_ref(image), true)?;
+        let c = self.compiled(std::slice::from_ref(image), true, self.th)?;
         let _guard = c.lock.lock().unwrap();
         self.write_inputs(&c, std::slice::from_ref(image))?;
         let gr = &c.groups[0];
@@ -408,7 +499,7 @@ impl Detector {
 
     /// GPU time of every step of the plan for `image` (needs TIMESTAMP_QUERY_INSIDE_PASSES).
     pub fn profile(&self, image: &RgbImage) -> Result<Vec<crate::gpu::StepTiming>> {
-        let c = self.compiled(std::slice::from_ref(image), false)?;
+        let c = self.compiled(std::slice::from_ref(image), false, self.th)?;
         let _guard = c.lock.lock().unwrap();
         self.write_inputs(&c, std::slice::from_ref(image))?;
         c.plan.profile(&self.ctx)
@@ -418,7 +509,8 @@ impl Detector {
     /// maps, inputs, outputs) plus the weight buffers it binds. Builds the plan if it is not cached yet; other
     /// cached plans, pipelines and the small readback buffer are not counted.
     pub fn gpu_memory_bytes(&self, images: &[RgbImage]) -> Result<u64> {
-        let c = self.compiled(images, false)?;
+        let (scaled, _) = self.input_scale(images);
+        let c = self.compiled(scaled.as_deref().unwrap_or(images), false, self.th)?;
         Ok(c.plan.arena_bytes() + c.plan.weight_bytes())
     }
 
@@ -432,14 +524,37 @@ impl Detector {
         Ok(())
     }
 
-    fn compiled(&self, images: &[RgbImage], dump: bool) -> Result<Arc<Compiled>> {
-        self.compiled_for(images, dump, None)
+    /// retinaface-mnv2 with [`Protocol::Scale`]: the images resized by the factor on the CPU, and per image the
+    /// original pixels per network pixel in x and y; otherwise `None` and factors of 1.
+    fn input_scale(&self, images: &[RgbImage]) -> (Option<Vec<RgbImage>>, Vec<[f32; 2]>) {
+        let ones = vec![[1.0, 1.0]; images.len()];
+        let s = match (&self.net, self.protocol) {
+            (Net::Retina(_), Protocol::Scale(s)) if s != 1.0 => s,
+            _ => return (None, ones),
+        };
+        let mut factors = Vec::with_capacity(images.len());
+        let scaled = images
+            .iter()
+            .map(|img| {
+                let (w, h) = img.dimensions();
+                let r = |v: u32| ((v as f64 * s).round() as u32).max(1);
+                let (nw, nh) = (r(w), r(h));
+                factors.push([w as f32 / nw as f32, h as f32 / nh as f32]);
+                image::imageops::resize(img, nw, nh, image::imageops::FilterType::Triangle)
+            })
+            .collect();
+        (Some(scaled), factors)
+    }
+
+    fn compiled(&self, images: &[RgbImage], dump: bool, th: Thresholds) -> Result<Arc<Compiled>> {
+        self.compiled_for(images, dump, th, None)
     }
 
     fn compiled_for(
         &self,
         images: &[RgbImage],
         dump: bool,
+        th: Thresholds,
         blur: Option<&Blur>,
     ) -> Result<Arc<Compiled>> {
         let sizes: Vec<[usize; 2]> = images
@@ -454,7 +569,12 @@ impl Detector {
                 });
             }
         }
-        let key = (sizes, dump, blur.map(|b| (b.mode, b.mask_scale.to_bits())));
+        let key = (
+            sizes,
+            dump,
+            [th.score.to_bits(), th.nms.to_bits()],
+            blur.map(|b| (b.mode, b.mask_scale.to_bits())),
+        );
         let mut cache = self.plans.lock().unwrap();
         if let Some(pos) = cache.iter().position(|c| c.key == key) {
             let c = cache.remove(pos);
@@ -474,6 +594,8 @@ impl Detector {
     }
 
     /// Appends the detection graph of one group; returns its I/O and the bytes of its largest tensor.
+    // The arguments are GroupSpec's fields; a second struct for them would only be built here.
+    #[allow(clippy::too_many_arguments)]
     fn append_group(
         &self,
         g: &mut Graph,
@@ -482,13 +604,14 @@ impl Detector {
         idxs: &[usize],
         sizes: &[[usize; 2]],
         dump: bool,
+        th: Thresholds,
     ) -> Result<(GroupIo, u64)> {
         let spec = pipeline::GroupSpec {
             k,
             hw,
             idxs,
             sizes,
-            th: self.th,
+            th,
             dump,
             limit: self.limit,
         };
@@ -503,12 +626,16 @@ impl Detector {
     /// for images of `sizes` (`[H, W]` each), without compiling them: for checks that other shader compilers accept
     /// every pipeline the detector creates (`tests/translate.rs`, `.ci/tint-check`).
     pub fn plan_steps(&self, sizes: &[[usize; 2]]) -> Result<Vec<crate::gpu::StepDesc>> {
-        Ok(self.graph(sizes, false)?.0.steps().to_vec())
+        Ok(self.graph(sizes, false, self.th)?.0.steps().to_vec())
     }
 
     fn build_plan(&self, key: PlanKey) -> Result<Compiled> {
-        let (mut g, ios) = self.graph(&key.0, key.1)?;
-        let anonymised = match key.2 {
+        let th = Thresholds {
+            score: f32::from_bits(key.2[0]),
+            nms: f32::from_bits(key.2[1]),
+        };
+        let (mut g, ios) = self.graph(&key.0, key.1, th)?;
+        let anonymised = match key.3 {
             Some((mode, bits)) => {
                 let b = Blur {
                     mode,
@@ -528,7 +655,12 @@ impl Detector {
         })
     }
 
-    fn graph(&self, sizes: &[[usize; 2]], dump: bool) -> Result<(Graph, Vec<GroupIo>)> {
+    fn graph(
+        &self,
+        sizes: &[[usize; 2]],
+        dump: bool,
+        th: Thresholds,
+    ) -> Result<(Graph, Vec<GroupIo>)> {
         let mut g = Graph::with_numerics(self.numerics.conv, self.numerics.maps);
         // Group images by network input size (retinaface: padded size; ssh-vgg16: original size, hence equal
         // scales), keeping first-appearance order.
@@ -555,6 +687,7 @@ impl Detector {
                 &idxs[..1],
                 sizes,
                 false,
+                th,
             )?;
             let per_image = one.1.max(1);
             let n_max = (self.limit / per_image).max(1) as usize;
@@ -562,7 +695,7 @@ impl Detector {
         }
         let mut ios = Vec::new();
         for (k, (gk, idxs)) in batches.iter().enumerate() {
-            ios.push(self.append_group(&mut g, k, *gk, idxs, sizes, dump)?.0);
+            ios.push(self.append_group(&mut g, k, *gk, idxs, sizes, dump, th)?.0);
         }
         Ok((g, ios))
     }

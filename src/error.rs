@@ -5,61 +5,109 @@ use thiserror::Error;
 /// Result with the library's [`enum@Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything the library can fail with; each message names the file, tensor, layer or size involved.
 #[derive(Debug, Error)]
 pub enum Error {
     /// No GPU adapter matched the request.
-    #[error("no GPU adapter found ({tried}). sshface needs a Vulkan, Metal or DX12 driver; on Linux without a GPU install the software Vulkan driver: `apt-get install -y mesa-vulkan-drivers` (lavapipe), and set WGPU_BACKEND=vulkan")]
-    NoAdapter { tried: String },
+    #[error("no GPU adapter found ({tried}). sshface needs a Vulkan, Metal, DX12 or OpenGL driver; on Linux without a GPU install the software Vulkan driver: `apt-get install -y mesa-vulkan-drivers` (lavapipe)")]
+    NoAdapter {
+        /// What was tried: backends, name filters, the adapters present.
+        tried: String,
+    },
 
     /// The adapter refused to create a device.
     #[error("could not create a GPU device on adapter '{adapter}': {msg}")]
-    Device { adapter: String, msg: String },
+    Device {
+        /// The adapter's name.
+        adapter: String,
+        /// What went wrong.
+        msg: String,
+    },
 
     /// A tensor or buffer does not fit into one storage binding of this device.
     #[error("tensor '{name}' needs {bytes} bytes, more than this device's max storage binding of {limit} bytes (shape {shape:?})")]
     TooLarge {
+        /// The tensor (or image) name.
         name: String,
+        /// Bytes it needs.
         bytes: u64,
+        /// The device's limit in bytes.
         limit: u64,
+        /// Its shape.
         shape: Vec<usize>,
     },
 
     /// A tensor has a zero dimension.
     #[error("tensor '{name}' has a zero-size shape {shape:?}; every dimension must be at least 1")]
-    Empty { name: String, shape: Vec<usize> },
+    Empty {
+        /// The tensor (or image) name.
+        name: String,
+        /// Its shape.
+        shape: Vec<usize>,
+    },
 
     /// An operator got inputs whose shapes do not fit together.
     #[error("layer '{layer}': {msg}")]
-    Shape { layer: String, msg: String },
+    Shape {
+        /// The layer (weight name).
+        layer: String,
+        /// What went wrong.
+        msg: String,
+    },
 
     /// A weight file is missing a tensor, has an unknown one or one of the wrong shape or dtype.
     #[error("weights {file}: {msg}")]
-    Weights { file: String, msg: String },
+    Weights {
+        /// The file.
+        file: String,
+        /// What went wrong.
+        msg: String,
+    },
 
     /// An image could not be read or decoded.
     #[error("image {path}: {msg}")]
-    Image { path: String, msg: String },
+    Image {
+        /// The file, or the label of in-memory bytes.
+        path: String,
+        /// What went wrong.
+        msg: String,
+    },
 
     /// A model file could not be converted.
     #[error("convert {file}: {msg}")]
-    Convert { file: String, msg: String },
+    Convert {
+        /// The file.
+        file: String,
+        /// What went wrong.
+        msg: String,
+    },
 
     /// The GPU reported a validation or out-of-memory error.
     #[error("GPU error in {what}: {msg}")]
-    Gpu { what: String, msg: String },
+    Gpu {
+        /// The pass or step.
+        what: String,
+        /// What went wrong.
+        msg: String,
+    },
 
     /// Invalid configuration (thresholds, sizes, options).
     #[error("invalid option: {0}")]
     Config(String),
 
-    #[error("{path}: {source}")]
+    /// A file could not be read or written. The OS error is part of the message, not a `source()`, so that
+    /// error chains (`{:#}`) say it once.
+    #[error("{path}: {cause}")]
     Io {
+        /// The file, or the label of in-memory bytes.
         path: String,
-        source: std::io::Error,
+        /// The OS error.
+        cause: std::io::Error,
     },
 }
 
 impl Error {
+    /// A [`Error::Shape`] for `layer`.
     pub fn shape(layer: impl Into<String>, msg: impl Into<String>) -> Self {
         Error::Shape {
             layer: layer.into(),

@@ -223,12 +223,12 @@ fn vgg_detect_and_dump() {
         assert_eq!(t.dtype(), safetensors::Dtype::F32);
     }
     assert_eq!(st.names().len(), 10);
-    // --scale is an ssh-vgg16 option.
+    // --pyramid is an ssh-vgg16 protocol (--scale applies to both models).
     let out = sshface()
-        .args(["detect", "--scale", "2", img.to_str().unwrap()])
+        .args(["detect", "--pyramid", img.to_str().unwrap()])
         .output()
         .unwrap();
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(2));
 }
 
 /// An image too large for the device's storage bindings fails with an error naming it; the other images of the same

@@ -19,14 +19,14 @@ pub struct BenchArgs {
     #[arg(long)]
     image: Option<PathBuf>,
     /// Batch sizes to compare side by side, e.g. 1,4,8.
-    #[arg(long, default_value = "1,8", value_delimiter = ',')]
-    batch: Vec<usize>,
+    #[arg(long, default_value = "1,8", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
+    batch: Vec<u64>,
     /// Precisions to compare side by side, e.g. f32,f16-coop (one detector each, on one device).
     #[arg(long, default_value = "auto", value_delimiter = ',', value_parser = super::precision::parser())]
     precision: Vec<Precision>,
     /// Timed iterations per batch size and precision.
-    #[arg(long, default_value_t = 10)]
-    iters: usize,
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    iters: u64,
     /// Print one JSON object per (precision, batch) line on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -89,7 +89,7 @@ fn time_batch(
 pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     let dets = a.net.detectors(&a.precision)?;
     let img = a.net.image(a.image.as_ref())?;
-    let iters = a.iters.max(1);
+    let iters = a.iters as usize;
     let info = &dets[0].context().info;
     for (d, p) in dets.iter().zip(&a.precision) {
         eprintln!(
@@ -107,7 +107,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
         );
     }
     for &n in &a.batch {
-        let imgs = vec![img.clone(); n.max(1)];
+        let imgs = vec![img.clone(); n as usize];
         let mut first = None;
         for (det, &requested) in dets.iter().zip(&a.precision) {
             let (median, min, faces) = time_batch(det, &imgs, iters)?;

@@ -116,24 +116,8 @@ pub fn prepare(img: RgbImage, max_side: Option<u32>, bucket_pad: Option<[u8; 3]>
 }
 
 /// Boxes and landmarks of the prepared image in original pixels.
-pub fn to_original(mut faces: Vec<Face>, factor: [f32; 2]) -> Vec<Face> {
-    if factor != [1.0, 1.0] {
-        let [fx, fy] = factor;
-        for f in &mut faces {
-            f.bbox = [
-                f.bbox[0] * fx,
-                f.bbox[1] * fy,
-                f.bbox[2] * fx,
-                f.bbox[3] * fy,
-            ];
-            if let Some(l) = &mut f.landmarks {
-                for p in l.iter_mut() {
-                    *p = [p[0] * fx, p[1] * fy];
-                }
-            }
-        }
-    }
-    faces
+pub fn to_original(faces: Vec<Face>, factor: [f32; 2]) -> Vec<Face> {
+    faces.into_iter().map(|f| f.scaled(factor)).collect()
 }
 
 #[cfg(test)]

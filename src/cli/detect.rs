@@ -22,17 +22,24 @@ pub struct DetectArgs {
     /// Weight file (default: the bundled retinaface-mnv2 weights).
     #[arg(long)]
     weights: Option<PathBuf>,
-    /// Keep detections with score > F (default 0.5).
-    #[arg(long)]
+    /// Keep detections with score > F, in [0, 1] (default 0.5).
+    #[arg(long, allow_negative_numbers = true, value_parser = super::unit_interval)]
     score: Option<f32>,
-    /// NMS IoU threshold (default 0.4 for retinaface-mnv2, 0.3 for ssh-vgg16).
-    #[arg(long)]
+    /// NMS IoU threshold in [0, 1] (default 0.4 for retinaface-mnv2, 0.3 for ssh-vgg16).
+    #[arg(long, allow_negative_numbers = true, value_parser = super::unit_interval)]
     nms: Option<f32>,
+    /// Keep at most N faces per image, the best-scoring first.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_faces: Option<u64>,
+    /// Report boxes as the network decodes them, possibly past the image edges (default: clipped to the image).
+    #[arg(long)]
+    raw_boxes: bool,
     /// Write the raw per-anchor outputs of the first image to this safetensors file.
     #[arg(long, conflicts_with = "bucket")]
     dump: Option<PathBuf>,
-    /// ssh-vgg16: one fixed resize factor instead of the single-scale 1200/1600 rule.
-    #[arg(long, conflicts_with = "pyramid")]
+    /// Resize every image by S first (coordinates stay in original pixels): ssh-vgg16 instead of its single-scale
+    /// 1200/1600 rule; retinaface-mnv2 instead of its own size (e.g. 2 for tiny faces, 0.5 for speed).
+    #[arg(long, conflicts_with = "pyramid", allow_negative_numbers = true)]
     scale: Option<f64>,
     /// ssh-vgg16: the pyramid protocol (levels ×0.625, 1, 1.5, 2 of the 800/1200 base).
     #[arg(long)]
@@ -77,7 +84,12 @@ pub struct DetectArgs {
     /// Downscale images whose longer side exceeds N first (coordinates stay in original pixels).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_side: Option<u32>,
-    /// Image files (PNG, JPEG, BMP, WebP, TIFF), .tar files of images, or folders searched recursively.
+    /// Refuse images with more pixels than N, read from the header before decoding.
+    #[arg(long, value_name = "N", default_value_t = sshface::image_io::DEFAULT_MAX_PIXELS,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    max_pixels: u64,
+    /// Image files (PNG, JPEG, BMP, WebP, TIFF, GIF: first frame; `-`: one image from standard input), .tar files
+    /// of images, or folders searched recursively (symlinks followed, each real file once).
     #[arg(required_unless_present = "list")]
     images: Vec<PathBuf>,
 }
@@ -92,7 +104,8 @@ fn builder(a: &DetectArgs) -> anyhow::Result<sshface::DetectorBuilder> {
     let mut b = Detector::builder()
         .model(a.model.into())
         .adapter(a.gpu.options()?)
-        .precision(a.precision.precision);
+        .precision(a.precision.precision)
+        .clip_boxes(!a.raw_boxes);
     if let Some(w) = &a.weights {
         b = b.weights(w);
     }
@@ -101,9 +114,6 @@ fn builder(a: &DetectArgs) -> anyhow::Result<sshface::DetectorBuilder> {
     }
     if let Some(n) = a.nms {
         b = b.nms_threshold(n);
-    }
-    if a.model == ModelArg::RetinafaceMnv2 && (a.scale.is_some() || a.pyramid) {
-        anyhow::bail!("--scale and --pyramid apply to --model ssh-vgg16 only");
     }
     if let Some(s) = a.scale {
         b = b.protocol(Protocol::Scale(s));
@@ -129,9 +139,49 @@ fn bucketing(a: &DetectArgs, archive_like: bool, cpu: bool) -> bool {
     a.bucket || (!a.no_bucket && archive_like && allowed && !cpu && a.dump.is_none())
 }
 
+/// Fails before any GPU work when `--dump`'s folder does not exist, rather than after detection.
+fn check_dump(a: &DetectArgs) -> anyhow::Result<()> {
+    if let Some(d) = &a.dump {
+        let parent = d.parent().filter(|p| !p.as_os_str().is_empty());
+        if parent.is_some_and(|p| !p.is_dir()) || d.is_dir() {
+            anyhow::bail!(
+                "{}: cannot write the --dump file here (expected a file in an existing folder)",
+                d.display()
+            );
+        }
+    }
+    Ok(())
+}
+
 pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     let started = Instant::now();
+    check_dump(&a)?;
     let inputs = units::collect(&a.images, a.list.as_deref(), a.unit_size as usize)?;
+    if inputs.units.is_empty() {
+        let exts = sshface::image_io::EXTENSIONS.join(", ");
+        let args = a
+            .images
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>();
+        let what = match &a.list {
+            Some(l) => format!("--list {}", l.display()),
+            None => args.join(", "),
+        };
+        // An empty --list is a pipeline's empty partition: a warning and an empty result, exit 0, no GPU opened.
+        // Folders without images are a usage error (exit 2): most likely a wrong path or extension.
+        if a.list.is_none() {
+            anyhow::bail!(
+                "{what}: no images found (folders are searched for {exts} and .tar files)"
+            );
+        }
+        eprintln!("sshface: warning: {what}: no images found; nothing to do");
+        if a.out.is_none() {
+            let format = a.format.unwrap_or(Format::Json);
+            Writer::new(format, Box::new(std::io::stdout()), None)?.finish()?;
+        }
+        return Ok(status::exit(status::OK));
+    }
     let shard = units::shard(a.shard.as_deref(), a.shards.map(|n| n as usize), |k| {
         std::env::var(k).ok()
     })
@@ -177,6 +227,9 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
     let cfg = worker::Config {
         batch: a.batch as usize,
         max_side: a.max_side,
+        max_pixels: Some(a.max_pixels),
+        clip: !a.raw_boxes,
+        max_faces: a.max_faces.map(|n| n as usize),
         bucket_pad: bucketing(&a, inputs.archive_like, cpu)
             .then(|| super::buckets::pad_pixel(a.model.into())),
         visual: a.visual.any().then(|| a.visual.clone()),

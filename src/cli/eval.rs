@@ -30,12 +30,14 @@ pub struct EvalArgs {
     /// With --gt: where pr_curves.csv and pr_curves.png go (default: the result folder).
     #[arg(long, value_name = "DIR", requires = "gt")]
     curves: Option<PathBuf>,
+    /// Network to run.
     #[arg(long, value_enum, default_value = "retinaface-mnv2")]
     model: ModelArg,
+    /// Weight file (default: the bundled retinaface-mnv2 weights).
     #[arg(long)]
     weights: Option<PathBuf>,
     /// Score threshold (default: 0.05 for ssh-vgg16 as in the paper, 0.02 for retinaface-mnv2 as upstream).
-    #[arg(long)]
+    #[arg(long, allow_negative_numbers = true, value_parser = super::unit_interval)]
     score: Option<f32>,
     /// ssh-vgg16: the pyramid protocol.
     #[arg(long)]
@@ -56,14 +58,8 @@ pub fn wider_lines(name: &str, faces: &[Face]) -> String {
     s
 }
 
-/// Whether `p` has an image file extension sshface decodes.
-pub(super) fn is_image(p: &Path) -> bool {
-    p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-        matches!(
-            e.to_ascii_lowercase().as_str(),
-            "jpg" | "jpeg" | "png" | "bmp" | "webp" | "tif" | "tiff"
-        )
-    })
+fn is_image(p: &Path) -> bool {
+    sshface::image_io::is_image_path(p)
 }
 
 fn sorted_dir(p: &Path) -> anyhow::Result<Vec<PathBuf>> {
@@ -113,9 +109,6 @@ fn write_results(a: &EvalArgs, images: &Path, out: &Path) -> anyhow::Result<Exit
     if a.pyramid {
         b = b.protocol(Protocol::Pyramid);
     }
-    let det = b.build()?;
-    eprintln!("sshface: model {} on {}", model.name(), det.describe());
-    let (mut done, mut failed) = (0usize, 0usize);
     let mut work = Vec::new();
     for event in sorted_dir(images)?.into_iter().filter(|p| p.is_dir()) {
         let files: Vec<PathBuf> = sorted_dir(&event)?
@@ -124,6 +117,17 @@ fn write_results(a: &EvalArgs, images: &Path, out: &Path) -> anyhow::Result<Exit
             .collect();
         work.push((event, files));
     }
+    // Checked before opening the GPU: WIDER FACE's layout is one sub-folder per event.
+    if work.iter().all(|(_, f)| f.is_empty()) {
+        anyhow::bail!(
+            "{}: no images in event sub-folders (expected WIDER_val/images/<event>/<name>.jpg; a flat folder of \
+             images is `sshface detect --format wider --out DIR`)",
+            images.display()
+        );
+    }
+    let det = b.build()?;
+    eprintln!("sshface: model {} on {}", model.name(), det.describe());
+    let (mut done, mut failed) = (0usize, 0usize);
     let pb = progress(work.iter().map(|(_, f)| f.len()).sum());
     for (event, files) in work {
         let out_dir = out.join(event.file_name().unwrap_or_default());

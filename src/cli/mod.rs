@@ -41,7 +41,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Detect faces: a JSON array on stdout, or one file per work unit with --out (resumable, shardable).
+    /// Detect faces: a JSON array on stdout, or one file per work unit with --out (resumable, shardable);
+    /// coordinates in original pixels after EXIF orientation.
     Detect(detect::DetectArgs),
     /// Convert a released model to sshface's safetensors format.
     Convert(ConvertArgs),
@@ -75,7 +76,8 @@ impl From<ModelArg> for Model {
 /// Options shared by every command that opens a GPU.
 #[derive(Args, Clone)]
 struct GpuArgs {
-    /// Backend list: vulkan, metal, dx12, gl (default: $WGPU_BACKEND or all).
+    /// Backend list: vulkan, metal, dx12, gl (default: $WGPU_BACKEND, else Vulkan/Metal/DX12, else GL when those
+    /// have no adapter).
     #[arg(long)]
     backend: Option<String>,
     /// Use the adapter whose name contains this (default: $WGPU_ADAPTER_NAME or the best one).
@@ -103,7 +105,7 @@ impl GpuArgs {
 
 #[derive(Args)]
 struct AdaptersArgs {
-    /// Backend list: vulkan, metal, dx12, gl (default: $WGPU_BACKEND or the primary ones, as detect uses).
+    /// Backend list: vulkan, metal, dx12, gl (default: as detect: $WGPU_BACKEND, else Vulkan/Metal/DX12, else GL).
     #[arg(long)]
     backend: Option<String>,
 }
@@ -135,18 +137,42 @@ macro_rules! say {
 }
 pub(crate) use say;
 
-/// A progress bar on stderr with rate and ETA; draws nothing when stderr is not a terminal.
+/// A progress bar on stderr with rate and ETA; draws nothing when stderr is not a terminal. `{msg}` counts the
+/// images read (decoded) ahead of the detected ones, and the steady tick redraws while a batch runs, so the bar moves
+/// per image although results come a batch at a time.
 fn progress(n: usize) -> ProgressBar {
     let pb = ProgressBar::new(n as u64);
     if let Ok(style) =
-        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {per_sec}  ETA {eta}")
+        ProgressStyle::with_template("{bar:40} {pos}/{len} images  {msg}  {per_sec}  ETA {eta}")
     {
         pb.set_style(style);
     }
+    pb.enable_steady_tick(std::time::Duration::from_millis(250));
     pb
 }
 
+/// A threshold in [0, 1]; the error names the flag (clap adds it) and the range.
+fn unit_interval(s: &str) -> Result<f32, String> {
+    let v: f32 = s.parse().map_err(|_| format!("'{s}' is not a number"))?;
+    if (0.0..=1.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{v} is outside [0, 1]"))
+    }
+}
+
+/// Output cut short by a closed pipe (`sshface … | head`) ends the process quietly, as for other Unix tools:
+/// Rust ignores SIGPIPE, which turns every later `println!` into a panic (exit 101).
+fn quiet_on_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restores the default disposition of one signal before any thread starts; no handler runs Rust code.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 pub fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse();
     let r = match cli.cmd {
         Cmd::Detect(a) => detect::run(a),
@@ -204,6 +230,7 @@ fn adapters(a: AdaptersArgs) -> anyhow::Result<ExitCode> {
         .into());
     }
     let infos: Vec<wgpu::AdapterInfo> = list.iter().map(|a| a.get_info()).collect();
+    println!("#\tname\tbackend\ttype\tpci bus\tdriver (* = what detect opens with --device auto)");
     let facts: Vec<_> = infos
         .iter()
         .map(sshface::gpu::select::AdapterFacts::from)

@@ -40,48 +40,21 @@ pub struct Record {
     pub result: Result<(u32, u32, Vec<Face>), String>,
 }
 
-/// One image of the JSON output; field order is the documented schema's.
-#[derive(Serialize)]
-struct ImageOut<'a> {
-    image: &'a str,
-    width: u32,
-    height: u32,
-    faces: Vec<FaceOut>,
-}
-
 #[derive(Serialize)]
 struct ErrorOut<'a> {
     image: &'a str,
     error: &'a str,
 }
 
-#[derive(Serialize)]
-struct FaceOut {
-    #[serde(rename = "box")]
-    bbox: [f64; 4],
-    score: f64,
-    landmarks: Option<[[f64; 2]; 5]>,
-}
-
-/// The f64 with the f32's shortest decimal form, so JSON shows 177.34367 rather than 177.34367370605469.
-fn short(x: f32) -> f64 {
-    x.to_string().parse().unwrap_or(f64::NAN)
-}
-
+/// A success row is the library's `ImageFaces` (the `serde` feature), so the library and the CLI cannot drift apart;
+/// serde_json writes each f32 in its shortest form (177.34369, not 177.34367370605469).
 fn json(r: &Record) -> serde_json::Result<String> {
     match &r.result {
-        Ok((width, height, faces)) => serde_json::to_string(&ImageOut {
-            image: &r.image,
+        Ok((width, height, faces)) => serde_json::to_string(&sshface::ImageFaces {
+            image: r.image.clone(),
             width: *width,
             height: *height,
-            faces: faces
-                .iter()
-                .map(|f| FaceOut {
-                    bbox: f.bbox.map(short),
-                    score: short(f.score),
-                    landmarks: f.landmarks.map(|l| l.map(|p| p.map(short))),
-                })
-                .collect(),
+            faces: faces.clone(),
         }),
         Err(e) => serde_json::to_string(&ErrorOut {
             image: &r.image,

@@ -12,8 +12,10 @@ use super::{GpuArgs, ModelArg};
 
 #[derive(Args)]
 pub struct NetArgs {
+    /// Network to run.
     #[arg(long, value_enum, default_value = "retinaface-mnv2")]
     model: ModelArg,
+    /// Weight file (default: the bundled retinaface-mnv2 weights).
     #[arg(long, conflicts_with = "random_weights")]
     weights: Option<PathBuf>,
     /// ssh-vgg16: seeded random weights of the spec's shapes instead of --weights, for timing without the
@@ -23,8 +25,8 @@ pub struct NetArgs {
     /// Image size WxH (synthetic noise image, or bench's --image resized to it).
     #[arg(long, default_value = "640x640")]
     pub size: String,
-    /// ssh-vgg16: resize factor instead of the 1200/1600 single-scale rule (1: the network sees --size).
-    #[arg(long)]
+    /// Resize factor (ssh-vgg16: instead of the 1200/1600 single-scale rule; 1: the network sees --size).
+    #[arg(long, allow_negative_numbers = true)]
     scale: Option<f64>,
     #[command(flatten)]
     gpu: GpuArgs,
@@ -33,11 +35,11 @@ pub struct NetArgs {
 impl NetArgs {
     /// One detector per precision, all on one device so that they are measured side by side.
     pub fn detectors(&self, precisions: &[Precision]) -> anyhow::Result<Vec<Detector>> {
-        if self.model == ModelArg::RetinafaceMnv2
-            && (self.scale.is_some() || self.random_weights.is_some())
-        {
-            anyhow::bail!("--scale and --random-weights apply to --model ssh-vgg16 only");
+        // --scale applies to both models (the library validates it); random weights exist for ssh-vgg16 only.
+        if self.model == ModelArg::RetinafaceMnv2 && self.random_weights.is_some() {
+            anyhow::bail!("--random-weights applies to --model ssh-vgg16 only");
         }
+        parse_size(&self.size)?;
         // The builder reads weights from a file: write the random ones once, to a file removed after loading.
         let random = match self.random_weights {
             Some(seed) => {
@@ -98,10 +100,12 @@ impl NetArgs {
 }
 
 fn parse_size(s: &str) -> anyhow::Result<(u32, u32)> {
-    let (w, h) = s
-        .split_once('x')
-        .ok_or_else(|| anyhow::anyhow!("--size '{s}': expected WxH, e.g. 640x640"))?;
-    Ok((w.parse()?, h.parse()?))
+    let bad = || anyhow::anyhow!("--size '{s}': expected WxH with W, H ≥ 1, e.g. 640x640");
+    let (w, h) = s.split_once('x').ok_or_else(bad)?;
+    match (w.parse::<u32>(), h.parse::<u32>()) {
+        (Ok(w), Ok(h)) if w > 0 && h > 0 => Ok((w, h)),
+        _ => Err(bad()),
+    }
 }
 
 fn test_image(size: &str, path: Option<&PathBuf>) -> anyhow::Result<RgbImage> {

@@ -32,33 +32,48 @@ pub fn is_tar(p: &Path) -> bool {
     p.extension().is_some_and(|e| e.eq_ignore_ascii_case("tar")) && !p.is_dir()
 }
 
+/// The image argument `-`: one image read from standard input.
+pub const STDIN: &str = "-";
+
 /// Collects the inputs: each argument (folders searched recursively for image and tar files), then the lines of
-/// `list` (`-`: standard input). A missing path is kept, so that it is reported as an error row in its turn.
+/// `list` (`-`: standard input; a line naming a folder is searched like a folder argument). A missing path is kept,
+/// so that it is reported as an error row in its turn.
 pub fn collect(args: &[PathBuf], list: Option<&Path>, unit_size: usize) -> anyhow::Result<Inputs> {
+    let stdin = Path::new(STDIN);
+    if list == Some(stdin) && args.iter().any(|a| a == stdin) {
+        anyhow::bail!(
+            "the image argument - and --list - both read standard input: use one of them"
+        );
+    }
     let mut paths = Vec::new();
     let mut archive_like = list.is_some();
-    for p in args {
+    let mut seen = Seen::default();
+    let mut add = |p: PathBuf, paths: &mut Vec<PathBuf>| -> anyhow::Result<bool> {
         if p.is_dir() {
-            archive_like = true;
-            walk(p, &mut paths)?;
-        } else {
-            paths.push(p.clone());
+            walk(&p, paths, &mut seen)?;
+            return Ok(true);
         }
+        paths.push(p);
+        Ok(false)
+    };
+    for p in args {
+        archive_like |= add(p.clone(), &mut paths)?;
     }
     if let Some(l) = list {
-        let text = if l == Path::new("-") {
-            std::io::read_to_string(std::io::stdin())
-                .map_err(|e| anyhow::anyhow!("--list -: reading standard input: {e}"))?
+        let bytes = if l == stdin {
+            let mut b = Vec::new();
+            std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                .map_err(|e| anyhow::anyhow!("--list -: reading standard input: {e}"))?;
+            b
         } else {
-            std::fs::read_to_string(l)
-                .map_err(|e| anyhow::anyhow!("--list {}: {e}", l.display()))?
+            std::fs::read(l).map_err(|e| anyhow::anyhow!("--list {}: {e}", l.display()))?
         };
-        paths.extend(
-            text.lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(PathBuf::from),
-        );
+        for line in bytes.split(|&b| b == b'\n') {
+            let line = line.trim_ascii();
+            if !line.is_empty() {
+                add(path_from_bytes(line), &mut paths)?;
+            }
+        }
     }
     let (tars, files): (Vec<PathBuf>, Vec<PathBuf>) = paths.into_iter().partition(|p| is_tar(p));
     archive_like |= !tars.is_empty();
@@ -99,7 +114,49 @@ pub fn collect(args: &[PathBuf], list: Option<&Path>, unit_size: usize) -> anyho
     })
 }
 
-fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+/// A list line as a path: its bytes as they are on Unix, where paths need not be UTF-8; elsewhere a line that is not
+/// UTF-8 becomes a path that does not exist, so it is that line's error row and the others still run.
+#[cfg(unix)]
+fn path_from_bytes(b: &[u8]) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    PathBuf::from(std::ffi::OsStr::from_bytes(b))
+}
+
+#[cfg(not(unix))]
+fn path_from_bytes(b: &[u8]) -> PathBuf {
+    PathBuf::from(String::from_utf8_lossy(b).into_owned())
+}
+
+/// Folders and files already taken: symlinks are followed, but a loop, or a second link to the same folder or file,
+/// does not take its images again. Keyed by (device, inode) on Unix: 16 bytes a file and one `stat`, where a
+/// canonical path would cost a path resolution and a path's memory per file of a large archive.
+#[derive(Default)]
+struct Seen(std::collections::HashSet<FileKey>);
+
+#[cfg(unix)]
+type FileKey = (u64, u64);
+#[cfg(not(unix))]
+type FileKey = PathBuf;
+
+impl Seen {
+    /// Whether `p` is seen for the first time (a path that cannot be examined counts as new: it becomes an error
+    /// row in its turn).
+    fn first(&mut self, p: &Path) -> bool {
+        #[cfg(unix)]
+        let key = {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(p).ok().map(|m| (m.dev(), m.ino()))
+        };
+        #[cfg(not(unix))]
+        let key = std::fs::canonicalize(p).ok();
+        key.is_none_or(|k| self.0.insert(k))
+    }
+}
+
+fn walk(dir: &Path, out: &mut Vec<PathBuf>, seen: &mut Seen) -> anyhow::Result<()> {
+    if !seen.first(dir) {
+        return Ok(());
+    }
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| anyhow::anyhow!("{}: {e}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -107,8 +164,8 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
     entries.sort();
     for p in entries {
         if p.is_dir() {
-            walk(&p, out)?;
-        } else if super::eval::is_image(&p) || is_tar(&p) {
+            walk(&p, out, seen)?;
+        } else if (sshface::image_io::is_image_path(&p) || is_tar(&p)) && seen.first(&p) {
             out.push(p);
         }
     }
@@ -197,124 +254,4 @@ pub fn shard(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|p| p.0 == k).map(|p| p.1.to_string())
-    }
-
-    #[test]
-    fn shard_sources_and_precedence() {
-        let s = shard(Some("2/5"), None, env(&[("SLURM_ARRAY_TASK_ID", "0")]))
-            .unwrap()
-            .unwrap();
-        assert_eq!((s.k, s.n, s.from.as_str()), (2, 5, "--shard"));
-        let slurm = &[
-            ("SLURM_ARRAY_TASK_ID", "7"),
-            ("SLURM_ARRAY_TASK_MIN", "1"),
-            ("SLURM_ARRAY_TASK_STEP", "2"),
-            ("SLURM_ARRAY_TASK_COUNT", "4"),
-            ("JOB_COMPLETION_INDEX", "0"),
-        ];
-        let s = shard(None, None, env(slurm)).unwrap().unwrap();
-        assert_eq!(
-            (s.k, s.n),
-            (3, 4),
-            "array 1-7:2 → task ids 1,3,5,7 → shards 0..3"
-        );
-        let s = shard(None, Some(8), env(&[("JOB_COMPLETION_INDEX", "5")]))
-            .unwrap()
-            .unwrap();
-        assert_eq!((s.k, s.n), (5, 8));
-        assert_eq!(shard(None, None, env(&[])).unwrap(), None);
-    }
-
-    #[test]
-    fn shard_errors_name_the_source() {
-        for (arg, shards, vars, want) in [
-            (Some("4/4"), None, &[][..], "0 <= K < N"),
-            (Some("1-4"), None, &[][..], "K/N"),
-            (
-                None,
-                None,
-                &[("JOB_COMPLETION_INDEX", "1")][..],
-                "--shards N",
-            ),
-            (None, Some(3), &[][..], "--shard K/3"),
-            (
-                None,
-                None,
-                &[("SLURM_ARRAY_TASK_ID", "x")][..],
-                "SLURM_ARRAY_TASK_ID='x'",
-            ),
-            (
-                None,
-                None,
-                &[
-                    ("SLURM_ARRAY_TASK_ID", "9"),
-                    ("SLURM_ARRAY_TASK_COUNT", "3"),
-                ][..],
-                "9/3",
-            ),
-        ] {
-            let owned: Vec<(String, String)> = vars
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect();
-            let e = shard(arg, shards, |k| {
-                owned.iter().find(|p| p.0 == k).map(|p| p.1.clone())
-            })
-            .unwrap_err();
-            assert!(e.contains(want), "{arg:?} {shards:?} {vars:?}: {e}");
-        }
-    }
-
-    #[test]
-    fn units_cut_files_and_give_each_tar_its_own() {
-        let p = |s: &str| PathBuf::from(s);
-        let args: Vec<PathBuf> = [
-            "a.jpg",
-            "x/one.tar",
-            "b.png",
-            "c.png",
-            "y/two.TAR",
-            "d.jpg",
-            "e.jpg",
-        ]
-        .iter()
-        .map(|s| p(s))
-        .collect();
-        let inputs = collect(&args, None, 2).unwrap();
-        let names: Vec<&str> = inputs.units.iter().map(|u| u.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["unit-000000", "unit-000001", "unit-000002", "one", "two"]
-        );
-        assert_eq!(
-            inputs.units[1].source,
-            Source::Files(vec![p("c.png"), p("d.jpg")])
-        );
-        assert_eq!(inputs.units[4].source, Source::Tar(p("y/two.TAR")));
-        assert!(inputs.units.iter().enumerate().all(|(i, u)| u.index == i));
-        assert!(inputs.archive_like);
-        assert!(!collect(&[p("a.jpg")], None, 2).unwrap().archive_like);
-        let e = collect(&[p("x/one.tar"), p("y/one.tar")], None, 2)
-            .err()
-            .unwrap()
-            .to_string();
-        assert!(e.contains("x/one.tar") && e.contains("y/one.tar"), "{e}");
-        let s = Shard {
-            k: 1,
-            n: 2,
-            from: String::new(),
-        };
-        let taken: Vec<usize> = inputs
-            .units
-            .iter()
-            .filter(|u| s.takes(u))
-            .map(|u| u.index)
-            .collect();
-        assert_eq!(taken, [1, 3]);
-    }
-}
+mod tests;

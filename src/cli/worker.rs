@@ -20,6 +20,11 @@ use super::{say, status};
 pub struct Config {
     pub batch: usize,
     pub max_side: Option<u32>,
+    /// Refuse images with more pixels, from their header (`None`: no limit).
+    pub max_pixels: Option<u64>,
+    /// Clip boxes to the original image (the default; `--raw-boxes` turns it off).
+    pub clip: bool,
+    pub max_faces: Option<usize>,
     /// The pad pixel when bucketing.
     pub bucket_pad: Option<[u8; 3]>,
     /// Image outputs (`--draw`, `--crops`), when any is asked for.
@@ -162,7 +167,20 @@ fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar)
             for idx in order {
                 let p = &paths[idx];
                 let name = p.to_string_lossy().into_owned();
-                let prep = prep(&name, &|| sshface::image_io::load_rgb(p));
+                let prep = prep(&name, &|| {
+                    if p == Path::new(super::units::STDIN) {
+                        let mut b = Vec::new();
+                        std::io::stdin().read_to_end(&mut b).map_err(|e| {
+                            sshface::Error::Image {
+                                path: "-".into(),
+                                msg: format!("cannot read standard input: {e}"),
+                            }
+                        })?;
+                        return sshface::image_io::decode_rgb_limited("-", &b, cfg.max_pixels);
+                    }
+                    sshface::image_io::load_rgb_limited(p, cfg.max_pixels)
+                });
+                decoded(pb);
                 let item = Item { idx, name, prep };
                 if tx.send(item).is_err() {
                     return;
@@ -173,8 +191,12 @@ fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar)
             let mut idx = 0;
             let r = read_tar(path, |name, bytes| {
                 pb.inc_length(1);
-                let prep =
-                    bytes.and_then(|b| prep(&name, &|| sshface::image_io::decode_rgb(&name, &b)));
+                let prep = bytes.and_then(|b| {
+                    prep(&name, &|| {
+                        sshface::image_io::decode_rgb_limited(&name, &b, cfg.max_pixels)
+                    })
+                });
+                decoded(pb);
                 idx += 1;
                 tx.send(Item {
                     idx: idx - 1,
@@ -215,7 +237,7 @@ fn read_tar(
             Ok(p) => p.into_owned(),
             Err(e) => return Err(format!("tar {}: bad entry name: {e}", path.display())),
         };
-        if !entry.header().entry_type().is_file() || !super::eval::is_image(&inner) {
+        if !entry.header().entry_type().is_file() || !sshface::image_io::is_image_path(&inner) {
             continue;
         }
         let name = format!("{}/{}", path.display(), inner.display());
@@ -230,6 +252,19 @@ fn read_tar(
         }
     }
     Ok(())
+}
+
+/// Counts an image read in the bar's message: results come a whole batch at a time, so without it a run shows
+/// `0/8 images` with nothing moving until the first batch ends.
+pub(super) fn decoded(pb: &ProgressBar) {
+    let n = pb
+        .message()
+        .split(' ')
+        .next()
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or(0)
+        + 1;
+    pb.set_message(format!("{n} read"));
 }
 
 /// A panic inside the GPU stack (device lost, driver bug) is a device failure, not a crash without output.
@@ -303,17 +338,24 @@ fn flush(
     for ((Queued { idx, name, p }, r), img) in meta.into_iter().zip(results).zip(&imgs) {
         let result = match r {
             Ok((faces, anonymised)) => {
-                stats.faces += faces.len();
                 if let Some(v) = &cfg.visual {
                     // The image the detector saw, without the bucket padding.
                     let w = (p.width as f32 / p.factor[0]).round() as u32;
                     let h = (p.height as f32 / p.factor[1]).round() as u32;
                     let seen = |i: &RgbImage| image::imageops::crop_imm(i, 0, 0, w, h).to_image();
                     let anonymised = anonymised.as_ref().map(seen);
-                    v.emit(&name, &seen(img), anonymised.as_ref(), &faces)
+                    // Drawn and cropped like the rows: clipped and limited; every face is still blurred.
+                    let clip = cfg.clip.then_some((w as f32, h as f32));
+                    let shown = sshface::options::finish_faces(faces.clone(), clip, cfg.max_faces);
+                    v.emit(&name, &seen(img), anonymised.as_ref(), &shown)
                         .map_err(|e| Stop::Output(std::io::Error::other(format!("{e:#}"))))?;
                 }
-                Ok((p.width, p.height, buckets::to_original(faces, p.factor)))
+                let faces = buckets::to_original(faces, p.factor);
+                let clip = cfg.clip.then_some((p.width as f32, p.height as f32));
+                // Clipped after mapping back, so padding and --max-side cannot leave a box outside the original image.
+                let faces = sshface::options::finish_faces(faces, clip, cfg.max_faces);
+                stats.faces += faces.len();
+                Ok((p.width, p.height, faces))
             }
             Err(e) if status::is_device(&e) => return Err(Stop::Device(format!("{name}: {e}"))),
             Err(e) => {
@@ -334,4 +376,15 @@ fn flush(
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_bar_counts_images_read() {
+        let pb = indicatif::ProgressBar::hidden();
+        super::decoded(&pb);
+        super::decoded(&pb);
+        assert_eq!(pb.message(), "2 read");
+    }
 }

@@ -14,7 +14,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use safetensors::tensor::{Dtype, TensorView};
 use sha2::{Digest, Sha256};
 
 use crate::{Error, Result};
@@ -86,9 +85,9 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Reads `input`, converts it and writes `output` atomically.
 pub fn convert_file(from: Format, input: &Path, output: &Path) -> Result<ConvertReport> {
-    let bytes = std::fs::read(input).map_err(|source| Error::Io {
+    let bytes = std::fs::read(input).map_err(|cause| Error::Io {
         path: input.display().to_string(),
-        source,
+        cause,
     })?;
     let source_name = input
         .file_name()
@@ -142,29 +141,20 @@ pub fn write_safetensors(
                 .collect::<Vec<u8>>(),
         );
     }
-    let views = tensors
-        .iter()
-        .zip(&bytes)
-        .map(|((name, shape, _), b)| {
-            TensorView::new(Dtype::F32, shape.clone(), b)
-                .map(|v| (name.as_str(), v))
-                .map_err(|e| err(format!("tensor {name}: {e}")))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let meta = (!metadata.is_empty()).then(|| metadata.clone());
-    let out = safetensors::serialize(views, meta).map_err(|e| err(e.to_string()))?;
+    let out = serialize_sorted(tensors, &bytes, metadata);
 
     let mut tmp_name = path.file_name().unwrap_or_default().to_os_string();
     tmp_name.push(format!(".tmp-{}", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     let io = |p: &Path| {
         let p = p.display().to_string();
-        move |source| Error::Io { path: p, source }
+        move |cause| Error::Io { path: p, cause }
     };
+    // Errors name the file asked for; the temporary name beside it is an implementation detail.
     let write = || -> Result<()> {
-        let mut f = std::fs::File::create(&tmp).map_err(io(&tmp))?;
-        f.write_all(&out).map_err(io(&tmp))?;
-        f.sync_all().map_err(io(&tmp))?;
+        let mut f = std::fs::File::create(&tmp).map_err(io(path))?;
+        f.write_all(&out).map_err(io(path))?;
+        f.sync_all().map_err(io(path))?;
         std::fs::rename(&tmp, path).map_err(io(path))
     };
     let r = write();
@@ -172,6 +162,56 @@ pub fn write_safetensors(
         let _ = std::fs::remove_file(&tmp);
     }
     r
+}
+
+/// The safetensors bytes with a deterministic header: `__metadata__` first with its keys sorted, then the tensors
+/// sorted by name, data in the same order. The safetensors crate takes the metadata as a `HashMap` and writes it in
+/// that map's random order, so two conversions of one model would hash differently.
+fn serialize_sorted(
+    tensors: &[NamedTensor],
+    bytes: &[Vec<u8>],
+    metadata: &HashMap<String, String>,
+) -> Vec<u8> {
+    let json = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut order: Vec<usize> = (0..tensors.len()).collect();
+    order.sort_by(|&a, &b| tensors[a].0.cmp(&tensors[b].0));
+    let mut fields = Vec::new();
+    if !metadata.is_empty() {
+        let sorted: std::collections::BTreeMap<&String, &String> = metadata.iter().collect();
+        let meta = sorted
+            .iter()
+            .map(|(k, v)| format!("{}:{}", json(k), json(v)))
+            .collect::<Vec<_>>()
+            .join(",");
+        fields.push(format!("\"__metadata__\":{{{meta}}}"));
+    }
+    let mut offset = 0;
+    for &i in &order {
+        let (name, shape, _) = &tensors[i];
+        let end = offset + bytes[i].len();
+        fields.push(format!(
+            "{}:{{\"dtype\":\"F32\",\"shape\":[{}],\"data_offsets\":[{offset},{end}]}}",
+            json(name),
+            shape
+                .iter()
+                .map(usize::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        ));
+        offset = end;
+    }
+    let mut header = format!("{{{}}}", fields.join(","));
+    // As the safetensors crate: the header padded with spaces to a multiple of 8 so the data is aligned.
+    while header.len() % 8 != 0 {
+        header.push(' ');
+    }
+    let mut out = Vec::with_capacity(8 + header.len() + offset);
+    out.extend_from_slice(&(header.len() as u64).to_le_bytes());
+    out.extend_from_slice(header.as_bytes());
+    for &i in &order {
+        out.extend_from_slice(&bytes[i]);
+    }
+    out
 }
 
 /// Maps a wire-format error to a conversion error naming the file.

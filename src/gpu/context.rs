@@ -11,7 +11,8 @@ use crate::gpu::DType;
 /// (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), which wins over the defaults.
 #[derive(Clone, Debug, Default)]
 pub struct AdapterOptions {
-    /// Backends to consider, e.g. `wgpu::Backends::VULKAN`. `None`: `WGPU_BACKEND` or all primary backends.
+    /// Backends to consider, e.g. `wgpu::Backends::VULKAN`. `None`: `WGPU_BACKEND`, else the primary backends
+    /// (Vulkan, Metal, DX12), else GL when those have no adapter.
     pub backends: Option<wgpu::Backends>,
     /// Case-insensitive substring of the adapter name. `None`: `WGPU_ADAPTER_NAME` or the best adapter.
     pub adapter_name: Option<String>,
@@ -31,24 +32,34 @@ impl AdapterOptions {
         Ok(b)
     }
 
-    /// The backends in force (explicit, else `WGPU_BACKEND`, else the primary ones) and their adapters in wgpu's
-    /// enumeration order: the indexes of `--device N` and `sshface adapters`.
+    /// The backends in force (explicit, else `WGPU_BACKEND`, else the primary ones, and GL when none of those has
+    /// an adapter) and their adapters in wgpu's enumeration order: the indexes of `--device N` and
+    /// `sshface adapters`.
     pub fn enumerate(&self) -> Result<(wgpu::Backends, Vec<wgpu::Adapter>)> {
         let backends = match (self.backends, std::env::var("WGPU_BACKEND").ok()) {
             (Some(b), _) => b,
             (None, Some(s)) => AdapterOptions::parse_backends(&s)?,
-            (None, None) => wgpu::Backends::PRIMARY,
+            (None, None) => {
+                // GL is not primary (fewer features, slower), but a machine whose only driver is GL should still
+                // detect rather than ask for a driver it does not need.
+                let primary = Self::adapters(wgpu::Backends::PRIMARY);
+                if !primary.is_empty() {
+                    return Ok((wgpu::Backends::PRIMARY, primary));
+                }
+                wgpu::Backends::PRIMARY | wgpu::Backends::GL
+            }
         };
+        Ok((backends, Self::adapters(backends)))
+    }
+
+    fn adapters(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
         let mut desc = wgpu::InstanceDescriptor::new_without_display_handle().with_env();
         desc.backends = backends;
         // Asked for by name only: wgpu's no-op device (compiled in with wgpu's `noop` feature, as the tests do)
         // lets CPU-only checks build the networks' real graphs; it never runs anything.
         desc.backend_options.noop.enable |= backends == wgpu::Backends::NOOP;
         let instance = wgpu::Instance::new(desc);
-        Ok((
-            backends,
-            pollster::block_on(instance.enumerate_adapters(backends)),
-        ))
+        pollster::block_on(instance.enumerate_adapters(backends))
     }
 }
 
@@ -204,7 +215,7 @@ impl GpuContext {
         })
     }
 
-    /// One line naming the adapter, backend and driver, for logs and `--verbose` output.
+    /// One line naming the adapter, backend and driver, for logs (the adapter line on stderr).
     pub fn describe(&self) -> String {
         format!(
             "{} ({:?}, {:?}, driver {} {})",

@@ -60,9 +60,9 @@ impl WeightFile {
     /// Memory-maps and reads a safetensors file. F32 and F16 (widened) only.
     pub fn open(path: &Path) -> Result<WeightFile> {
         let label = path.display().to_string();
-        let io = |source| Error::Io {
+        let io = |cause| Error::Io {
             path: label.clone(),
-            source,
+            cause,
         };
         let file = std::fs::File::open(path).map_err(io)?;
         let len = file.metadata().map_err(io)?.len();

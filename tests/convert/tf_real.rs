@@ -24,17 +24,21 @@ fn bundled_file_matches_the_name_table() {
     assert_eq!((wf.names().len(), values), (154, 1_526_944));
 }
 
+/// Needs retinaface==1.1.1's `frozen_graph.pb`, which is not committed: ignored, so the summary does not count it as
+/// passed; run with `SSHFACE_TF_GRAPH=… cargo test --release --test convert -- --ignored`.
 #[test]
+#[ignore = "needs frozen_graph.pb: set SSHFACE_TF_GRAPH or put it in tests/data/, then run with --ignored"]
 fn real_graph_reproduces_the_bundled_file() {
     let path = std::env::var_os("SSHFACE_TF_GRAPH")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/frozen_graph.pb")
         });
-    if !path.exists() {
-        eprintln!("SKIP real_graph_reproduces_the_bundled_file: {} not found (set SSHFACE_TF_GRAPH to retinaface==1.1.1's retinaface/src/frozen_graph.pb)", path.display());
-        return;
-    }
+    assert!(
+        path.exists(),
+        "{} not found (set SSHFACE_TF_GRAPH to retinaface==1.1.1's retinaface/src/frozen_graph.pb)",
+        path.display()
+    );
     let pb = std::fs::read(&path).unwrap();
     let c = convert_tf_graph(&pb, "frozen_graph.pb").unwrap();
     assert_eq!(
@@ -57,5 +61,11 @@ fn real_graph_reproduces_the_bundled_file() {
         assert_bits(name, got, want);
     }
     wf.check_all_used().unwrap();
+    // The whole file, header included, as the bundled one: `convert` is byte-reproducible.
+    let out = std::env::temp_dir().join(format!("sshface-real-{}.safetensors", std::process::id()));
+    sshface::convert::write_safetensors(&out, &c.tensors, &c.metadata).unwrap();
+    let same = std::fs::read(&out).unwrap() == std::fs::read(bundled()).unwrap();
+    let _ = std::fs::remove_file(&out);
+    assert!(same, "the converted file differs from the bundled one");
     eprintln!("real graph: 154 tensors bit-identical to the bundled file (max |diff| {worst})");
 }

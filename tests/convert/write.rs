@@ -114,3 +114,60 @@ fn format_parses_cli_spellings() {
     let e = "onnx".parse::<Format>().unwrap_err();
     assert!(e.contains("onnx") && e.contains("tf-graph"), "{e}");
 }
+
+/// The bundled weights re-written through `write_safetensors` (what `convert` ends with) come out byte for byte as
+/// the bundled file, twice, and hash to the sha256 documented in weights/README.md: conversions are reproducible.
+#[test]
+fn writing_is_byte_reproducible_and_matches_the_documented_hash() {
+    use sha2::Digest;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let bundled = std::fs::read(root.join("weights/retinaface_mnv2.safetensors")).unwrap();
+    let wf = WeightFile::from_bytes("bundled", &bundled).unwrap();
+    let mut tensors: Vec<NamedTensor> = Vec::new();
+    for name in wf.names() {
+        let shape = wf.shape(&name).unwrap().to_vec();
+        tensors.push((
+            name.clone(),
+            shape.clone(),
+            wf.get(&name, &shape).unwrap().to_vec(),
+        ));
+    }
+    // Reversed input order and a fresh map each time: neither may change a byte.
+    tensors.reverse();
+    let dir = scratch("reproducible");
+    let mut outs = Vec::new();
+    for k in 0..2 {
+        let meta: HashMap<String, String> = wf.metadata().clone().into_iter().collect();
+        let p = dir.join(format!("{k}.safetensors"));
+        write_safetensors(&p, &tensors, &meta).unwrap();
+        outs.push(std::fs::read(&p).unwrap());
+    }
+    assert!(outs[0] == outs[1], "two writes differ");
+    assert!(
+        outs[0] == bundled,
+        "the re-written bundled file differs from weights/retinaface_mnv2.safetensors"
+    );
+    let hash = format!("{:x}", sha2::Sha256::digest(&bundled));
+    let readme = std::fs::read_to_string(root.join("weights/README.md")).unwrap();
+    assert!(
+        readme.contains(&hash),
+        "weights/README.md does not give the bundled file's sha256 {hash}"
+    );
+}
+
+/// A write error names the file asked for (not the temporary beside it) and says the OS error once.
+#[test]
+fn write_errors_name_the_destination() {
+    let e = write_safetensors(
+        std::path::Path::new("/nonexistent/x.safetensors"),
+        &tensors(),
+        &HashMap::new(),
+    )
+    .unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(e));
+    assert!(chain.starts_with("/nonexistent/x.safetensors: "), "{chain}");
+    assert!(
+        !chain.contains(".tmp-") && chain.matches("os error").count() == 1,
+        "{chain}"
+    );
+}
