@@ -270,35 +270,11 @@ impl GpuContext {
 
     /// Uploads an f32 tensor that shaders read (weights, biases, constant tables).
     pub fn weight(&self, name: &str, data: &[f32], shape: &[usize]) -> Result<Weight> {
-        self.check_size(name, shape)?;
-        let n: usize = shape.iter().product();
-        if n != data.len() {
-            return Err(Error::shape(
-                name,
-                format!(
-                    "{} values given for shape {shape:?} ({n} values)",
-                    data.len()
-                ),
-            ));
-        }
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(name),
-            size: (n as u64 * 4).next_multiple_of(16),
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        self.queue
-            .write_buffer(&buffer, 0, bytemuck::cast_slice(data));
-        Ok(Weight {
-            name: name.to_string(),
-            shape: shape.to_vec(),
-            buffer: Arc::new(buffer),
-            dtype: DType::F32,
-        })
+        self.weight_as(name, data, shape, DType::F32)
     }
 
     /// [`GpuContext::weight`] stored as `dtype`: f16 values are rounded to nearest even, and need an
-    /// adapter with `SHADER_F16` to be read.
+    /// adapter with `SHADER_F16` to be read. Buffers are padded to 16 bytes (vec4 loads stay in bounds).
     pub fn weight_as(
         &self,
         name: &str,
@@ -306,9 +282,6 @@ impl GpuContext {
         shape: &[usize],
         dtype: DType,
     ) -> Result<Weight> {
-        if dtype == DType::F32 {
-            return self.weight(name, data, shape);
-        }
         self.check_bytes(name, shape, dtype.size())?;
         let n: usize = shape.iter().product();
         if n != data.len() {
@@ -320,7 +293,10 @@ impl GpuContext {
                 ),
             ));
         }
-        let mut bytes = crate::gpu::readback::f32_to_f16_bytes(data);
+        let mut bytes = match dtype {
+            DType::F32 => bytemuck::cast_slice::<f32, u8>(data).to_vec(),
+            DType::F16 => crate::gpu::readback::f32_to_f16_bytes(data),
+        };
         bytes.resize(bytes.len().next_multiple_of(16), 0);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(name),
