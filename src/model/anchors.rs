@@ -1,5 +1,5 @@
 //! Anchor geometry on the CPU, with the reference implementations' arithmetic: retinaface-mnv2 priors
-//! (retinaface-mnv2.md §6) and py-faster-rcnn base anchors (ssh-vgg16.md §4). `shaders/decode.wgsl` computes the
+//! (docs/spec/retinaface-mnv2.md §6) and py-faster-rcnn base anchors (docs/spec/ssh-vgg16.md §4). `shaders/decode.wgsl` computes the
 //! same values from the row index; these functions serve the CPU reference, tests and `--dump priors`.
 
 /// The prior of cell (x, y) of a level with step `stride` and min size `m` on a padded input (H, W):

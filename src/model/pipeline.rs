@@ -50,7 +50,7 @@ pub struct Thresholds {
     pub nms: f32,
 }
 
-/// ssh-vgg16 test protocols (ssh-vgg16.md §6).
+/// ssh-vgg16 test protocols (docs/spec/ssh-vgg16.md §6).
 #[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub enum Protocol {
     /// Shortest side 1200, longest at most 1600 (the paper's single-scale result; the default).

@@ -1,4 +1,4 @@
-//! retinaface-mnv2: MobileNetV2 backbone, FPN, three SSH context modules and heads (spec: retinaface-mnv2.md).
+//! retinaface-mnv2: MobileNetV2 backbone, FPN, three SSH context modules and heads (spec: docs/spec/retinaface-mnv2.md).
 //! Any input size: images are padded bottom/right to a multiple of 32 with pixel value 0.
 
 use crate::error::Result;

@@ -1,4 +1,4 @@
-//! ssh-vgg16: the paper's network with the exact semantics of the authors' Caffe model (spec: ssh-vgg16.md).
+//! ssh-vgg16: the paper's network with the exact semantics of the authors' Caffe model (spec: docs/spec/ssh-vgg16.md).
 //! VGG-16 conv1_1…conv5_3 with Caffe ceil-mode pooling, the M1 fusion (1×1 reductions, fixed bilinear ×2
 //! deconvolution, top-left crop, sum, 3×3), pool6, and three detection modules with class-major heads.
 

@@ -43,11 +43,11 @@ pub static SHADER_F16: Shader = crate::shader_f16!("decode", Params);
 /// The two box conventions of the supported networks.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum BoxCoding {
-    /// retinaface-mnv2 (retinaface-mnv2.md §6–7): priors [cx, cy, w, h] = [((x+0.5)·s)/Wp, ((y+0.5)·s)/Hp, m_a/Wp, m_a/Hp]
+    /// retinaface-mnv2 (docs/spec/retinaface-mnv2.md §6–7): priors [cx, cy, w, h] = [((x+0.5)·s)/Wp, ((y+0.5)·s)/Hp, m_a/Wp, m_a/Hp]
     /// normalised by the padded input size; `c = p.c + d[0:2]·v0·p.wh`; `wh = p.wh·exp(d[2:4]·v1)`; landmarks p.c + lm·v0·p.wh;
     /// then multiplied by Wp (x) and Hp (y) to pixels. No clipping.
     Ssd { variances: [f32; 2] },
-    /// ssh-vgg16 (ssh-vgg16.md §4–5): py-faster-rcnn anchors (base 16, centre 7.5 + stride·x), "+1" widths, raw deltas,
+    /// ssh-vgg16 (docs/spec/ssh-vgg16.md §4–5): py-faster-rcnn anchors (base 16, centre 7.5 + stride·x), "+1" widths, raw deltas,
     /// clipped to [0, W'−1] × [0, H'−1] of the resized input, then divided by the resize factor s.
     /// R's retry that replaces deltas > 50 by 5 after an exp overflow is not reproduced: an overflowed box is clipped.
     Rcnn,

@@ -1,4 +1,4 @@
-//! Reference of `shaders/decode.wgsl`: the box decoding of ssh-vgg16.md §4–5 and retinaface-mnv2.md §6–7 in f32,
+//! Reference of `shaders/decode.wgsl`: the box decoding of docs/spec/ssh-vgg16.md §4–5 and docs/spec/retinaface-mnv2.md §6–7 in f32,
 //! with anchors from `model::anchors` (the spec's own construction, not the shader's).
 
 use crate::model::anchors::{rcnn_base_anchors, ssd_prior};

@@ -1,5 +1,5 @@
 //! Reference of the selection pipeline (`ops::nms::select`): per-segment top-k, score threshold, candidate cap and
-//! sequential greedy NMS, in plain f32 arithmetic as the specs write it (ssh-vgg16.md §6, retinaface-mnv2.md §7).
+//! sequential greedy NMS, in plain f32 arithmetic as the specs write it (docs/spec/ssh-vgg16.md §6, docs/spec/retinaface-mnv2.md §7).
 
 use std::cmp::Ordering;
 

@@ -1,4 +1,4 @@
-//! CPU reference of the whole ssh-vgg16 detector (spec ssh-vgg16.md), written from the spec's tables with the
+//! CPU reference of the whole ssh-vgg16 detector (spec docs/spec/ssh-vgg16.md), written from the spec's tables with the
 //! reference ops, sharing nothing with `model::ssh_vgg16` / `model::pipeline` beyond those ops: it is the oracle
 //! that the GPU network and its protocols are tested against. Batch 1, f32 (conv accumulates in f64).
 

@@ -3,7 +3,7 @@
 Used by tests/ops/preprocess.rs to pin reference::preprocess (and the shader) to OpenCV.
 Run with opencv-python-headless and numpy: python3 tests/data/opencv_resize.py
 IPP is switched off: the x86-64 wheels route float32 INTER_LINEAR through IPP, whose source coordinates
-differ from OpenCV's own generic path (ssh-vgg16.md section 2) by up to ~1e-2 on noise.
+differ from OpenCV's own generic path (docs/spec/ssh-vgg16.md section 2) by up to ~1e-2 on noise.
 """
 import json
 import os

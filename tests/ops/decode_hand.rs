@@ -9,7 +9,7 @@ use sshface::model::anchors::rcnn_base_anchors;
 use sshface::ops::decode::BoxCoding;
 use sshface::reference::CpuTensor;
 
-/// ssh-vgg16.md §4 table, exactly.
+/// docs/spec/ssh-vgg16.md §4 table, exactly.
 #[test]
 fn rcnn_base_anchors_match_spec_table() {
     let got = rcnn_base_anchors(&[1.0, 2.0, 4.0, 8.0, 16.0, 32.0]);
