@@ -25,7 +25,7 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// Stride 1, dilation 1, groups 1, no activation, and "same" padding: (k−1)/2 before and k/2 after
-    /// (k/2 on both sides for odd k). A weight that is not 4-D is reported by [`conv2d`].
+    /// (k/2 on both sides for odd k). A weight that is not 4-D is reported by [`conv2d`](crate::ops::conv2d::conv2d).
     pub fn new(weight: Weight, bias: Option<Weight>) -> Self {
         let (kh, kw) = match weight.shape.as_slice() {
             [_, _, kh, kw] => (*kh, *kw),
