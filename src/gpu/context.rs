@@ -91,6 +91,9 @@ pub struct GpuContext {
     pub features: wgpu::Features,
     /// Why this adapter was chosen (`--device 1`, `CUDA_VISIBLE_DEVICES=2 → …`, `best adapter`), for logs.
     pub chosen_by: String,
+    /// Set when [`DeviceChoice::AutoOrBest`] opened another adapter than the scheduler assigned, saying why; the
+    /// caller shows it (the Python package as a `RuntimeWarning`).
+    pub selection_warning: Option<String>,
     /// Square sizes (8, 16) of the adapter's cooperative matrices with f16 operands and f32
     /// accumulators, empty without `EXPERIMENTAL_COOPERATIVE_MATRIX` and `SHADER_F16`.
     pub coop_sizes: Vec<u32>,
@@ -210,6 +213,7 @@ impl GpuContext {
             limits,
             features,
             chosen_by: chosen.why,
+            selection_warning: chosen.warning,
             coop_sizes,
             pipelines: PipelineCache::default(),
         })

@@ -19,6 +19,11 @@ pub enum DeviceChoice {
     Auto,
     /// Adapter N in the order `sshface adapters` prints (wgpu's enumeration order).
     Index(usize),
+    /// As `Auto`, but a scheduler variable naming a GPU that wgpu cannot see (no driver for that vendor, an index
+    /// past the count) falls back to the best adapter with a warning in [`Chosen::warning`] instead of an error.
+    /// The Python package's default: Ray hands actors `CUDA_VISIBLE_DEVICES` even on machines whose `num_gpus`
+    /// are logical. The CLI keeps `Auto`, where such a worker exits 3 and is retried elsewhere.
+    AutoOrBest,
 }
 
 impl FromStr for DeviceChoice {
@@ -105,6 +110,8 @@ pub fn visible_from_env(env: impl Fn(&str) -> Option<String>) -> Option<Visible>
 pub struct Chosen {
     pub index: usize,
     pub why: String,
+    /// Set when [`DeviceChoice::AutoOrBest`] fell back: what the scheduler assigned and what was opened instead.
+    pub warning: Option<String>,
 }
 
 fn type_rank(t: DeviceType) -> u8 {
@@ -162,6 +169,7 @@ pub fn choose(
         return Ok(Chosen {
             index: n,
             why: format!("--device {n}"),
+            warning: None,
         });
     }
     let best = |idx: &mut Vec<usize>| {
@@ -177,6 +185,7 @@ pub fn choose(
             Some(index) => Ok(Chosen {
                 index,
                 why: format!("name containing '{n}'"),
+                warning: None,
             }),
             None => Err(Error::NoAdapter {
                 tried: format!(
@@ -187,12 +196,24 @@ pub fn choose(
         };
     }
     if let Some(v) = visible {
-        return map_visible(adapters, v);
+        return match (map_visible(adapters, v), choice) {
+            (Err(Error::NoAdapter { tried }), DeviceChoice::AutoOrBest) if !adapters.is_empty() => {
+                let mut c = choose(adapters, None, DeviceChoice::Auto, None)?;
+                c.warning = Some(format!(
+                    "{tried}; using adapter {} ({}) instead",
+                    c.index, adapters[c.index].name
+                ));
+                c.why = format!("best adapter: {}={} not visible to wgpu", v.var, v.value);
+                Ok(c)
+            }
+            (r, _) => r,
+        };
     }
     match best(&mut (0..adapters.len()).collect()) {
         Some(index) => Ok(Chosen {
             index,
             why: "best adapter".into(),
+            warning: None,
         }),
         None => Err(Error::NoAdapter {
             tried: "adapters present: none".into(),
@@ -245,6 +266,7 @@ fn map_visible(adapters: &[AdapterFacts], v: &Visible) -> Result<Chosen> {
     Ok(Chosen {
         index,
         why: format!("{assigned} → {} GPU {k} by {how}", v.vendor_name),
+        warning: None,
     })
 }
 

@@ -179,3 +179,30 @@ fn explicit_index_and_name_win_over_the_environment() {
     assert_eq!("2".parse::<DeviceChoice>().unwrap(), DeviceChoice::Index(2));
     assert!("gpu0".parse::<DeviceChoice>().is_err());
 }
+
+#[test]
+fn auto_or_best_falls_back_with_a_warning_where_auto_fails() {
+    let v = visible_from_env(env(&[("CUDA_VISIBLE_DEVICES", "1")]));
+    // Ray's logical GPUs on a machine with lavapipe only: the one adapter, with a warning naming the variable.
+    let only_cpu = vec![lavapipe()];
+    assert!(choose(&only_cpu, None, DeviceChoice::Auto, v.as_ref()).is_err());
+    let c = choose(&only_cpu, None, DeviceChoice::AutoOrBest, v.as_ref()).unwrap();
+    assert_eq!(c.index, 0);
+    let w = c.warning.expect("a warning");
+    assert!(
+        w.contains("CUDA_VISIBLE_DEVICES=1") && w.contains("using adapter 0 (llvmpipe"),
+        "{w}"
+    );
+    // Where the assigned GPU exists, the same mapping as Auto and no warning.
+    let a = node();
+    let strict = choose(&a, None, DeviceChoice::Auto, v.as_ref()).unwrap();
+    let lenient = choose(&a, None, DeviceChoice::AutoOrBest, v.as_ref()).unwrap();
+    assert_eq!((strict.index, lenient.warning), (lenient.index, None));
+    // An index past the count falls back too; no adapters at all stays an error.
+    let v7 = visible_from_env(env(&[("CUDA_VISIBLE_DEVICES", "7")]));
+    assert!(choose(&a, None, DeviceChoice::AutoOrBest, v7.as_ref())
+        .unwrap()
+        .warning
+        .is_some_and(|w| w.contains("only 4")));
+    assert!(choose(&[], None, DeviceChoice::AutoOrBest, v.as_ref()).is_err());
+}
