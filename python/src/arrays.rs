@@ -20,7 +20,9 @@ pub(crate) fn to_rgb(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<RgbImage> {
     let py = obj.py();
     let Ok(arr) = obj.cast::<PyUntypedArray>() else {
         let ty = obj.get_type().name()?;
-        return Err(PyValueError::new_err(format!("{what}: {EXPECTED}, got a {ty}")));
+        return Err(PyValueError::new_err(format!(
+            "{what}: {EXPECTED}, got a {ty}"
+        )));
     };
     let shape = arr.shape().to_vec();
     let dtype = arr.dtype();
@@ -63,7 +65,9 @@ pub(crate) fn to_rgb(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<RgbImage> {
     };
     match (c_order, c) {
         (Ok(s), 3) => rgb.extend_from_slice(s),
-        (Ok(s), 4) => s.chunks_exact(4).for_each(|p| rgb.extend_from_slice(&p[..3])),
+        (Ok(s), 4) => s
+            .chunks_exact(4)
+            .for_each(|p| rgb.extend_from_slice(&p[..3])),
         (Ok(s), _) => s.iter().for_each(|&v| rgb.extend_from_slice(&[v, v, v])),
         // Strided (a crop, a flip, a BGR→RGB view [..., ::-1], Fortran order): logical order, element by element.
         (Err(_), _) => {
@@ -76,8 +80,9 @@ pub(crate) fn to_rgb(obj: &Bound<'_, PyAny>, what: &str) -> PyResult<RgbImage> {
             }
         }
     }
-    RgbImage::from_raw(w32, h32, rgb)
-        .ok_or_else(|| PyValueError::new_err(format!("{what}: {w}x{h}x{c} does not match its data")))
+    RgbImage::from_raw(w32, h32, rgb).ok_or_else(|| {
+        PyValueError::new_err(format!("{what}: {w}x{h}x{c} does not match its data"))
+    })
 }
 
 /// One image's faces as `(boxes [N, 4] float32, scores [N] float32, landmarks [N, 5, 2] float32 or None)`;
@@ -88,7 +93,11 @@ pub(crate) type Arrays<'py> = (
     Option<Bound<'py, numpy::PyArray3<f32>>>,
 );
 
-pub(crate) fn faces_to_arrays<'py>(py: Python<'py>, faces: &[Face], landmarks: bool) -> Arrays<'py> {
+pub(crate) fn faces_to_arrays<'py>(
+    py: Python<'py>,
+    faces: &[Face],
+    landmarks: bool,
+) -> Arrays<'py> {
     let n = faces.len();
     let boxes: Vec<f32> = faces.iter().flat_map(|f| f.bbox).collect();
     let scores: Vec<f32> = faces.iter().map(|f| f.score).collect();

@@ -49,14 +49,19 @@ fn adapters<'py>(py: Python<'py>, backend: Option<&str>) -> PyResult<Vec<Bound<'
         ..Default::default()
     };
     let infos: Vec<sshface::wgpu::AdapterInfo> = py
-        .detach(|| opts.enumerate().map(|(_, list)| list.iter().map(|a| a.get_info()).collect()))
+        .detach(|| {
+            opts.enumerate()
+                .map(|(_, list)| list.iter().map(|a| a.get_info()).collect())
+        })
         .map_err(to_py)?;
     let facts: Vec<_> = infos
         .iter()
         .map(sshface::gpu::select::AdapterFacts::from)
         .collect();
     let visible = sshface::gpu::select::visible_from_env(|k| std::env::var(k).ok());
-    let name = std::env::var("WGPU_ADAPTER_NAME").ok().filter(|s| !s.is_empty());
+    let name = std::env::var("WGPU_ADAPTER_NAME")
+        .ok()
+        .filter(|s| !s.is_empty());
     let auto = sshface::gpu::select::choose(
         &facts,
         name.as_deref(),
@@ -90,5 +95,6 @@ fn _sshface(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<detector::Detector>()?;
     m.add_function(wrap_pyfunction!(adapters, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("IMAGE_EXTENSIONS", sshface::image_io::EXTENSIONS.to_vec())?;
     Ok(())
 }

@@ -19,12 +19,13 @@ from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Sequence
 import numpy as np
 
 from . import _sshface
-from ._sshface import GpuError, NoAdapterError, __version__
+from ._sshface import IMAGE_EXTENSIONS, GpuError, NoAdapterError, __version__
 
 __all__ = [
     "Detector",
     "Face",
     "Faces",
+    "IMAGE_EXTENSIONS",
     "GpuError",
     "NoAdapterError",
     "adapters",
