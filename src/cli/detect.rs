@@ -127,7 +127,10 @@ fn builder(a: &DetectArgs) -> anyhow::Result<sshface::DetectorBuilder> {
         b = b.gpu_timeout(t);
     }
     // Test-only fault injection (tests/faults.rs): lose-device, stall or oom, optionally @N.
-    if let Ok(f) = std::env::var("SSHFACE_FAULT") {
+    if let Some(f) = std::env::var("SSHFACE_FAULT")
+        .ok()
+        .filter(|f| !f.is_empty())
+    {
         b = b.inject_fault(f.parse()?);
     }
     if let Some(s) = a.scale {
