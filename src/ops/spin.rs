@@ -23,8 +23,8 @@ pub static SHADER: Shader = crate::shader!("spin", Params);
 /// Invocations of the one workgroup the stall runs.
 const WG: u32 = 64;
 
-/// Submits one workgroup spinning for `2^20 · rounds` dependent iterations per invocation (lavapipe: about 10 ns
-/// each, so `rounds = 2000` is minutes; a GPU: about 2 ns). Later submits on the queue wait behind it.
+/// Submits one workgroup spinning for `2^20 · rounds` dependent iterations per invocation (Mesa 26.1 lavapipe on 2
+/// cores: about 0.2 s per round). Later submits on the queue wait behind it.
 pub fn spin(ctx: &GpuContext, rounds: u32) -> Result<()> {
     let pipeline = ctx.pipeline(&SHADER, "spin", &vec![("WG", WG as f64)])?;
     let params = Params {
@@ -68,7 +68,8 @@ pub fn spin(ctx: &GpuContext, rounds: u32) -> Result<()> {
     ctx.submit("the stall shader", cmd).map(|_| ())
 }
 
-/// The stall of [`Fault::Stall`](crate::gpu::health::Fault::Stall): minutes on lavapipe, tens of seconds on a GPU.
+/// The stall of [`Fault::Stall`](crate::gpu::health::Fault::Stall): about 400 s on lavapipe, far beyond the seconds
+/// of GPU timeout the tests set.
 pub(crate) fn stall(ctx: &GpuContext) -> Result<()> {
     spin(ctx, 2000)
 }
