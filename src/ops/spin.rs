@@ -4,8 +4,8 @@
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::error::Result;
-use crate::gpu::GpuContext;
+use crate::error::{Error, Result};
+use crate::gpu::{Binding, GpuContext, Graph, StepDesc, TensorId};
 use crate::ops::Shader;
 
 #[repr(C)]
@@ -20,30 +20,65 @@ const _: () = assert!(std::mem::size_of::<Params>() == 16);
 
 pub static SHADER: Shader = crate::shader!("spin", Params);
 
-/// Invocations of the one workgroup the stall runs.
-const WG: u32 = 64;
+/// Invocations of the one workgroup that spins; `out` holds one f32 each.
+pub const WG: usize = 64;
 
-/// Submits one workgroup spinning for `2^20 · rounds` dependent iterations per invocation (Mesa 26.1 lavapipe on 2
-/// cores: about 0.2 s per round). Later submits on the queue wait behind it.
-pub fn spin(ctx: &GpuContext, rounds: u32) -> Result<()> {
-    let pipeline = ctx.pipeline(&SHADER, "spin", &vec![("WG", WG as f64)])?;
-    let params = Params {
-        iters: 1 << 20,
-        rounds,
-        seed: 1.0,
-        _pad: 0,
-    };
+/// Appends a step of one workgroup spinning for `2^20 · rounds` dependent iterations per invocation (Mesa 26.1
+/// lavapipe on 2 cores: about 0.2 s per round) and writing its result to `out` (`[64]`).
+pub fn spin(g: &mut Graph, label: &str, out: TensorId, rounds: u32) -> Result<()> {
+    if g.info(out).len() < WG || g.dtype(out) != crate::gpu::DType::F32 {
+        return Err(Error::shape(
+            label,
+            format!(
+                "spin writes {WG} f32 values; '{}' is {:?} {:?}",
+                g.info(out).name,
+                g.dtype(out),
+                g.shape(out)
+            ),
+        ));
+    }
+    g.push(StepDesc {
+        label: label.to_string(),
+        shader: &SHADER,
+        entry: "spin",
+        constants: vec![("WG", WG as f64)],
+        params: bytemuck::bytes_of(&Params {
+            iters: 1 << 20,
+            rounds,
+            seed: 1.0,
+            _pad: 0,
+        })
+        .to_vec(),
+        bindings: vec![out.into()],
+        workgroups: [1, 1, 1],
+        flops: 0,
+    });
+    Ok(())
+}
+
+/// The stall of [`Fault::Stall`](crate::gpu::health::Fault::Stall), about 400 s on lavapipe, far beyond the seconds of
+/// GPU timeout the tests set: submitted on its own, not waited for, so later submits queue behind it.
+pub(crate) fn stall(ctx: &GpuContext) -> Result<()> {
+    let mut g = Graph::new();
+    let out = g.tensor("stall", &[WG])?;
+    spin(&mut g, "stall", out, 2000)?;
+    let step = &g.steps()[0];
+    let pipeline = ctx.pipeline(step.shader, step.entry, &step.constants)?;
     let uniform = ctx.create_buffer(
-        "spin params",
-        16,
+        "the stall's parameters",
+        step.params.len() as u64,
         wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
     )?;
-    ctx.queue
-        .write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
-    let out = ctx.create_buffer("spin out", WG as u64 * 4, wgpu::BufferUsages::STORAGE)?;
+    ctx.queue.write_buffer(&uniform, 0, &step.params);
+    let target = ctx.create_buffer(
+        "the stall's output",
+        WG as u64 * 4,
+        wgpu::BufferUsages::STORAGE,
+    )?;
+    debug_assert!(matches!(step.bindings[..], [Binding::Tensor(_)]));
     let cmd = ctx.scoped("the stall shader", || {
         let bind_group = ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("spin"),
+            label: Some("stall"),
             layout: &pipeline.get_bind_group_layout(0),
             entries: &[
                 wgpu::BindGroupEntry {
@@ -52,7 +87,7 @@ pub fn spin(ctx: &GpuContext, rounds: u32) -> Result<()> {
                 },
                 wgpu::BindGroupEntry {
                     binding: 1,
-                    resource: out.as_entire_binding(),
+                    resource: target.as_entire_binding(),
                 },
             ],
         });
@@ -61,15 +96,10 @@ pub fn spin(ctx: &GpuContext, rounds: u32) -> Result<()> {
             let mut pass = enc.begin_compute_pass(&Default::default());
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &bind_group, &[]);
-            pass.dispatch_workgroups(1, 1, 1);
+            let [x, y, z] = step.workgroups;
+            pass.dispatch_workgroups(x, y, z);
         }
         Ok(enc.finish())
     })?;
     ctx.submit("the stall shader", cmd).map(|_| ())
-}
-
-/// The stall of [`Fault::Stall`](crate::gpu::health::Fault::Stall): about 400 s on lavapipe, far beyond the seconds
-/// of GPU timeout the tests set.
-pub(crate) fn stall(ctx: &GpuContext) -> Result<()> {
-    spin(ctx, 2000)
 }

@@ -134,3 +134,20 @@ fn a_zero_timeout_is_refused() {
         "{e}"
     );
 }
+
+#[test]
+fn fault_specs_parse() {
+    assert_eq!(
+        "lose-device".parse::<Fault>().unwrap(),
+        Fault::LoseDevice { at: 1 }
+    );
+    assert_eq!("stall@7".parse::<Fault>().unwrap(), Fault::Stall { at: 7 });
+    assert_eq!(
+        "oom@2".parse::<Fault>().unwrap(),
+        Fault::OutOfMemory { at: 2 }
+    );
+    for bad in ["", "stall@0", "stall@x", "melt@1"] {
+        let e = bad.parse::<Fault>().unwrap_err().to_string();
+        assert!(e.contains(&format!("'{bad}'")), "{e}");
+    }
+}
