@@ -25,8 +25,8 @@ pub const DEFAULT_TIMEOUT_CPU: Duration = Duration::from_secs(3600);
 pub enum Fault {
     /// Destroys the device (as a driver reset would lose it) just before the `at`-th compute submit (1-based).
     LoseDevice { at: u64 },
-    /// Queues a shader that spins for a long time (seconds to minutes) before the `at`-th compute submit, so
-    /// that submit does not complete within a short GPU timeout.
+    /// Queues a shader that spins for a long time (most of a minute on a large GPU, an hour on lavapipe) before the
+    /// `at`-th compute submit, so that submit does not complete within a short GPU timeout.
     Stall { at: u64 },
     /// The arena allocation of the `at`-th plan built fails as a device out of memory would.
     OutOfMemory { at: u64 },

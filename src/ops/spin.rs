@@ -56,12 +56,14 @@ pub fn spin(g: &mut Graph, label: &str, out: TensorId, rounds: u32) -> Result<()
     Ok(())
 }
 
-/// The stall of [`Fault::Stall`](crate::gpu::health::Fault::Stall), about 400 s on lavapipe, far beyond the seconds of
-/// GPU timeout the tests set: submitted on its own, not waited for, so later submits queue behind it.
+/// The stall of [`Fault::Stall`](crate::gpu::health::Fault::Stall): 2·10^10 dependent iterations per invocation, about an
+/// hour on lavapipe (0.2 s per round measured) and, at a few cycles per iteration, still most of a minute on a large
+/// GPU: far beyond the seconds of GPU timeout the tests set. Submitted on its own and never waited for, so later
+/// submits queue behind it.
 pub(crate) fn stall(ctx: &GpuContext) -> Result<()> {
     let mut g = Graph::new();
     let out = g.tensor("stall", &[WG])?;
-    spin(&mut g, "stall", out, 2000)?;
+    spin(&mut g, "stall", out, 20_000)?;
     let step = &g.steps()[0];
     let pipeline = ctx.pipeline(step.shader, step.entry, &step.constants)?;
     let uniform = ctx.create_buffer(
