@@ -1,6 +1,10 @@
 // Box decoding of one detection level for one image: one invocation per anchor writes one 16-float row
 // [x1, y1, x2, y2, lx0, ly0, ..., lx4, ly4, module, score] in image pixels.
 // Anchors/priors come from the row index, in f32 with the reference's operation order (see src/ops/decode.rs).
+// A row whose score, box or landmarks are not finite (an overflowed head: inf, or inf − inf = NaN) gets a NaN score,
+// which selection ranks below every score: it never reaches NMS. ssh-vgg16 clips an infinite coordinate to the
+// image border as numpy does; only NaN before the clip drops its row. Tested on the bits: WGSL lets compilers assume
+// that NaN and infinity never occur.
 override WG: u32 = 256u;
 override CODING: u32 = 0u;     // 0 Ssd (retinaface priors + variances), 1 Rcnn (py-faster-rcnn anchors, clipped)
 override LANDMARKS: u32 = 0u;  // 1: binding 3 holds landmark deltas; 0: landmarks are written as 0
@@ -35,6 +39,14 @@ struct Params {
 @group(0) @binding(3) var<storage, read> landm: array<Map>;      // [N, 10A, H, W] (bbox again when LANDMARKS = 0)
 @group(0) @binding(4) var<storage, read_write> rows: array<f32>; // [N, R, 16]
 
+fn finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
+
+fn is_nan(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7fffffffu) > 0x7f800000u;
+}
+
 // Channel c of the level's [N, C, H, W] map at the current cell.
 fn chan(c: u32, channels: u32, cell: u32) -> u32 {
     return (p.n * channels + c) * p.h * p.w + cell;
@@ -60,6 +72,7 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
 
     var box: vec4<f32>;
     var lm: array<f32, 10>;
+    var valid = true;
     if (CODING == 0u) {
         // retinaface-mnv2.md §6: priors normalised by the padded size; §7: TF's operation order.
         let s = f32(p.stride);
@@ -103,19 +116,23 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
         let ph = exp(dh) * h;
         let hi = vec4<f32>(p.in_w - 1.0, p.in_h - 1.0, p.in_w - 1.0, p.in_h - 1.0);
         // numpy's maximum(minimum(b, hi), 0) order, so an overflowed exp still lands on the border.
-        box = max(min(vec4<f32>(pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph), hi),
-                  vec4<f32>(0.0)) / p.scale;
+        let raw = vec4<f32>(pcx - 0.5 * pw, pcy - 0.5 * ph, pcx + 0.5 * pw, pcy + 0.5 * ph);
+        valid = !(is_nan(raw.x) || is_nan(raw.y) || is_nan(raw.z) || is_nan(raw.w));
+        box = max(min(raw, hi), vec4<f32>(0.0)) / p.scale;
         for (var k = 0u; k < 10u; k++) {
             lm[k] = 0.0;
         }
     }
+    let score = scores[chan(a, p.anchors, cell)];
+    valid = valid && finite(box.x) && finite(box.y) && finite(box.z) && finite(box.w) && finite(score);
     rows[o] = box.x;
     rows[o + 1u] = box.y;
     rows[o + 2u] = box.z;
     rows[o + 3u] = box.w;
     for (var k = 0u; k < 10u; k++) {
         rows[o + 4u + k] = lm[k];
+        valid = valid && finite(lm[k]);
     }
     rows[o + 14u] = p.module_id;
-    rows[o + 15u] = scores[chan(a, p.anchors, cell)];
+    rows[o + 15u] = bitcast<f32>(select(0x7fc00000u, bitcast<u32>(score), valid));
 }

@@ -1,5 +1,7 @@
 // Two-class softmax per anchor, returning the face probability p[cls = 1]. The larger logit is subtracted
 // first so exp never overflows: one of the two exponentials is exactly 1 and the other lies in (0, 1].
+// A logit that is not finite (an overflowed head) gives NaN, which selection ranks below every score: the anchor is
+// dropped. Tested on the bits: WGSL lets compilers assume that NaN and infinity never occur.
 override WG: u32 = 256u;
 override LAYOUT: u32 = 0u; // 0 class-major (SSH: channel cls·A + a), 1 interleaved (RetinaFace: channel a·2 + cls)
 
@@ -17,6 +19,10 @@ struct Params {
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> logits: array<Map>;    // [N, 2A, H, W]
 @group(0) @binding(2) var<storage, read_write> out: array<f32>; // [N, A, H, W]
+
+fn finite(x: f32) -> bool {
+    return (bitcast<u32>(x) & 0x7f800000u) != 0x7f800000u;
+}
 
 @compute @workgroup_size(WG)
 fn softmax2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
@@ -38,5 +44,6 @@ fn softmax2(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgrou
     let m = max(l0, l1);
     let e0 = exp(l0 - m);
     let e1 = exp(l1 - m);
-    out[i] = e1 / (e0 + e1);
+    let bad = !finite(l0) || !finite(l1);
+    out[i] = bitcast<f32>(select(bitcast<u32>(e1 / (e0 + e1)), 0x7fc00000u, bad));
 }

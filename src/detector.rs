@@ -87,7 +87,18 @@ enum Net {
     Vgg(Box<SshVgg16>),
 }
 
-/// A face detector bound to one GPU device. `Send + Sync`: share it between threads (calls are serialised per plan).
+/// A face detector bound to one GPU device.
+///
+/// `Send + Sync`: share one detector between threads; results equal sequential calls. What serialises: building a
+/// plan (one lock over the plan cache, held while a new list of image sizes compiles, so a thread needing a cached
+/// plan waits for a build in progress), and calls that share a plan (same image sizes and options: each holds the
+/// plan from writing its inputs to reading its rows). Calls with different plans record and submit concurrently on
+/// the one queue; the GPU runs their submits in order.
+///
+/// GPU faults end in an error, never a hang or a panic: a submit that outlives the GPU timeout
+/// ([`DetectorBuilder::gpu_timeout`]) is [`Error::Timeout`], a lost device [`Error::DeviceLost`], a buffer the
+/// device cannot allocate [`Error::OutOfMemory`] naming its size. After a timeout or a loss the device is given up
+/// and every later call fails with [`Error::DeviceLost`]: build a new detector to continue.
 pub struct Detector {
     ctx: Arc<GpuContext>,
     model: Model,
@@ -281,6 +292,12 @@ impl Detector {
         let (scaled, _) = self.input_scale(images);
         let c = self.compiled(scaled.as_deref().unwrap_or(images), false, self.th)?;
         Ok(c.plan.arena_bytes() + c.plan.weight_bytes())
+    }
+
+    /// Live GPU memory of the device from its allocator (buffers of every plan, weight and staging, wgpu's own
+    /// included), where the backend keeps a report (Vulkan, DX12); `None` elsewhere. For watching long runs.
+    pub fn gpu_memory(&self) -> Option<crate::gpu::GpuMemory> {
+        self.ctx.memory()
     }
 
     /// The steps (shader, entry point, override constants, ...) of the plan that [`Detector::detect_batch`] builds

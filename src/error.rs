@@ -91,6 +91,39 @@ pub enum Error {
         msg: String,
     },
 
+    /// The GPU device was lost (driver reset, hang recovery, removal) or given up after a submit outlived the GPU
+    /// timeout. The detector cannot run anything more: every later call fails with this error.
+    #[error("GPU device '{adapter}' is lost: {reason}. Every later call on this detector fails; build a new Detector (a new device) to continue")]
+    DeviceLost {
+        /// The adapter's name.
+        adapter: String,
+        /// What happened first: the driver's message, a destroyed device, or the submit that timed out.
+        reason: String,
+    },
+
+    /// A submit did not complete within the GPU timeout (`DetectorBuilder::gpu_timeout`, `--gpu-timeout`). The device
+    /// is given up: later calls fail with [`Error::DeviceLost`].
+    #[error("GPU '{adapter}': {what} did not complete within {secs:.1} s (the GPU timeout); the device is considered hung and given up")]
+    Timeout {
+        /// The adapter's name.
+        adapter: String,
+        /// The work waited for.
+        what: String,
+        /// Seconds waited.
+        secs: f64,
+    },
+
+    /// A GPU buffer could not be created: larger than the device's largest buffer, or the device is out of memory.
+    #[error("GPU out of memory: {what} needs a buffer of {bytes} bytes: {msg}")]
+    OutOfMemory {
+        /// The buffer's use: the weight, arena slot (with its tensors) or staging buffer.
+        what: String,
+        /// Bytes asked for.
+        bytes: u64,
+        /// What went wrong.
+        msg: String,
+    },
+
     /// Invalid configuration (thresholds, sizes, options).
     #[error("invalid option: {0}")]
     Config(String),

@@ -35,6 +35,8 @@ mod max_pool;
 mod nms;
 #[path = "ops/nms_reference.rs"]
 mod nms_reference;
+#[path = "ops/nonfinite.rs"]
+mod nonfinite;
 #[path = "ops/preprocess.rs"]
 mod preprocess;
 #[path = "ops/preprocess_f16.rs"]

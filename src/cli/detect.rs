@@ -44,6 +44,14 @@ pub struct DetectArgs {
     /// ssh-vgg16: the pyramid protocol (levels ×0.625, 1, 1.5, 2 of the 800/1200 base).
     #[arg(long)]
     pyramid: bool,
+    /// Give the GPU up when one submit takes longer than this (default 600 on GPUs, 3600 on CPU adapters such as
+    /// lavapipe): exit 3, complete units kept.
+    #[arg(long, value_name = "SECONDS", value_parser = positive_secs)]
+    gpu_timeout: Option<std::time::Duration>,
+    /// Print a line on stderr with the images done, resident memory and live GPU memory after the first batch,
+    /// every N images, and at the end.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    stats: Option<u64>,
     /// Images per GPU submit.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
     batch: u32,
@@ -114,6 +122,16 @@ fn builder(a: &DetectArgs) -> anyhow::Result<sshface::DetectorBuilder> {
     }
     if let Some(n) = a.nms {
         b = b.nms_threshold(n);
+    }
+    if let Some(t) = a.gpu_timeout {
+        b = b.gpu_timeout(t);
+    }
+    // Test-only fault injection (tests/faults.rs): lose-device, stall or oom, optionally @N.
+    if let Some(f) = std::env::var("SSHFACE_FAULT")
+        .ok()
+        .filter(|f| !f.is_empty())
+    {
+        b = b.inject_fault(f.parse()?);
     }
     if let Some(s) = a.scale {
         b = b.protocol(Protocol::Scale(s));
@@ -255,7 +273,10 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
         })
         .sum();
     let pb = progress(known);
-    let mut stats = Stats::default();
+    let mut stats = Stats {
+        report_every: a.stats.map(|n| n as usize),
+        ..Stats::default()
+    };
     let mut dump = a.dump.clone();
     let mut written = 0;
     let mut dest = match &a.out {
@@ -306,6 +327,9 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
         stats.images as f64 / secs.max(1e-9),
         det.plans_compiled()
     );
+    if stats.report_every.is_some() {
+        eprintln!("{}", super::memstats::line(&det, &stats));
+    }
     let code = match stop {
         Some(Stop::Interrupted) => {
             eprintln!("sshface: interrupted; the unit in progress was dropped, rerun the same command to finish");
@@ -325,4 +349,12 @@ pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
         None => status::OK,
     };
     Ok(status::exit(code))
+}
+
+/// `--gpu-timeout`: a positive number of seconds.
+fn positive_secs(s: &str) -> Result<std::time::Duration, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v < 1e9 => Ok(std::time::Duration::from_secs_f64(v)),
+        _ => Err(format!("'{s}' is not a positive number of seconds")),
+    }
 }

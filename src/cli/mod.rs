@@ -9,6 +9,7 @@ mod eval;
 mod eval_ap;
 mod font;
 mod mat;
+mod memstats;
 mod output;
 mod pr_plot;
 mod precision;

@@ -22,17 +22,30 @@ pub fn exit(code: u8) -> ExitCode {
     ExitCode::from(code)
 }
 
-/// A GPU-side failure (no adapter, device creation, validation/out-of-memory) rather than bad input or options.
+/// A GPU-side failure (no adapter, device creation, validation, out of memory, lost device, GPU timeout) rather than
+/// bad input or options.
 pub fn is_device(e: &sshface::Error) -> bool {
     matches!(
         e,
         sshface::Error::NoAdapter { .. }
             | sshface::Error::Device { .. }
             | sshface::Error::Gpu { .. }
+            | sshface::Error::DeviceLost { .. }
+            | sshface::Error::Timeout { .. }
+            | sshface::Error::OutOfMemory { .. }
     )
 }
 
 /// The exit code for an error that ended a command: a device failure, else bad usage or configuration.
+/// A failure after which the device runs nothing more (lost, or given up after a timeout): retrying the batch's
+/// images one by one would only fail again (or wait out the timeout once per image).
+pub fn is_fatal(e: &sshface::Error) -> bool {
+    matches!(
+        e,
+        sshface::Error::DeviceLost { .. } | sshface::Error::Timeout { .. }
+    )
+}
+
 pub fn code_for(e: &anyhow::Error) -> u8 {
     let device = e
         .chain()

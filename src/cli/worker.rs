@@ -36,6 +36,10 @@ pub struct Stats {
     pub images: usize,
     pub faces: usize,
     pub failed: usize,
+    /// `--stats N`: a memory line after the first batch and every N images.
+    pub report_every: Option<usize>,
+    /// Images done when the next memory line is due.
+    pub next_report: usize,
 }
 
 /// Why a unit stopped before its end; its output is then dropped.
@@ -322,6 +326,10 @@ fn flush(
     let results: Vec<sshface::Result<Detected>> = match guarded(|| run(&imgs))? {
         Ok(r) => r.into_iter().map(Ok).collect(),
         Err(e) if imgs.len() == 1 => vec![Err(e)],
+        Err(e) if status::is_fatal(&e) => {
+            let names: Vec<&str> = meta.iter().map(|m| m.name.as_str()).collect();
+            return Err(Stop::Device(format!("[{}]: {e}", names.join(", "))));
+        }
         Err(_) => imgs
             .iter()
             .map(|img| guarded(|| run(std::slice::from_ref(img)).map(|mut v| v.remove(0))))
@@ -374,6 +382,13 @@ fn flush(
             },
             w,
         )?;
+    }
+    if let Some(n) = stats
+        .report_every
+        .filter(|_| stats.images >= stats.next_report)
+    {
+        say!(pb, "{}", super::memstats::line(det, stats));
+        stats.next_report = (stats.images / n + 1) * n;
     }
     Ok(())
 }

@@ -26,6 +26,8 @@ pub struct DetectorBuilder {
     max_binding: Option<u64>,
     precision: Precision,
     raw_boxes: bool,
+    gpu_timeout: Option<std::time::Duration>,
+    fault: Option<crate::gpu::Fault>,
 }
 
 impl DetectorBuilder {
@@ -89,6 +91,22 @@ impl DetectorBuilder {
         self
     }
 
+    /// The longest one GPU submit may take (default 600 s on GPUs, 3600 s on CPU adapters such as lavapipe, where a
+    /// large ssh-vgg16 batch takes minutes). A submit that outlives it makes the call fail with [`Error::Timeout`] and
+    /// gives the device up: later calls fail with [`Error::DeviceLost`]. It applies to the whole GPU context, so to
+    /// every detector sharing it through [`context`](Self::context).
+    pub fn gpu_timeout(mut self, t: std::time::Duration) -> Self {
+        self.gpu_timeout = Some(t);
+        self
+    }
+
+    /// Test-only: injects a GPU fault (lost device, stalled submit, out of memory) to check that it ends in an error.
+    #[doc(hidden)]
+    pub fn inject_fault(mut self, f: crate::gpu::Fault) -> Self {
+        self.fault = Some(f);
+        self
+    }
+
     /// Opens the adapter (unless [`context`](Self::context) gave one), loads the weights and uploads them.
     ///
     /// # Errors
@@ -128,10 +146,18 @@ impl DetectorBuilder {
                 "max_binding(0): the binding budget must be at least 1 byte".into(),
             ));
         }
+        if self.gpu_timeout == Some(std::time::Duration::ZERO) {
+            return Err(Error::Config(
+                "gpu_timeout(0): the GPU timeout must be positive".into(),
+            ));
+        }
         let ctx = match self.context {
             Some(c) => c,
             None => Arc::new(GpuContext::new(&self.adapter)?),
         };
+        if let Some(t) = self.gpu_timeout {
+            ctx.set_gpu_timeout(t);
+        }
         let numerics = Numerics::resolve(self.precision, &ctx)?;
         let wf = match (&self.weights, self.model) {
             (Some(p), _) => WeightFile::open(p)?,
@@ -151,6 +177,9 @@ impl DetectorBuilder {
         let limit = self
             .max_binding
             .map_or(ctx.max_binding(), |b| b.min(ctx.max_binding()));
+        if let Some(f) = self.fault {
+            ctx.inject_fault(f);
+        }
         Ok(Detector {
             ctx,
             model: self.model,

@@ -164,13 +164,22 @@ impl Detector {
             [th.score.to_bits(), th.nms.to_bits()],
             blur.map(|b| (b.mode, b.mask_scale.to_bits())),
         );
+        self.ctx.check_usable()?;
         let mut cache = self.plans.lock().unwrap();
         if let Some(pos) = cache.iter().position(|c| c.key == key) {
             let c = cache.remove(pos);
             cache.push(c.clone());
             return Ok(c);
         }
-        let c = Arc::new(self.build_plan(key)?);
+        let c = match self.build_plan(key.clone()) {
+            // The cached plans' arenas may be what fills the device: drop them and try once more.
+            Err(Error::OutOfMemory { .. }) if !cache.is_empty() => {
+                cache.clear();
+                self.build_plan(key)?
+            }
+            r => r?,
+        };
+        let c = Arc::new(c);
         self.compiled.fetch_add(1, Ordering::Relaxed);
         cache.push(c.clone());
         while cache.len() > 1

@@ -98,6 +98,8 @@ pub struct GpuContext {
     /// accumulators, empty without `EXPERIMENTAL_COOPERATIVE_MATRIX` and `SHADER_F16`.
     pub coop_sizes: Vec<u32>,
     pub(crate) pipelines: PipelineCache,
+    /// Device lost or given up, the GPU timeout, test faults.
+    pub(crate) health: crate::gpu::health::Health,
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -206,7 +208,13 @@ impl GpuContext {
         device.on_uncaptured_error(Arc::new(|e| {
             eprintln!("sshface: uncaptured GPU error: {e}")
         }));
+        let timeout = match info.device_type {
+            wgpu::DeviceType::Cpu => crate::gpu::health::DEFAULT_TIMEOUT_CPU,
+            _ => crate::gpu::health::DEFAULT_TIMEOUT,
+        };
+        let health = crate::gpu::health::Health::new(&device, timeout);
         Ok(GpuContext {
+            health,
             device,
             queue,
             info,
@@ -302,12 +310,11 @@ impl GpuContext {
             DType::F16 => crate::gpu::readback::f32_to_f16_bytes(data),
         };
         bytes.resize(bytes.len().next_multiple_of(16), 0);
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(name),
-            size: bytes.len() as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let buffer = self.create_buffer(
+            &format!("weight '{name}'"),
+            bytes.len() as u64,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        )?;
         self.queue.write_buffer(&buffer, 0, &bytes);
         Ok(Weight {
             name: name.to_string(),

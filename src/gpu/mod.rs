@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod context;
 pub mod graph;
+pub mod health;
 pub mod pipelines;
 pub mod plan;
 pub mod precision;
@@ -11,6 +12,7 @@ pub mod select;
 
 pub use context::{AdapterOptions, GpuContext, Weight};
 pub use graph::{Binding, DType, Graph, StepDesc, TensorId, TensorKind};
+pub use health::{Fault, GpuMemory};
 pub use plan::{Plan, StepTiming};
 pub use precision::{ConvPath, Numerics, Precision};
 pub use select::DeviceChoice;

@@ -68,20 +68,7 @@ impl Plan {
         (slot_of, sizes): (Vec<usize>, Vec<u64>),
     ) -> Result<Plan> {
         ctx.scoped("building the plan", || {
-            let buffers: Vec<wgpu::Buffer> = sizes
-                .iter()
-                .enumerate()
-                .map(|(i, &size)| {
-                    ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                        label: Some(&format!("arena{i}")),
-                        size: size.max(256),
-                        usage: wgpu::BufferUsages::STORAGE
-                            | wgpu::BufferUsages::COPY_SRC
-                            | wgpu::BufferUsages::COPY_DST,
-                        mapped_at_creation: false,
-                    })
-                })
-                .collect();
+            let buffers = arena(ctx, &g.tensors, &slot_of, &sizes)?;
             let mut steps = Vec::with_capacity(g.steps.len());
             let mut weights = std::collections::HashSet::new();
             let mut weight_bytes = 0;
@@ -281,7 +268,11 @@ impl Plan {
         }
         let total: u64 = ranges.iter().map(|r| r.2.next_multiple_of(256)).sum();
         let mut staging = self.staging.lock().unwrap();
-        ctx.scoped(
+        ctx.check_usable()?;
+        if total > 0 {
+            self.staging_at_least(ctx, &mut staging, total)?;
+        }
+        let cmd = ctx.scoped(
             if compute {
                 "running the plan"
             } else {
@@ -306,8 +297,7 @@ impl Plan {
                         pass.pop_debug_group();
                     }
                 }
-                if total > 0 {
-                    let st = self.staging_at_least(ctx, &mut staging, total);
+                if let Some(st) = staging.as_ref().filter(|_| total > 0) {
                     let mut dst = 0;
                     for &(id, off, len) in ranges {
                         if len > 0 {
@@ -316,20 +306,23 @@ impl Plan {
                         dst += len.next_multiple_of(256);
                     }
                 }
-                ctx.queue.submit([enc.finish()]);
-                Ok(())
+                Ok(enc.finish())
             },
         )?;
-        if total == 0 {
-            ctx.device
-                .poll(wgpu::PollType::wait_indefinitely())
-                .map_err(|e| Error::Gpu {
-                    what: "waiting for the plan".into(),
-                    msg: e.to_string(),
-                })?;
-            return Ok(vec![Vec::new(); ranges.len()]);
+        let what = if compute {
+            format!("a plan of {} steps", self.steps.len())
+        } else {
+            "reading results".to_string()
+        };
+        if compute {
+            ctx.before_submit()?;
         }
-        let bytes = map_read(ctx, staging.as_ref().unwrap(), total)?;
+        let submitted = ctx.submit(&what, cmd)?;
+        let Some(st) = staging.as_ref().filter(|_| total > 0) else {
+            ctx.wait(&what, submitted.0, submitted.1)?;
+            return Ok(vec![Vec::new(); ranges.len()]);
+        };
+        let bytes = map_read(ctx, st, total, &what, submitted)?;
         let mut out = Vec::with_capacity(ranges.len());
         let mut at = 0usize;
         for &(_, _, len) in ranges {
@@ -339,20 +332,65 @@ impl Plan {
         Ok(out)
     }
 
-    fn staging_at_least<'a>(
+    fn staging_at_least(
         &self,
         ctx: &GpuContext,
-        staging: &'a mut Option<wgpu::Buffer>,
+        staging: &mut Option<wgpu::Buffer>,
         size: u64,
-    ) -> &'a wgpu::Buffer {
+    ) -> Result<()> {
         if staging.as_ref().is_none_or(|b| b.size() < size) {
-            *staging = Some(ctx.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("staging"),
+            *staging = None;
+            *staging = Some(ctx.create_buffer(
+                "the readback staging buffer",
                 size,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }));
+                wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            )?);
         }
-        staging.as_ref().unwrap()
+        Ok(())
     }
+}
+
+/// The arena's buffers, one per slot; an allocation that fails is an [`Error::OutOfMemory`] naming the slot's size,
+/// its tensors and the plan's total.
+fn arena(
+    ctx: &GpuContext,
+    tensors: &[TensorInfo],
+    slot_of: &[usize],
+    sizes: &[u64],
+) -> Result<Vec<wgpu::Buffer>> {
+    let total: u64 = sizes.iter().map(|&s| s.max(256)).sum();
+    let what = |i: usize| {
+        let names: Vec<&str> = tensors
+            .iter()
+            .zip(slot_of)
+            .filter(|&(_, &s)| s == i)
+            .map(|(t, _)| t.name.as_str())
+            .take(3)
+            .collect();
+        format!(
+            "arena slot {i} (tensors {}) of a plan of {total} bytes in {} buffers",
+            names.join(", "),
+            sizes.len()
+        )
+    };
+    if ctx.oom_fault() {
+        return Err(Error::OutOfMemory {
+            what: what(0),
+            bytes: sizes.first().map_or(0, |&s| s.max(256)),
+            msg: "the device could not allocate it (injected test fault)".into(),
+        });
+    }
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &size)| {
+            ctx.create_buffer(
+                &what(i),
+                size.max(256),
+                wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            )
+        })
+        .collect()
 }

@@ -3,27 +3,24 @@
 use crate::error::{Error, Result};
 use crate::gpu::{DType, GpuContext};
 
-/// Maps `buf` for reading, waits, and copies out its first `len` bytes.
-pub(crate) fn map_read(ctx: &GpuContext, buf: &wgpu::Buffer, len: u64) -> Result<Vec<u8>> {
+/// Maps `buf` for reading once submit `index` (which fills it) is done, waiting at most the GPU timeout, and copies
+/// out its first `len` bytes. `what` names the work for a timeout's message.
+pub(crate) fn map_read(
+    ctx: &GpuContext,
+    buf: &wgpu::Buffer,
+    len: u64,
+    what: &str,
+    (index, started): (wgpu::SubmissionIndex, std::time::Instant),
+) -> Result<Vec<u8>> {
     let (tx, rx) = std::sync::mpsc::channel();
     buf.map_async(wgpu::MapMode::Read, 0..len, move |r| {
         let _ = tx.send(r);
     });
-    ctx.device
-        .poll(wgpu::PollType::wait_indefinitely())
-        .map_err(|e| Error::Gpu {
-            what: "waiting for readback".into(),
-            msg: e.to_string(),
-        })?;
-    rx.recv()
-        .map_err(|e| Error::Gpu {
-            what: "readback".into(),
-            msg: e.to_string(),
-        })?
-        .map_err(|e| Error::Gpu {
-            what: "mapping the readback buffer".into(),
-            msg: e.to_string(),
-        })?;
+    ctx.wait(what, index, started)?;
+    ctx.mapped("readback", &rx)?.map_err(|e| Error::Gpu {
+        what: "mapping the readback buffer".into(),
+        msg: e.to_string(),
+    })?;
     let out = buf
         .get_mapped_range(0..len)
         .map_err(|e| Error::Gpu {

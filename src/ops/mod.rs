@@ -18,6 +18,7 @@ pub mod select_keys;
 pub mod select_topk;
 pub mod softmax2;
 pub mod sort;
+pub mod spin;
 pub mod upsample_bilinear;
 pub mod upsample_nearest;
 
@@ -106,6 +107,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &select_keys::SHADER,
         &select_topk::SHADER,
         &sort::SHADER,
+        &spin::SHADER,
         &conv2d::SHADER,
         &conv2d_coop::SHADER8,
         &conv2d_coop::SHADER16,

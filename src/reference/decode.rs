@@ -20,7 +20,9 @@ pub struct CpuLevel<'a> {
 }
 
 /// Rows `[x1, y1, x2, y2, lx0, ly0, …, lx4, ly4, module, score]` of every anchor, image-major, then (y, x, a):
-/// row `n·H·W·A + (y·W + x)·A + a`. Panics on inconsistent shapes (it is a test oracle).
+/// row `n·H·W·A + (y·W + x)·A + a`. A row with a non-finite value (Rcnn: NaN before the clip; an infinite coordinate
+/// is clipped to the border as numpy does) gets a NaN score, so selection drops it. Panics on inconsistent shapes (it
+/// is a test oracle).
 pub fn decode(level: &CpuLevel, coding: &BoxCoding, images: &[DecodeImage]) -> Vec<[f32; 16]> {
     let [n, a, h, w] = level.scores.nchw();
     assert_eq!(level.anchor_sizes.len(), a);
@@ -37,6 +39,7 @@ pub fn decode(level: &CpuLevel, coding: &BoxCoding, images: &[DecodeImage]) -> V
                 for (k, &[b1, _, b2, _]) in base.iter().enumerate() {
                     let d = |j: usize| level.bbox.at(b, 4 * k + j, y, x);
                     let mut row = [0.0f32; 16];
+                    let mut nan_before_clip = false;
                     match *coding {
                         BoxCoding::Ssd {
                             variances: [v0, v1],
@@ -84,6 +87,7 @@ pub fn decode(level: &CpuLevel, coding: &BoxCoding, images: &[DecodeImage]) -> V
                                 pcx + 0.5 * pw,
                                 pcy + 0.5 * ph,
                             ];
+                            nan_before_clip = bx.iter().any(|v| v.is_nan());
                             let [hi_y, hi_x] = im.input_hw.map(|v| v as f32 - 1.0);
                             for j in 0..4 {
                                 let hi = if j % 2 == 0 { hi_x } else { hi_y };
@@ -93,6 +97,9 @@ pub fn decode(level: &CpuLevel, coding: &BoxCoding, images: &[DecodeImage]) -> V
                     }
                     row[14] = level.module as f32;
                     row[15] = level.scores.at(b, k, y, x);
+                    if nan_before_clip || row.iter().any(|v| !v.is_finite()) {
+                        row[15] = f32::NAN;
+                    }
                     rows.push(row);
                 }
             }

@@ -3,7 +3,7 @@
 use crate::ops::softmax2::ClassLayout;
 use crate::reference::CpuTensor;
 
-/// Logits `[N, 2A, H, W]` -> face probability `[N, A, H, W]`.
+/// Logits `[N, 2A, H, W]` -> face probability `[N, A, H, W]`; NaN where a logit is not finite.
 pub fn softmax2(logits: &CpuTensor, layout: ClassLayout) -> CpuTensor {
     let [n, c2, h, w] = logits.nchw();
     assert!(c2 % 2 == 0, "softmax2: odd channel count {c2}");
@@ -17,6 +17,12 @@ pub fn softmax2(logits: &CpuTensor, layout: ClassLayout) -> CpuTensor {
                 for x in 0..w {
                     let l0 = logits.at(b, c0, y, x) as f64;
                     let l1 = logits.at(b, c1, y, x) as f64;
+                    if !(l0.is_finite() && l1.is_finite()) {
+                        // An overflowed head: NaN, which selection ranks below every score.
+                        out.data[i] = f32::NAN;
+                        i += 1;
+                        continue;
+                    }
                     let m = l0.max(l1);
                     let (e0, e1) = ((l0 - m).exp(), (l1 - m).exp());
                     out.data[i] = (e1 / (e0 + e1)) as f32;

@@ -262,6 +262,11 @@ pub fn all() -> Variants {
     let ctx = noop_context(None);
     network_variants(&ctx, Precision::F32, &mut v);
     explicit_kernel_variants(&ctx, DType::F32, &mut v);
+    // The stall of the test-only fault injection.
+    let mut g = Graph::new();
+    let out = g.tensor("stall", &[sshface::ops::spin::WG]).unwrap();
+    sshface::ops::spin::spin(&mut g, "stall", out, 1).unwrap();
+    v.add_steps("stall", g.steps());
     blur_variants(&mut v);
     for size in [8, 16] {
         let ctx = noop_context(Some(size));

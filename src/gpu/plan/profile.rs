@@ -37,7 +37,7 @@ impl Plan {
                 usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            ctx.scoped("profiling the plan", || {
+            let cmd = ctx.scoped("profiling the plan", || {
                 let mut enc = ctx.device.create_command_encoder(&Default::default());
                 {
                     let mut pass = enc.begin_compute_pass(&Default::default());
@@ -57,10 +57,16 @@ impl Plan {
                 }
                 enc.resolve_query_set(&qs, 0..count, &resolve, 0);
                 enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, count as u64 * 8);
-                ctx.queue.submit([enc.finish()]);
-                Ok(())
+                Ok(enc.finish())
             })?;
-            let bytes = map_read(ctx, &read, count as u64 * 8)?;
+            let submitted = ctx.submit("profiling the plan", cmd)?;
+            let bytes = map_read(
+                ctx,
+                &read,
+                count as u64 * 8,
+                "profiling the plan",
+                submitted,
+            )?;
             let ticks: &[u64] = bytemuck::cast_slice(&bytes);
             let period = ctx.queue.get_timestamp_period() as f64;
             let origin = ticks[0];
