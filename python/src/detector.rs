@@ -75,7 +75,7 @@ fn options(score: Option<f32>, nms: Option<f32>, max_faces: Option<usize>) -> De
 impl Detector {
     #[new]
     #[pyo3(signature = (model="retinaface-mnv2", weights=None, score=None, nms=None, precision="auto",
-                        device=None, adapter=None, backend=None, strict_device=false))]
+                        device=None, adapter=None, backend=None, strict_device=false, gpu_timeout=None))]
     #[allow(clippy::too_many_arguments)] // the Python constructor's keyword arguments
     fn new(
         py: Python<'_>,
@@ -88,6 +88,7 @@ impl Detector {
         adapter: Option<String>,
         backend: Option<&str>,
         strict_device: bool,
+        gpu_timeout: Option<f64>,
     ) -> PyResult<Self> {
         let model: Model = model.parse().map_err(to_py)?;
         let precision: Precision = precision.parse().map_err(to_py)?;
@@ -103,6 +104,14 @@ impl Detector {
             .model(model)
             .precision(precision)
             .adapter(adapter);
+        if let Some(t) = gpu_timeout {
+            if !(t.is_finite() && t > 0.0) {
+                return Err(PyValueError::new_err(format!(
+                    "gpu_timeout={t}: expected a positive number of seconds"
+                )));
+            }
+            b = b.gpu_timeout(std::time::Duration::from_secs_f64(t));
+        }
         if let Some(w) = weights {
             b = b.weights(w);
         }

@@ -15,7 +15,8 @@ create_exception!(
     _sshface,
     GpuError,
     PyRuntimeError,
-    "A GPU or device failure: no usable adapter, device creation, a GPU validation or out-of-memory error."
+    "A GPU or device failure: no usable adapter, device creation, a lost device, a GPU timeout, a GPU \
+     validation or out-of-memory error. After a lost device or a timeout the detector stays failed: build a new one."
 );
 create_exception!(
     _sshface,
@@ -28,11 +29,22 @@ create_exception!(
 pub(crate) fn to_py(e: sshface::Error) -> PyErr {
     use sshface::Error as E;
     let msg = e.to_string();
+    // Exhaustive: a new variant must choose its Python exception here.
     match e {
         E::NoAdapter { .. } => NoAdapterError::new_err(msg),
-        E::Device { .. } | E::Gpu { .. } => GpuError::new_err(msg),
+        E::Device { .. }
+        | E::Gpu { .. }
+        | E::DeviceLost { .. }
+        | E::Timeout { .. }
+        | E::OutOfMemory { .. } => GpuError::new_err(msg),
         E::Io { .. } => PyOSError::new_err(msg),
-        _ => PyValueError::new_err(msg),
+        E::TooLarge { .. }
+        | E::Empty { .. }
+        | E::Shape { .. }
+        | E::Weights { .. }
+        | E::Image { .. }
+        | E::Convert { .. }
+        | E::Config(_) => PyValueError::new_err(msg),
     }
 }
 

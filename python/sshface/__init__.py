@@ -112,6 +112,9 @@ class Detector:
             ``strict_device=True``, which raises :class:`NoAdapterError` as the CLI does.
         adapter: a case-insensitive substring of the adapter name.
         backend: ``"vulkan"``, ``"metal"``, ``"dx12"`` or ``"gl"`` (default: ``WGPU_BACKEND``, else all).
+        gpu_timeout: seconds a GPU submit may take before :class:`GpuError` (``None``: 600 on GPUs, 3600 on
+            software adapters, as ``sshface detect --gpu-timeout``). After a timeout or a lost device the detector
+            keeps raising ``GpuError``: build a new one.
 
     Raises:
         ValueError: bad options or weights. NoAdapterError / GpuError (RuntimeError): no usable GPU.
@@ -129,6 +132,7 @@ class Detector:
         backend: Optional[str] = None,
         *,
         strict_device: bool = False,
+        gpu_timeout: Optional[float] = None,
     ) -> None:
         self._native = _sshface.Detector(
             model=model,
@@ -140,6 +144,7 @@ class Detector:
             adapter=adapter,
             backend=backend,
             strict_device=strict_device,
+            gpu_timeout=gpu_timeout,
         )
         warning = self._native.selection_warning
         if warning:

@@ -35,6 +35,7 @@ class Detector:
         adapter: Optional[str] = None,
         backend: Optional[str] = None,
         strict_device: bool = False,
+        gpu_timeout: Optional[float] = None,
     ) -> None: ...
     def detect_arrays(
         self,

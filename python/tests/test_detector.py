@@ -235,6 +235,8 @@ def test_options_errors():
         sshface.Detector(backend="cuda")
     with pytest.raises(ValueError, match="ssh-vgg16"):
         sshface.Detector(model="ssh-vgg16")
+    with pytest.raises(ValueError, match="gpu_timeout"):
+        sshface.Detector(gpu_timeout=0)
     with pytest.raises(OSError, match="nowhere.safetensors"):
         sshface.Detector(weights="/nowhere.safetensors")
 
