@@ -177,7 +177,10 @@ fn video_job(a: &DetectArgs, videos: Vec<PathBuf>) -> anyhow::Result<super::vide
         landmarks: a.model == ModelArg::RetinafaceMnv2,
         visual: &a.visual,
         video: &a.video,
-        image_only: given.into_iter().filter_map(|(f, on)| on.then_some(f)).collect(),
+        image_only: given
+            .into_iter()
+            .filter_map(|(f, on)| on.then_some(f))
+            .collect(),
     })
 }
 

@@ -78,12 +78,19 @@ fn parse_time(s: &str) -> Result<f64, String> {
 }
 
 fn parse_duration(s: &str) -> Result<f64, String> {
-    parse_time(s).and_then(|t| if t > 0.0 { Ok(t) } else { Err(format!("'{s}': a duration must be > 0")) })
+    parse_time(s).and_then(|t| {
+        if t > 0.0 {
+            Ok(t)
+        } else {
+            Err(format!("'{s}': a duration must be > 0"))
+        }
+    })
 }
 
 /// The videos among `inputs`: `None` when there are none; an error when videos and images are mixed.
 pub fn inputs(inputs: &[PathBuf]) -> anyhow::Result<Option<Vec<PathBuf>>> {
-    let (videos, other): (Vec<&PathBuf>, Vec<&PathBuf>) = inputs.iter().partition(|p| sniff::is_video(p));
+    let (videos, other): (Vec<&PathBuf>, Vec<&PathBuf>) =
+        inputs.iter().partition(|p| sniff::is_video(p));
     match (videos.first(), other.first()) {
         (None, _) => Ok(None),
         (Some(_), None) => Ok(Some(videos.into_iter().cloned().collect())),
@@ -131,22 +138,38 @@ fn check(job: &Job) -> anyhow::Result<()> {
         bail!("--crops writes image files; it cannot be used with video input (use --draw OUT.mp4 or --blur OUT.mp4)");
     }
     job.visual.check_values(job.landmarks)?;
-    let outs: Vec<&PathBuf> = [&job.visual.blur, &job.visual.draw].into_iter().flatten().collect();
+    let outs: Vec<&PathBuf> = [&job.visual.blur, &job.visual.draw]
+        .into_iter()
+        .flatten()
+        .collect();
     if !outs.is_empty() && job.videos.len() > 1 {
-        bail!("--blur/--draw name one output video; give one input video (got {})", job.videos.len());
+        bail!(
+            "--blur/--draw name one output video; give one input video (got {})",
+            job.videos.len()
+        );
     }
     if outs.len() == 2 && outs[0] == outs[1] {
-        bail!("--blur and --draw both write {}: give two files", outs[0].display());
+        bail!(
+            "--blur and --draw both write {}: give two files",
+            outs[0].display()
+        );
     }
     for o in outs {
         if job.videos.iter().any(|v| same_file(v, o)) {
-            bail!("{}: the output video would overwrite its input", o.display());
+            bail!(
+                "{}: the output video would overwrite its input",
+                o.display()
+            );
         }
         if let Some(parent) = o.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| format!("output folder {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("output folder {}", parent.display()))?;
         }
         if o.is_dir() {
-            bail!("{}: --blur/--draw with video input name a file (e.g. out.mp4), not a folder", o.display());
+            bail!(
+                "{}: --blur/--draw with video input name a file (e.g. out.mp4), not a folder",
+                o.display()
+            );
         }
     }
     // A missing ffmpeg is a usage error before the GPU opens (ffprobe's absence shows when probing).
@@ -169,7 +192,9 @@ fn same_file(a: &Path, b: &Path) -> bool {
 /// A progress bar counting frames (hidden when stderr is not a terminal).
 fn progress(n: u64) -> ProgressBar {
     let pb = ProgressBar::new(n);
-    if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} frames  {msg}  {per_sec}  ETA {eta}") {
+    if let Ok(style) =
+        ProgressStyle::with_template("{bar:40} {pos}/{len} frames  {msg}  {per_sec}  ETA {eta}")
+    {
         pb.set_style(style);
     }
     pb.enable_steady_tick(std::time::Duration::from_millis(250));

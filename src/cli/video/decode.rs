@@ -23,6 +23,8 @@ pub struct Spec<'a> {
     pub max_side: Option<u32>,
     /// For frames without a timestamp: their time from the previous one.
     pub rate: Option<Rate>,
+    /// The video codec (ffprobe's name), which tells decoder errors from container errors in FFmpeg's log.
+    pub codec: &'a str,
 }
 
 /// One decoded frame, ready for the detector.
@@ -38,9 +40,24 @@ pub struct Frame {
 #[derive(Debug, PartialEq)]
 enum Log {
     TimeBase(i64, i64),
-    Frame { pts: Option<i64>, w: u32, h: u32 },
-    Error(String),
+    Frame {
+        pts: Option<i64>,
+        w: u32,
+        h: u32,
+    },
+    /// An error, and whether the video decoder reported it (rather than the container or FFmpeg itself).
+    Error(String, bool),
     Other,
+}
+
+/// How the frame loop ended.
+enum End {
+    /// FFmpeg closed its log: every frame was read.
+    Eof,
+    /// The stream broke off (decoder damage, a short frame): FFmpeg is still running.
+    Broken(String),
+    /// The receiver is gone.
+    Gone,
 }
 
 /// The `ffmpeg` decoding `spec` (spawned here, so that a missing program is an error before any work).
@@ -78,67 +95,74 @@ impl Decoder {
     }
 
     /// Sends every frame to `tx` in order; stops early (killing ffmpeg) when the receiver is gone. Returns why the
-    /// file is damaged or truncated, when FFmpeg says so or its output breaks off.
+    /// file is damaged or truncated, when FFmpeg says so or its output breaks off. The decoder's first error ends
+    /// decoding: frames after it may be garbage until the next key frame, so only frames FFmpeg delivered before
+    /// the error (its decoder runs a few frames ahead, so the last intact ones may be lost too) get rows. Container
+    /// errors (a truncated file) let decoding go on to what remains.
     pub fn run(mut self, spec: &Spec, tx: SyncSender<Frame>, pb: &ProgressBar) -> Option<String> {
         let name = spec.path.display().to_string();
-        let (Some(mut stdout), Some(stderr)) = (self.child.stdout.take(), self.child.stderr.take()) else {
+        let (Some(mut stdout), Some(stderr)) = (self.child.stdout.take(), self.child.stderr.take())
+        else {
             let _ = self.child.kill();
             let _ = self.child.wait();
             return Some(format!("video {name}: ffmpeg's pipes are missing"));
         };
         let (log_tx, log) = channel();
+        let codec = spec.codec.to_string();
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stderr).split(b'\n').map_while(Result::ok) {
-                let l = parse(&String::from_utf8_lossy(&line));
+                let l = parse(&String::from_utf8_lossy(&line), &codec);
                 if l != Log::Other && log_tx.send(l).is_err() {
                     break;
                 }
             }
         });
-        let r = self.frames(spec, &mut stdout, &log, &tx, pb);
+        let (frames, mut errors, end) = self.frames(spec, &mut stdout, &log, &tx, pb);
         drop(tx);
-        let (frames, mut errors, broken) = match r {
-            Ok(f) => f,
-            Err(()) => {
-                // The receiver is gone: the run stopped; nothing more to say.
+        let mut why: Vec<String> = Vec::new();
+        match end {
+            // The receiver is gone: the run stopped; nothing more to say.
+            End::Gone => {
                 let _ = self.child.kill();
                 let _ = self.child.wait();
                 return None;
             }
-        };
+            End::Broken(b) => {
+                why.push(b);
+                let _ = self.child.kill();
+            }
+            End::Eof => {}
+        }
         errors.extend(log.iter().filter_map(|l| match l {
-            Log::Error(e) => Some(e),
+            Log::Error(e, _) => Some(e),
             _ => None,
         }));
         let _ = reader.join();
-        let status = self.child.wait();
-        let mut why: Vec<String> = Vec::new();
-        if let Some(b) = broken {
-            why.push(b);
-        }
-        match status {
-            Ok(s) if !s.success() => why.push(format!("ffmpeg exited with {s}")),
-            Err(e) => why.push(format!("cannot wait for ffmpeg: {e}")),
+        match (self.child.wait(), why.is_empty()) {
+            (Ok(s), true) if !s.success() => why.push(format!("ffmpeg exited with {s}")),
+            (Err(e), _) => why.push(format!("cannot wait for ffmpeg: {e}")),
             _ => {}
         }
         if !errors.is_empty() {
             let n = errors.len();
             errors.truncate(3);
-            let more = if n > 3 { format!(" (and {} more)", n - 3) } else { String::new() };
+            let more = if n > 3 {
+                format!(" (and {} more)", n - 3)
+            } else {
+                String::new()
+            };
             why.push(format!("ffmpeg reported: {}{more}", errors.join("; ")));
         }
         (!why.is_empty()).then(|| {
             format!(
-                "video {name}: damaged or truncated after {frames} decoded frame{}: {}",
+                "video {name}: damaged or truncated: {frames} frame{} decoded before the damage: {}",
                 if frames == 1 { "" } else { "s" },
                 why.join("; ")
             )
         })
     }
 
-    /// The frame loop: `Ok((frames sent, errors logged, why the stream broke))`, or `Err(())` when the receiver is
-    /// gone.
-    #[allow(clippy::type_complexity)]
+    /// The frame loop: the frames sent, the errors FFmpeg logged, and how it ended.
     fn frames(
         &mut self,
         spec: &Spec,
@@ -146,7 +170,7 @@ impl Decoder {
         log: &Receiver<Log>,
         tx: &SyncSender<Frame>,
         pb: &ProgressBar,
-    ) -> Result<(u64, Vec<String>, Option<String>), ()> {
+    ) -> (u64, Vec<String>, End) {
         let start = spec.start.unwrap_or(0.0);
         let step = spec.rate.map_or(0.0, |r| spec.every as f64 / r.fps());
         let mut tb = (1i64, 1i64);
@@ -161,7 +185,14 @@ impl Decoder {
                     tb = (n, d);
                     continue;
                 }
-                Log::Error(e) => {
+                Log::Error(e, true) => {
+                    return (
+                        sent,
+                        errors,
+                        End::Broken(format!("the decoder reported damage: {e}")),
+                    );
+                }
+                Log::Error(e, _) => {
                     errors.push(e);
                     continue;
                 }
@@ -176,8 +207,11 @@ impl Decoder {
             }
             let mut buf = vec![0u8; fw as usize * fh as usize * 3];
             if let Err(e) = stdout.read_exact(&mut buf) {
-                let why = format!("ffmpeg's output ended inside frame {} ({e})", sent * spec.every);
-                return Ok((sent, errors, Some(why)));
+                let why = format!(
+                    "ffmpeg's output ended inside frame {} ({e})",
+                    sent * spec.every
+                );
+                return (sent, errors, End::Broken(why));
             }
             let time = match pts {
                 Some(p) if tb.1 != 0 => start + p as f64 * tb.0 as f64 / tb.1 as f64,
@@ -185,7 +219,7 @@ impl Decoder {
             };
             last = Some(time);
             let Some(img) = RgbImage::from_raw(fw, fh, buf) else {
-                return Ok((sent, errors, Some("bad frame buffer".into())));
+                return (sent, errors, End::Broken("bad frame buffer".into()));
             };
             let frame = Frame {
                 index: sent * spec.every,
@@ -194,21 +228,22 @@ impl Decoder {
             };
             super::super::worker::decoded(pb);
             if tx.send(frame).is_err() {
-                return Err(());
+                return (sent, errors, End::Gone);
             }
             sent += 1;
         }
         let mut extra = [0u8; 1];
-        let broken = match stdout.read(&mut extra) {
-            Ok(0) | Err(_) => None,
-            Ok(_) => Some("ffmpeg sent frame data without a frame report".to_string()),
+        let end = match stdout.read(&mut extra) {
+            Ok(0) | Err(_) => End::Eof,
+            Ok(_) => End::Broken("ffmpeg sent frame data without a frame report".to_string()),
         };
-        Ok((sent, errors, broken))
+        (sent, errors, end)
     }
 }
 
-/// Parses one line of `-loglevel level+info` output: `[context @ 0x…] [level] message`, contexts possibly nested.
-fn parse(line: &str) -> Log {
+/// Parses one line of `-loglevel level+info` output: `[context @ 0x…] [level] message`, contexts possibly nested
+/// (`[vist#0:0/h264 @ 0x…] [dec:h264 @ 0x…]`); an error under a context naming `codec` is the decoder's.
+fn parse(line: &str, codec: &str) -> Log {
     let mut rest = line.trim_end();
     let mut level = "";
     let mut ctx = Vec::new();
@@ -223,12 +258,17 @@ fn parse(line: &str) -> Log {
     }
     match level {
         "error" | "fatal" | "panic" => {
+            let decoder = ctx.iter().any(|c| {
+                let c = c.rsplit(['/', ':']).next().unwrap_or(c);
+                c == codec
+            });
             let ctx: Vec<&str> = ctx.into_iter().filter(|c| !c.starts_with("in#")).collect();
-            if ctx.is_empty() {
-                Log::Error(rest.to_string())
+            let msg = if ctx.is_empty() {
+                rest.to_string()
             } else {
-                Log::Error(format!("{}: {rest}", ctx.join(" ")))
-            }
+                format!("{}: {rest}", ctx.join(" "))
+            };
+            Log::Error(msg, decoder)
         }
         "info" if ctx.iter().any(|c| c.contains("showinfo")) => showinfo(rest),
         _ => Log::Other,
@@ -280,18 +320,53 @@ mod tests {
     fn log_lines() {
         let f = "[Parsed_showinfo_1 @ 0x7fbc70002080] [info] n:   2 pts:   4608 pts_time:0.45    \
                  duration:   1024 duration_time:0.1     fmt:yuv420p cl:left sar:1/1 s:160x120 i:P iskey:0 type:P ";
-        assert_eq!(parse(f), Log::Frame { pts: Some(4608), w: 160, h: 120 });
+        assert_eq!(
+            parse(f),
+            Log::Frame {
+                pts: Some(4608),
+                w: 160,
+                h: 120
+            }
+        );
         let nopts = "[Parsed_showinfo_0 @ 0x1] [info] n:   0 pts:NOPTS pts_time:NOPTS s:8x6 i:P";
-        assert_eq!(parse(nopts), Log::Frame { pts: None, w: 8, h: 6 });
+        assert_eq!(
+            parse(nopts),
+            Log::Frame {
+                pts: None,
+                w: 8,
+                h: 6
+            }
+        );
         let tb = "[Parsed_showinfo_1 @ 0x7f] [info] config in time_base: 1/10240, frame_rate: 10/1";
         assert_eq!(parse(tb), Log::TimeBase(1, 10240));
         let e = "[vist#0:0/h264 @ 0x55] [dec:h264 @ 0x55e7] [error] Decoding error: Invalid data";
-        assert_eq!(parse(e), Log::Error("vist#0:0/h264 dec:h264: Decoding error: Invalid data".into()));
+        assert_eq!(
+            parse(e),
+            Log::Error(
+                "vist#0:0/h264 dec:h264: Decoding error: Invalid data".into(),
+                true
+            )
+        );
         let e = "[matroska,webm @ 0x5622412fb2c0] [error] File ended prematurely";
-        assert_eq!(parse(e), Log::Error("matroska,webm: File ended prematurely".into()));
-        assert_eq!(parse("[fatal] Error opening input files"), Log::Error("Error opening input files".into()));
-        assert_eq!(parse("[info] Input #0, matroska,webm, from 'a.mkv':"), Log::Other);
-        assert_eq!(parse("[matroska @ 0x1] [warning] File extends beyond end of segment."), Log::Other);
-        assert_eq!(parse("[Parsed_showinfo_1 @ 0x7f] [info] color_range:unknown"), Log::Other);
+        assert_eq!(
+            parse(e),
+            Log::Error("matroska,webm: File ended prematurely".into(), false)
+        );
+        assert_eq!(
+            parse("[fatal] Error opening input files"),
+            Log::Error("Error opening input files".into(), false)
+        );
+        assert_eq!(
+            parse("[info] Input #0, matroska,webm, from 'a.mkv':"),
+            Log::Other
+        );
+        assert_eq!(
+            parse("[matroska @ 0x1] [warning] File extends beyond end of segment."),
+            Log::Other
+        );
+        assert_eq!(
+            parse("[Parsed_showinfo_1 @ 0x7f] [info] color_range:unknown"),
+            Log::Other
+        );
     }
 }

@@ -42,8 +42,16 @@ fn codec_args(path: &Path, codec: Option<&str>, (w, h): (u32, u32)) -> Vec<Strin
     if let Some(c) = codec {
         return vec!["-c:v".into(), c.into()];
     }
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
-    let chroma = if w % 2 == 0 && h % 2 == 0 { "yuv420p" } else { "yuv444p" };
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let chroma = if w % 2 == 0 && h % 2 == 0 {
+        "yuv420p"
+    } else {
+        "yuv444p"
+    };
     let bt709 = [
         "-vf",
         "scale=out_color_matrix=bt709:out_range=tv",
@@ -58,7 +66,16 @@ fn codec_args(path: &Path, codec: Option<&str>, (w, h): (u32, u32)) -> Vec<Strin
     ];
     let mut a: Vec<&str> = match ext.as_str() {
         "mp4" | "m4v" | "mov" | "mkv" => vec!["-c:v", "libx264", "-crf", "18", "-preset", "medium"],
-        "webm" => vec!["-c:v", "libvpx-vp9", "-crf", "30", "-b:v", "0", "-row-mt", "1"],
+        "webm" => vec![
+            "-c:v",
+            "libvpx-vp9",
+            "-crf",
+            "30",
+            "-b:v",
+            "0",
+            "-row-mt",
+            "1",
+        ],
         "avi" => return ["-c:v", "mpeg4", "-q:v", "2"].map(String::from).to_vec(),
         _ => return Vec::new(),
     };
@@ -72,7 +89,14 @@ impl Encoder {
     pub fn start(spec: &Spec, w: u32, h: u32) -> anyhow::Result<Encoder> {
         let mut c = probe::command("ffmpeg");
         c.args(["-nostdin", "-nostats", "-loglevel", "error", "-y"]);
-        c.args(["-f", "rawvideo", "-pix_fmt", "rgb24", "-s", &format!("{w}x{h}")]);
+        c.args([
+            "-f",
+            "rawvideo",
+            "-pix_fmt",
+            "rgb24",
+            "-s",
+            &format!("{w}x{h}"),
+        ]);
         c.args(["-framerate", &spec.rate.to_string(), "-i", "pipe:0"]);
         if spec.audio {
             if let Some(s) = spec.start {
@@ -135,7 +159,10 @@ impl Encoder {
             Ok(())
         } else {
             Err(self.close().err().unwrap_or_else(|| {
-                format!("video {}: ffmpeg stopped reading frames", self.path.display())
+                format!(
+                    "video {}: ffmpeg stopped reading frames",
+                    self.path.display()
+                )
             }))
         }
     }
@@ -149,7 +176,11 @@ impl Encoder {
         drop(self.tx.take());
         let wrote = self.writer.take().map(|w| w.join());
         let status = self.child.wait();
-        let log = self.log.take().and_then(|l| l.join().ok()).unwrap_or_default();
+        let log = self
+            .log
+            .take()
+            .and_then(|l| l.join().ok())
+            .unwrap_or_default();
         let why = match (status, wrote) {
             (Ok(s), _) if !s.success() => format!("ffmpeg exited with {s}"),
             (Err(e), _) => format!("cannot wait for ffmpeg: {e}"),
@@ -159,13 +190,18 @@ impl Encoder {
         };
         let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = lines[lines.len().saturating_sub(4)..].join(" | ");
-        let hint = if log.contains("not currently supported in container") || log.contains("Could not find tag") {
+        let hint = if log.contains("not currently supported in container")
+            || log.contains("Could not find tag")
+        {
             " (the source's audio codec does not fit this container: use --no-audio, or an output container that \
              holds it, e.g. .mkv)"
         } else {
             ""
         };
-        Err(format!("writing video {}: {why}: {tail}{hint}", self.path.display()))
+        Err(format!(
+            "writing video {}: {why}: {tail}{hint}",
+            self.path.display()
+        ))
     }
 }
 
@@ -184,11 +220,17 @@ mod tests {
     #[test]
     fn default_codecs() {
         let a = codec_args(Path::new("o.MP4"), None, (640, 360)).join(" ");
-        assert!(a.starts_with("-c:v libx264") && a.contains("-pix_fmt yuv420p"), "{a}");
+        assert!(
+            a.starts_with("-c:v libx264") && a.contains("-pix_fmt yuv420p"),
+            "{a}"
+        );
         let odd = codec_args(Path::new("o.mkv"), None, (641, 360)).join(" ");
         assert!(odd.contains("-pix_fmt yuv444p"), "{odd}");
         assert!(codec_args(Path::new("o.webm"), None, (2, 2)).contains(&"libvpx-vp9".to_string()));
-        assert_eq!(codec_args(Path::new("o.mkv"), Some("ffv1"), (2, 2)), ["-c:v", "ffv1"]);
+        assert_eq!(
+            codec_args(Path::new("o.mkv"), Some("ffv1"), (2, 2)),
+            ["-c:v", "ffv1"]
+        );
         assert!(codec_args(Path::new("o.nut"), None, (2, 2)).is_empty());
     }
 }

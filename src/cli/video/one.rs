@@ -44,14 +44,18 @@ struct Outputs<'a> {
 
 impl Outputs<'_> {
     fn push(&mut self, k: usize, img: impl FnOnce() -> RgbImage) -> Result<(), Halt> {
-        let Some(spec) = &self.specs[k] else { return Ok(()) };
+        let Some(spec) = &self.specs[k] else {
+            return Ok(());
+        };
         let img = img();
         if self.encoders[k].is_none() {
-            let e = Encoder::start(spec, img.width(), img.height()).map_err(|e| Halt::Video(format!("{e:#}")))?;
+            let e = Encoder::start(spec, img.width(), img.height())
+                .map_err(|e| Halt::Video(format!("{e:#}")))?;
             self.encoders[k] = Some(e);
         }
         let e = self.encoders[k].as_mut().expect("started above");
-        e.push(img).map_err(|e| Halt::Run(Stop::Output(std::io::Error::other(e))))
+        e.push(img)
+            .map_err(|e| Halt::Run(Stop::Output(std::io::Error::other(e))))
     }
 
     /// Finishes both files; the first failure is the run's (an output that could not be written).
@@ -69,9 +73,13 @@ impl Outputs<'_> {
 /// How many frames to expect, for the progress bar (0: unknown).
 fn expected(p: &Probe, job: &Job) -> u64 {
     let fps = p.rate.map(|r| r.fps());
-    let Some(total) = p.duration.or_else(|| Some(p.frames? as f64 / fps?)) else { return 0 };
+    let Some(total) = p.duration.or_else(|| Some(p.frames? as f64 / fps?)) else {
+        return 0;
+    };
     let start = job.video.start.unwrap_or(0.0);
-    let span = (total - start).max(0.0).min(job.video.duration.unwrap_or(f64::INFINITY));
+    let span = (total - start)
+        .max(0.0)
+        .min(job.video.duration.unwrap_or(f64::INFINITY));
     fps.map_or(0, |f| ((span * f).round() as u64).div_ceil(job.video.every))
 }
 
@@ -101,7 +109,8 @@ pub(super) fn video(
     let outs = [&job.visual.blur, &job.visual.draw];
     let rate = probe.rate.map(|r| r.every(v.every));
     if outs.iter().any(|o| o.is_some()) && rate.is_none() {
-        let why = format!("video {name}: ffprobe reports no frame rate, which the output video needs");
+        let why =
+            format!("video {name}: ffprobe reports no frame rate, which the output video needs");
         return failed(rows, stats, &why);
     }
     let mut outputs = Outputs {
@@ -125,6 +134,7 @@ pub(super) fn video(
         duration: v.duration,
         max_side: job.max_side,
         rate: probe.rate,
+        codec: &probe.codec,
     };
     let decoder = match Decoder::spawn(&spec) {
         Ok(d) => d,
@@ -141,7 +151,11 @@ pub(super) fn video(
     let finished = outputs.finish();
     let secs = started.elapsed().as_secs_f64();
     let frames = stats.frames - frames_before;
-    let kept = if v.every > 1 { format!(" (1 in {})", v.every) } else { String::new() };
+    let kept = if v.every > 1 {
+        format!(" (1 in {})", v.every)
+    } else {
+        String::new()
+    };
     say!(
         pb,
         "sshface: {name}: {frames} frames{kept}, {} faces, {secs:.1} s, {:.2} frames/s ({} {}x{} {})",
@@ -163,7 +177,11 @@ pub(super) fn video(
     match outcome {
         Ok(Some(why)) => failed(rows, stats, &why),
         Ok(None) => Ok(()),
-        Err(_) => failed(rows, stats, &format!("video {name}: the decoding thread panicked")),
+        Err(_) => failed(
+            rows,
+            stats,
+            &format!("video {name}: the decoding thread panicked"),
+        ),
     }
 }
 
@@ -194,12 +212,32 @@ fn batches(
             _ => false,
         };
         if full && !batch.is_empty() {
-            run(det, job, name, std::mem::take(&mut batch), blur.as_ref(), rows, stats, pb, outputs)?;
+            run(
+                det,
+                job,
+                name,
+                std::mem::take(&mut batch),
+                blur.as_ref(),
+                rows,
+                stats,
+                pb,
+                outputs,
+            )?;
         }
         let Some(f) = next else { return Ok(()) };
         batch.push(f);
         if batch.len() == job.batch {
-            run(det, job, name, std::mem::take(&mut batch), blur.as_ref(), rows, stats, pb, outputs)?;
+            run(
+                det,
+                job,
+                name,
+                std::mem::take(&mut batch),
+                blur.as_ref(),
+                rows,
+                stats,
+                pb,
+                outputs,
+            )?;
         }
     }
 }
@@ -220,8 +258,15 @@ fn run(
     let imgs: Vec<RgbImage> = batch.iter().map(|f| f.p.img.clone()).collect();
     let results = match guarded(|| super::super::visual::detect(det, &imgs, blur))? {
         Ok(r) => r,
-        Err(e) if status::is_device(&e) => return Err(Halt::Run(Stop::Device(format!("{name}: {e}")))),
-        Err(e) => return Err(Halt::Video(format!("video {name}: frame {}: {e}", batch[0].index))),
+        Err(e) if status::is_device(&e) => {
+            return Err(Halt::Run(Stop::Device(format!("{name}: {e}"))))
+        }
+        Err(e) => {
+            return Err(Halt::Video(format!(
+                "video {name}: frame {}: {e}",
+                batch[0].index
+            )))
+        }
     };
     for ((f, (faces, anonymised)), img) in batch.into_iter().zip(results).zip(imgs) {
         if let Some(a) = anonymised {
@@ -230,14 +275,22 @@ fn run(
         let (w, h) = img.dimensions();
         outputs.push(1, || {
             // Drawn like the rows: clipped and limited (every face is still blurred).
-            let shown = sshface::options::finish_faces(faces.clone(), job.clip.then_some((w as f32, h as f32)), job.max_faces);
+            let shown = sshface::options::finish_faces(
+                faces.clone(),
+                job.clip.then_some((w as f32, h as f32)),
+                job.max_faces,
+            );
             let mut copy = img;
             super::super::draw::draw(&mut copy, &shown);
             copy
         })?;
         let p = &f.p;
         let faces = buckets::to_original(faces, p.factor);
-        let faces = sshface::options::finish_faces(faces, job.clip.then_some((p.width as f32, p.height as f32)), job.max_faces);
+        let faces = sshface::options::finish_faces(
+            faces,
+            job.clip.then_some((p.width as f32, p.height as f32)),
+            job.max_faces,
+        );
         stats.frames += 1;
         stats.faces += faces.len();
         pb.inc(1);

@@ -126,8 +126,15 @@ pub fn probe(path: &Path) -> anyhow::Result<Result<Probe, String>> {
     let name = path.display();
     if !out.status.success() {
         let why = String::from_utf8_lossy(&out.stderr);
-        let why = why.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message");
-        return Ok(Err(format!("video {name}: ffprobe cannot read it ({}): {why}", out.status)));
+        let why = why
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("no message");
+        return Ok(Err(format!(
+            "video {name}: ffprobe cannot read it ({}): {why}",
+            out.status
+        )));
     }
     let parsed: Out = match serde_json::from_slice(&out.stdout) {
         Ok(p) => p,
@@ -137,8 +144,15 @@ pub fn probe(path: &Path) -> anyhow::Result<Result<Probe, String>> {
 }
 
 fn from_json(o: Out) -> Result<Probe, String> {
-    let num = |s: &Option<String>| s.as_deref().and_then(|s| s.parse::<f64>().ok()).filter(|v| v.is_finite());
-    let has_audio = o.streams.iter().any(|s| s.codec_type.as_deref() == Some("audio"));
+    let num = |s: &Option<String>| {
+        s.as_deref()
+            .and_then(|s| s.parse::<f64>().ok())
+            .filter(|v| v.is_finite())
+    };
+    let has_audio = o
+        .streams
+        .iter()
+        .any(|s| s.codec_type.as_deref() == Some("audio"));
     // Cover art is a video stream of one picture: the first real one is what ffmpeg's `0:v:0` would skip to.
     let v = o
         .streams
@@ -159,7 +173,14 @@ fn from_json(o: Out) -> Result<Probe, String> {
                     )
                 })
                 .collect();
-            format!("no video stream (ffprobe found: {})", if kinds.is_empty() { "nothing".into() } else { kinds.join(", ") })
+            format!(
+                "no video stream (ffprobe found: {})",
+                if kinds.is_empty() {
+                    "nothing".into()
+                } else {
+                    kinds.join(", ")
+                }
+            )
         })?;
     let rate = v
         .avg_frame_rate
@@ -169,7 +190,9 @@ fn from_json(o: Out) -> Result<Probe, String> {
     let format = o.format.as_ref();
     Ok(Probe {
         codec: v.codec_name.clone().unwrap_or_else(|| "?".into()),
-        container: format.and_then(|f| f.format_name.clone()).unwrap_or_else(|| "?".into()),
+        container: format
+            .and_then(|f| f.format_name.clone())
+            .unwrap_or_else(|| "?".into()),
         width: v.width.unwrap_or(0),
         height: v.height.unwrap_or(0),
         rate,
@@ -192,12 +215,21 @@ mod tests {
             "format":{"format_name":"mov,mp4","duration":"10.010000"}}"#;
         let p = from_json(serde_json::from_str(j).unwrap()).unwrap();
         assert_eq!((p.codec.as_str(), p.width, p.height), ("h264", 640, 360));
-        assert_eq!(p.rate, Some(Rate { num: 30000, den: 1001 }));
+        assert_eq!(
+            p.rate,
+            Some(Rate {
+                num: 30000,
+                den: 1001
+            })
+        );
         assert!(p.has_audio);
         assert_eq!((p.duration, p.frames), (Some(10.01), Some(300)));
         let audio = r#"{"streams":[{"codec_type":"audio","codec_name":"opus"}],"format":{}}"#;
         let e = from_json(serde_json::from_str(audio).unwrap()).unwrap_err();
-        assert!(e.contains("no video stream") && e.contains("audio opus"), "{e}");
+        assert!(
+            e.contains("no video stream") && e.contains("audio opus"),
+            "{e}"
+        );
         assert_eq!(Rate::parse("0/0"), None);
         assert_eq!(Rate::parse("25").unwrap().every(5).to_string(), "25/5");
     }

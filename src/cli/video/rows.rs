@@ -39,7 +39,11 @@ pub struct Rows {
 impl Rows {
     /// `format` is json, jsonl or csv (the caller refuses wider).
     pub fn new(format: Format, out: Box<dyn Write>) -> io::Result<Rows> {
-        let mut r = Rows { format, out, first: true };
+        let mut r = Rows {
+            format,
+            out,
+            first: true,
+        };
         match format {
             Format::Json => r.out.write_all(b"[\n")?,
             Format::Csv => writeln!(r.out, "{}", csv_header())?,
@@ -49,7 +53,14 @@ impl Rows {
     }
 
     /// One frame's row(s); written at once, so a run cut short keeps every finished frame.
-    pub fn frame(&mut self, video: &str, frame: u64, time: f64, size: (u32, u32), faces: &[Face]) -> io::Result<()> {
+    pub fn frame(
+        &mut self,
+        video: &str,
+        frame: u64,
+        time: f64,
+        size: (u32, u32),
+        faces: &[Face],
+    ) -> io::Result<()> {
         let (width, height) = size;
         let text = match self.format {
             Format::Csv => {
@@ -60,19 +71,38 @@ impl Rows {
                     faces
                         .iter()
                         .enumerate()
-                        .map(|(i, f)| format!("{v},{frame},{time},{width},{height},{i},{},\n", face_cells(f)))
+                        .map(|(i, f)| {
+                            format!(
+                                "{v},{frame},{time},{width},{height},{i},{},\n",
+                                face_cells(f)
+                            )
+                        })
                         .collect()
                 }
             }
-            _ => serde_json::to_string(&FrameRow { image: video, frame, time, width, height, faces })?,
+            _ => serde_json::to_string(&FrameRow {
+                image: video,
+                frame,
+                time,
+                width,
+                height,
+                faces,
+            })?,
         };
         self.write(text)
     }
 
     pub fn error(&mut self, video: &str, error: &str) -> io::Result<()> {
         let text = match self.format {
-            Format::Csv => format!("{},,,,,,,,,,,,,,,,,,,,,{}\n", csv_field(video), csv_field(error)),
-            _ => serde_json::to_string(&ErrorRow { image: video, error })?,
+            Format::Csv => format!(
+                "{},,,,,,,,,,,,,,,,,,,,,{}\n",
+                csv_field(video),
+                csv_field(error)
+            ),
+            _ => serde_json::to_string(&ErrorRow {
+                image: video,
+                error,
+            })?,
         };
         self.write(text)
     }
@@ -92,7 +122,8 @@ impl Rows {
 
     pub fn finish(mut self) -> io::Result<()> {
         if self.format == Format::Json {
-            self.out.write_all(if self.first { b"]\n" } else { b"\n]\n" })?;
+            self.out
+                .write_all(if self.first { b"]\n" } else { b"\n]\n" })?;
         }
         self.out.flush()
     }
@@ -116,7 +147,11 @@ mod tests {
     }
 
     fn face() -> Face {
-        Face { bbox: [1.0, 2.0, 3.5, 4.0], score: 0.75, landmarks: None }
+        Face {
+            bbox: [1.0, 2.0, 3.5, 4.0],
+            score: 0.75,
+            landmarks: None,
+        }
     }
 
     #[test]
@@ -137,14 +172,18 @@ mod tests {
         let b = Buf::default();
         let mut r = Rows::new(Format::Csv, Box::new(b.clone())).unwrap();
         r.frame("v.mp4", 0, 0.0, (64, 48), &[]).unwrap();
-        r.frame("v.mp4", 1, 0.04, (64, 48), &[face(), face()]).unwrap();
+        r.frame("v.mp4", 1, 0.04, (64, 48), &[face(), face()])
+            .unwrap();
         r.error("v.mp4", "x").unwrap();
         let text = String::from_utf8(b.0.borrow().clone()).unwrap();
         let cols = csv_header().split(',').count();
         for l in text.lines() {
             assert_eq!(l.split(',').count(), cols, "{l}");
         }
-        assert!(text.contains("\nv.mp4,1,0.04,64,48,1,1,2,3.5,4,0.75,"), "{text}");
+        assert!(
+            text.contains("\nv.mp4,1,0.04,64,48,1,1,2,3.5,4,0.75,"),
+            "{text}"
+        );
     }
 
     #[test]

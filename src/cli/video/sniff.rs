@@ -6,11 +6,14 @@ use std::path::Path;
 
 /// Extensions taken as video when the content has no signature we know.
 pub const EXTENSIONS: &[&str] = &[
-    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "m2ts", "mts", "flv", "wmv", "3gp", "ogv",
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "m2ts", "mts", "flv", "wmv",
+    "3gp", "ogv",
 ];
 
 /// ISO BMFF brands of still images (AVIF, HEIF): an `ftyp` box that is not a video.
-const IMAGE_BRANDS: &[&[u8; 4]] = &[b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis"];
+const IMAGE_BRANDS: &[&[u8; 4]] = &[
+    b"avif", b"avis", b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis",
+];
 
 /// The container named by a file's first bytes, when it is one we read as video.
 pub fn container(head: &[u8]) -> Option<&'static str> {
@@ -23,7 +26,10 @@ pub fn container(head: &[u8]) -> Option<&'static str> {
         };
     }
     // QuickTime files without ftyp start with one of these atoms.
-    if [b"moov", b"mdat", b"wide", b"free"].iter().any(|a| at(4, *a)) {
+    if [b"moov", b"mdat", b"wide", b"free"]
+        .iter()
+        .any(|a| at(4, *a))
+    {
         return Some("QuickTime (mov)");
     }
     if at(0, &[0x1A, 0x45, 0xDF, 0xA3]) {
@@ -89,7 +95,11 @@ mod tests {
         assert_eq!(container(&avif), None);
         assert!(container(&[0x1A, 0x45, 0xDF, 0xA3, 0x01]).is_some());
         assert!(container(b"RIFF\x10\0\0\0AVI LIST").is_some());
-        assert_eq!(container(b"RIFF\x10\0\0\0WEBPVP8 "), None, "WebP is an image");
+        assert_eq!(
+            container(b"RIFF\x10\0\0\0WEBPVP8 "),
+            None,
+            "WebP is an image"
+        );
         let mut ts = vec![0u8; 600];
         for k in 0..3 {
             ts[k * 188] = 0x47;
@@ -104,14 +114,19 @@ mod tests {
         let d = std::env::temp_dir().join(format!("sshface-sniff-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         let png = d.join("really_a_png.mp4");
-        image::RgbImage::new(4, 4).save_with_format(&png, image::ImageFormat::Png).unwrap();
+        image::RgbImage::new(4, 4)
+            .save_with_format(&png, image::ImageFormat::Png)
+            .unwrap();
         assert!(!is_video(&png), "a PNG named .mp4 is an image");
         let mkv = d.join("clip.bin");
         std::fs::write(&mkv, [0x1A, 0x45, 0xDF, 0xA3, 0x9F, 0x42, 0x86, 0x81]).unwrap();
         assert!(is_video(&mkv), "an EBML file is a video whatever its name");
         let junk = d.join("damaged.mkv");
         std::fs::write(&junk, b"not a header").unwrap();
-        assert!(is_video(&junk), "unknown bytes with a video extension go to ffprobe");
+        assert!(
+            is_video(&junk),
+            "unknown bytes with a video extension go to ffprobe"
+        );
         assert!(is_video(&d.join("missing.mp4")));
         assert!(!is_video(&d.join("missing.png")));
         assert!(!is_video(&d));
