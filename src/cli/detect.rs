@@ -54,7 +54,7 @@ pub struct DetectArgs {
     #[command(flatten)]
     visual: super::visual::VisualArgs,
     #[command(flatten)]
-    video: super::video::VideoArgs,
+    video: Box<super::video::VideoArgs>,
     /// Also read image (or .tar) paths from this file, one per line (`-`: standard input).
     #[arg(long)]
     list: Option<PathBuf>,

@@ -318,6 +318,7 @@ mod tests {
 
     #[test]
     fn log_lines() {
+        let parse = |l: &str| parse(l, "h264");
         let f = "[Parsed_showinfo_1 @ 0x7fbc70002080] [info] n:   2 pts:   4608 pts_time:0.45    \
                  duration:   1024 duration_time:0.1     fmt:yuv420p cl:left sar:1/1 s:160x120 i:P iskey:0 type:P ";
         assert_eq!(

@@ -52,7 +52,7 @@ pub fn container(head: &[u8]) -> Option<&'static str> {
     }
     // MPEG transport stream: a sync byte every 188 bytes (192 for m2ts, whose packets carry a 4-byte prefix).
     let sync = |stride: usize, first: usize| {
-        head.len() >= first + 2 * stride + 1 && (0..3).all(|k| head[first + k * stride] == 0x47)
+        head.len() > first + 2 * stride && (0..3).all(|k| head[first + k * stride] == 0x47)
     };
     if sync(188, 0) || sync(192, 4) {
         return Some("MPEG transport stream");
