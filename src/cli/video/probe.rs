@@ -11,9 +11,13 @@ pub const INSTALL: &str = "video input needs FFmpeg's `ffmpeg` and `ffprobe` pro
 (Debian/Ubuntu: sudo apt-get install ffmpeg; Fedora: sudo dnf install ffmpeg; macOS: brew install ffmpeg; Windows: \
 winget install ffmpeg) or add its folder to PATH";
 
-/// A command for `program` (`ffmpeg` or `ffprobe`) with FFmpeg's banner off.
+/// A command for `program` (`ffmpeg` or `ffprobe`) with FFmpeg's banner off, in a process group of its own: a
+/// Ctrl-C at the terminal reaches sshface only, which then ends its FFmpeg processes in order (the encoders finish
+/// their files) instead of FFmpeg stopping under it.
 pub fn command(program: &str) -> Command {
     let mut c = Command::new(program);
+    #[cfg(unix)]
+    std::os::unix::process::CommandExt::process_group(&mut c, 0);
     c.arg("-hide_banner");
     c
 }
