@@ -291,6 +291,23 @@ fn missing_ffmpeg_and_bad_combinations_are_usage_errors() {
     let (code, err, _) = run(&["--every", "2", "face.png"], None);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("--every applies to video input"), "{err}");
+    let (code, err, _) = run(
+        &[
+            "--blur",
+            "o.mkv",
+            "--video-codec",
+            "no-such-codec",
+            "clip.data",
+        ],
+        None,
+    );
+    if ffmpeg() {
+        assert_eq!(code, Some(2), "{err}");
+        assert!(
+            err.contains("--video-codec no-such-codec: this ffmpeg has no such encoder"),
+            "{err}"
+        );
+    }
     let (code, err, _) = run(&["--blur", "clip.data", "clip.data"], None);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("would overwrite its input"), "{err}");

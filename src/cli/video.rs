@@ -179,6 +179,16 @@ fn check(job: &Job) -> anyhow::Result<()> {
         .stderr(std::process::Stdio::null())
         .status()
         .map_err(|e| probe::spawn_error("ffmpeg", e))?;
+    if let Some(c) = &job.video.video_codec {
+        let out = probe::command("ffmpeg")
+            .arg("-h")
+            .arg(format!("encoder={c}"))
+            .output()
+            .map_err(|e| probe::spawn_error("ffmpeg", e))?;
+        if !String::from_utf8_lossy(&out.stdout).starts_with(&format!("Encoder {c} ")) {
+            bail!("--video-codec {c}: this ffmpeg has no such encoder (`ffmpeg -encoders` lists them)");
+        }
+    }
     Ok(())
 }
 
