@@ -190,8 +190,13 @@ impl Encoder {
         };
         let lines: Vec<&str> = log.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = lines[lines.len().saturating_sub(4)..].join(" | ");
-        let hint = if log.contains("not currently supported in container")
-            || log.contains("Could not find tag")
+        let hint = if [
+            "not currently supported in container",
+            "Could not find tag",
+            "in MP4 support is experimental",
+        ]
+        .iter()
+        .any(|m| log.contains(m))
         {
             " (the source's audio codec does not fit this container: use --no-audio, or an output container that \
              holds it, e.g. .mkv)"
