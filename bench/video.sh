@@ -53,5 +53,5 @@ for size in $SIZES; do
         echo "video.sh: $line" >&2
     done
 done
-grep -m1 "model" "$OUT"/*-b1.log | head -1 | sed 's/^[^:]*: //' >"$OUT/adapter.txt"
+grep -h -m1 "model" "$OUT"/*-b1.log | head -1 | sed "s/^sshface: //" >"$OUT/adapter.txt"
 cat "$OUT/adapter.txt" "$OUT/table.md"
