@@ -61,6 +61,8 @@ pub struct DetectArgs {
     precision: PrecisionArgs,
     #[command(flatten)]
     visual: super::visual::VisualArgs,
+    #[command(flatten)]
+    video: Box<super::video::VideoArgs>,
     /// Also read image (or .tar) paths from this file, one per line (`-`: standard input).
     #[arg(long)]
     list: Option<PathBuf>,
@@ -97,7 +99,8 @@ pub struct DetectArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     max_pixels: u64,
     /// Image files (PNG, JPEG, BMP, WebP, TIFF, GIF: first frame; `-`: one image from standard input), .tar files
-    /// of images, or folders searched recursively (symlinks followed, each real file once).
+    /// of images, or folders searched recursively (symlinks followed, each real file once); or video files (mp4,
+    /// mkv, mov, webm, avi, … recognised by content; decoded by ffmpeg).
     #[arg(required_unless_present = "list")]
     images: Vec<PathBuf>,
 }
@@ -171,7 +174,41 @@ fn check_dump(a: &DetectArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `detect VIDEO…`: the options that apply to video, and the image-archive flags given (refused there).
+fn video_job(a: &DetectArgs, videos: Vec<PathBuf>) -> anyhow::Result<super::video::Job<'_>> {
+    let given = [
+        ("--list", a.list.is_some()),
+        ("--out", a.out.is_some()),
+        ("--shard", a.shard.is_some()),
+        ("--shards", a.shards.is_some()),
+        ("--dump", a.dump.is_some()),
+        ("--bucket", a.bucket),
+    ];
+    Ok(super::video::Job {
+        videos,
+        builder: builder(a)?,
+        batch: a.batch as usize,
+        max_side: a.max_side,
+        clip: !a.raw_boxes,
+        max_faces: a.max_faces.map(|n| n as usize),
+        format: a.format,
+        landmarks: a.model == ModelArg::RetinafaceMnv2,
+        visual: &a.visual,
+        video: &a.video,
+        image_only: given
+            .into_iter()
+            .filter_map(|(f, on)| on.then_some(f))
+            .collect(),
+    })
+}
+
 pub fn run(a: DetectArgs) -> anyhow::Result<ExitCode> {
+    if let Some(videos) = super::video::inputs(&a.images)? {
+        return super::video::run(video_job(&a, videos)?);
+    }
+    if let Some(flag) = a.video.given() {
+        anyhow::bail!("{flag} applies to video input; the inputs are images");
+    }
     let started = Instant::now();
     check_dump(&a)?;
     let inputs = units::collect(&a.images, a.list.as_deref(), a.unit_size as usize)?;

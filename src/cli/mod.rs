@@ -17,6 +17,7 @@ mod profile;
 mod status;
 mod synthetic;
 mod units;
+mod video;
 mod visual;
 mod wider_ap;
 mod worker;

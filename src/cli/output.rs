@@ -68,7 +68,7 @@ pub const CSV_HEADER: &str =
 right_eye_y,nose_x,nose_y,mouth_left_x,mouth_left_y,mouth_right_x,mouth_right_y,error";
 
 /// RFC 4180 quoting where needed (paths and messages may hold commas or quotes).
-fn csv_field(s: &str) -> String {
+pub fn csv_field(s: &str) -> String {
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
@@ -84,20 +84,23 @@ fn csv_rows(r: &Record) -> String {
         Ok((w, h, faces)) => faces
             .iter()
             .enumerate()
-            .map(|(i, f)| {
-                let [x1, y1, x2, y2] = f.bbox;
-                let lm = match f.landmarks {
-                    Some(l) => l
-                        .iter()
-                        .map(|p| format!("{},{}", p[0], p[1]))
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    None => ",,,,,,,,,".into(),
-                };
-                format!("{img},{w},{h},{i},{x1},{y1},{x2},{y2},{},{lm},\n", f.score)
-            })
+            .map(|(i, f)| format!("{img},{w},{h},{i},{},\n", face_cells(f)))
             .collect(),
     }
+}
+
+/// A face's CSV cells from `x1` to `mouth_right_y` (empty landmark cells for a model without landmarks).
+pub fn face_cells(f: &Face) -> String {
+    let [x1, y1, x2, y2] = f.bbox;
+    let lm = match f.landmarks {
+        Some(l) => l
+            .iter()
+            .map(|p| format!("{},{}", p[0], p[1]))
+            .collect::<Vec<_>>()
+            .join(","),
+        None => ",,,,,,,,,".into(),
+    };
+    format!("{x1},{y1},{x2},{y2},{},{lm}", f.score)
 }
 
 /// WIDER FACE's event folder and file stem of an image: its parent folder's name and its own stem.

@@ -14,7 +14,8 @@ use sshface::{Detector, Face};
 
 #[derive(Args, Clone, Default)]
 pub struct VisualArgs {
-    /// Write a copy of each image with boxes, scores and landmarks to DIR (same name and format; JPEG quality 95).
+    /// Write a copy of each image with boxes, scores and landmarks to DIR (same name and format; JPEG quality 95);
+    /// video input: the video with boxes to this file.
     #[arg(long, value_name = "DIR")]
     pub draw: Option<PathBuf>,
     /// Write one PNG per face to DIR as <stem>_<k>.png (k: the face's index in the results).
@@ -27,7 +28,8 @@ pub struct VisualArgs {
     /// the template's own size).
     #[arg(long, value_name = "S", requires = "crops", value_parser = clap::value_parser!(u32).range(16..=1024))]
     pub align: Option<u32>,
-    /// Write a copy of each image with every face anonymised (computed on the GPU) to DIR, as --draw names them.
+    /// Write a copy of each image with every face anonymised (computed on the GPU) to DIR, as --draw names them;
+    /// video input: the anonymised video to this file (audio copied).
     #[arg(long, value_name = "DIR")]
     pub blur: Option<PathBuf>,
     /// With --blur: what replaces a face.
@@ -89,8 +91,17 @@ impl VisualArgs {
         })
     }
 
-    /// Rejects combinations that cannot work, before any image is read.
+    /// Rejects combinations that cannot work, before any image is read, and creates the output folders.
     pub fn check(&self, landmarks: bool) -> anyhow::Result<()> {
+        self.check_values(landmarks)?;
+        for d in [&self.draw, &self.crops, &self.blur].into_iter().flatten() {
+            std::fs::create_dir_all(d).with_context(|| format!("output folder {}", d.display()))?;
+        }
+        Ok(())
+    }
+
+    /// The checks of [`check`](Self::check) on values only (video input names output files, not folders).
+    pub fn check_values(&self, landmarks: bool) -> anyhow::Result<()> {
         if !(self.crop_margin.is_finite() && self.crop_margin >= 0.0) {
             anyhow::bail!(
                 "--crop-margin {} must be a number ≥ 0 (0.2 widens each side by 20 % of the box)",
@@ -105,9 +116,6 @@ impl VisualArgs {
                 "--mask-scale {} must be a number > 0 (1.3: ellipses 30 % larger than the boxes)",
                 self.mask_scale
             );
-        }
-        for d in [&self.draw, &self.crops, &self.blur].into_iter().flatten() {
-            std::fs::create_dir_all(d).with_context(|| format!("output folder {}", d.display()))?;
         }
         Ok(())
     }

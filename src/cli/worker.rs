@@ -272,7 +272,9 @@ pub(super) fn decoded(pb: &ProgressBar) {
 }
 
 /// A panic inside the GPU stack (device lost, driver bug) is a device failure, not a crash without output.
-fn guarded<T>(f: impl FnOnce() -> sshface::Result<T>) -> Result<sshface::Result<T>, Stop> {
+pub(super) fn guarded<T>(
+    f: impl FnOnce() -> sshface::Result<T>,
+) -> Result<sshface::Result<T>, Stop> {
     catch_unwind(AssertUnwindSafe(f)).map_err(|p| {
         let msg = p
             .downcast_ref::<String>()
