@@ -16,17 +16,17 @@ struct Params {
     kw: u32, sy: u32, sx: u32, pt: u32,
     pl: u32, dy: u32, dx: u32, cin_g: u32,
     cout_g: u32, k_fwd: u32, chunk: u32, m_tiles: u32, // k_fwd = cin_g·kh·kw; chunk: pixels per split
-    splits: u32, _p0: u32, _p1: u32, _p2: u32,
+    splits: u32, dy_c: u32, dy_off: u32, _p0: u32, // dy: channels dy_off.. of a [N, dy_c, Ho, Wo] tensor
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 // conv2d_grad
-@group(0) @binding(1) var<storage, read> gy: array<f32>;              // dy [N, C_out, Ho, Wo]
+@group(0) @binding(1) var<storage, read> gy: array<f32>;              // dy [N, dy_c, Ho, Wo]
 @group(0) @binding(2) var<storage, read> wt: array<f32>;              // [C_out, C_in / groups, KH, KW]
 @group(0) @binding(3) var<storage, read_write> gx: array<f32>;        // dx [N, C_in, H, W]
 // conv2d_grad_weight
 @group(0) @binding(1) var<storage, read> x: array<f32>;               // [N, C_in, H, W]
-@group(0) @binding(2) var<storage, read> gy_w: array<f32>;            // dy [N, C_out, Ho, Wo]
+@group(0) @binding(2) var<storage, read> gy_w: array<f32>;            // dy [N, dy_c, Ho, Wo]
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;      // [splits, C_out, k_fwd + 1]
 // conv2d_grad_weight_sum
 @group(0) @binding(1) var<storage, read> part_in: array<f32>;         // [splits, C_out, k_fwd + 1]
@@ -66,14 +66,14 @@ fn conv2d_grad(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id)
     let row = lid / 16u;
     // The 4 input pixels this thread stages, decoded once.
     var ok: vec4<bool>;
-    var ybase: vec4<u32>; // offset of (img, grp·cout_g, 0, 0) in dy
+    var ybase: vec4<u32>; // offset of (img, dy_off + grp·cout_g, 0, 0) in dy
     var iy: vec4<i32>;
     var ix: vec4<i32>;
     for (var j = 0u; j < 4u; j++) {
         let q = q0 + 4u * quad + j;
         ok[j] = q < total;
         let pix = q % hw;
-        ybase[j] = ((q / hw) * p.c_out + grp * p.cout_g) * p.ho * p.wo;
+        ybase[j] = ((q / hw) * p.dy_c + p.dy_off + grp * p.cout_g) * p.ho * p.wo;
         iy[j] = i32(pix / p.w) + i32(p.pt);
         ix[j] = i32(pix % p.w) + i32(p.pl);
     }
@@ -162,8 +162,8 @@ fn conv2d_grad_weight(@builtin(local_invocation_index) lid: u32, @builtin(workgr
         if (q < q_end) {
             let img = q / hwo;
             let pix = q % hwo;
-            // A[q][m] = dy[img, grp·cout_g + m, pix]
-            let ybase = (img * p.c_out + grp * p.cout_g) * hwo + pix;
+            // A[q][m] = dy[img, dy_off + grp·cout_g + m, pix]
+            let ybase = (img * p.dy_c + p.dy_off + grp * p.cout_g) * hwo + pix;
             for (var c = 0u; c < 4u; c++) {
                 let m = m0 + 4u * quad + c;
                 if (m < p.cout_g) {

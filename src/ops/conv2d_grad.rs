@@ -40,7 +40,10 @@ pub struct Params {
     /// 64-channel tiles per group.
     pub m_tiles: u32,
     pub splits: u32,
-    pub _pad: [u32; 3],
+    /// Channels of the output-gradient tensor and the offset of this conv's C_out among them.
+    pub dy_c: u32,
+    pub dy_off: u32,
+    pub _pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 96);
 
@@ -60,7 +63,27 @@ pub const MAX_PARTIAL_FLOATS: usize = 1 << 22;
 /// `c_out × (k_fwd + 1)` gradient: enough for parallel work on large maps, bounded in memory.
 pub fn weight_grad_splits(pixels: usize, c_out: usize, k_fwd: usize) -> usize {
     let by_memory = (MAX_PARTIAL_FLOATS / (c_out * (k_fwd + 1)).max(1)).max(1);
-    pixels.div_ceil(SPLIT_PIXELS).clamp(1, MAX_SPLITS.min(by_memory))
+    pixels
+        .div_ceil(SPLIT_PIXELS)
+        .clamp(1, MAX_SPLITS.min(by_memory))
+}
+
+/// The output gradient a backward conv reads: with `channel_offset = Some(c)`, channels `c..c + C_out` of
+/// `tensor` `[N, C, Ho, Wo]` (the forward conv wrote `into` a concatenation at channel c); with `None` (what a
+/// plain `TensorId` converts to) the whole tensor, which must then be exactly `[N, C_out, Ho, Wo]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OutGrad {
+    pub tensor: TensorId,
+    pub channel_offset: Option<usize>,
+}
+
+impl From<TensorId> for OutGrad {
+    fn from(tensor: TensorId) -> Self {
+        OutGrad {
+            tensor,
+            channel_offset: None,
+        }
+    }
 }
 
 /// Checks an f32 conv whose forward input has shape `input` against `dy`; returns the Params (splits unset).
@@ -68,20 +91,32 @@ fn geometry(
     g: &Graph,
     label: &str,
     input: [usize; 4],
-    dy: TensorId,
+    dy: OutGrad,
     conv: &Conv2d,
 ) -> Result<Params> {
     let oshape = conv.out_shape(label, input)?;
-    if g.shape(dy) != oshape.as_slice() {
+    let [n, c_out, ho, wo] = oshape;
+    let (off, ds) = (dy.channel_offset.unwrap_or(0), g.shape(dy.tensor));
+    let fits = ds.len() == 4 && ds[0] == n && ds[2] == ho && ds[3] == wo && off + c_out <= ds[1];
+    if !fits || (dy.channel_offset.is_none() && ds != oshape.as_slice()) {
         return Err(Error::shape(
             label,
             format!(
-                "output gradient '{}' has shape {:?}, expected the conv's output shape {oshape:?} for input {input:?}",
-                g.info(dy).name,
-                g.shape(dy)
+                "output gradient '{}' has shape {ds:?}, expected {} (the conv's output {oshape:?} for input {input:?}{})",
+                g.info(dy.tensor).name,
+                match dy.channel_offset {
+                    Some(_) => format!("[{n}, ≥{}, {ho}, {wo}]", off + c_out),
+                    None => format!("{oshape:?}"),
+                },
+                match dy.channel_offset {
+                    Some(_) => format!(" at channels {off}..{}", off + c_out),
+                    None => String::new(),
+                }
             ),
         ));
     }
+    let dy_c = ds[1];
+    let dy = dy.tensor;
     if g.dtype(dy) != DType::F32 || conv.weight.dtype != DType::F32 {
         return Err(Error::shape(
             label,
@@ -94,10 +129,9 @@ fn geometry(
             ),
         ));
     }
-    let [n, c_in, h, w] = input;
-    let [_, c_out, ho, wo] = oshape;
-    let [_, cin_g, kh, kw] = <[usize; 4]>::try_from(conv.weight.shape.as_slice())
-        .expect("checked by out_shape");
+    let [_, c_in, h, w] = input;
+    let [_, cin_g, kh, kw] =
+        <[usize; 4]>::try_from(conv.weight.shape.as_slice()).expect("checked by out_shape");
     let u = |v: usize| v as u32;
     Ok(Params {
         n: u(n),
@@ -118,6 +152,8 @@ fn geometry(
         cin_g: u(cin_g),
         cout_g: u(c_out / conv.groups),
         k_fwd: u(cin_g * kh * kw),
+        dy_c: u(dy_c),
+        dy_off: u(off),
         ..Params::default()
     })
 }
@@ -134,16 +170,17 @@ fn check_dispatch(label: &str, what: &str, n: usize) -> Result<u32> {
 }
 
 /// Input gradient `dx` `[N, C_in, H, W]` of the conv whose forward input had shape `input`, from its output
-/// gradient `dy` `[N, C_out, Ho, Wo]`: `dx[n, c, iy, ix] = Σ w[co, c', ky, kx] · dy[n, co, oy, ox]` over the
+/// gradient `dy` `[N, C_out, Ho, Wo]` (or a channel slice of a larger tensor, see [`OutGrad`]): `dx[n, c, iy, ix] = Σ w[co, c', ky, kx] · dy[n, co, oy, ox]` over the
 /// `co` of `c`'s group and every `(ky, kx)` with `oy·sy = iy + top − ky·dy`, `ox·sx = ix + left − kx·dx`
 /// in range. Input pixels no window reaches (bottom/right padding cut by the stride) get 0.
 pub fn conv2d_grad_input(
     g: &mut Graph,
     label: &str,
-    dy: TensorId,
+    dy: impl Into<OutGrad>,
     conv: &Conv2d,
     input: [usize; 4],
 ) -> Result<TensorId> {
+    let dy = dy.into();
     let mut params = geometry(g, label, input, dy, conv)?;
     let m_tiles = (params.cin_g as usize).div_ceil(TILE);
     params.m_tiles = m_tiles as u32;
@@ -159,7 +196,7 @@ pub fn conv2d_grad_input(
         entry: "conv2d_grad",
         constants: vec![],
         params: bytemuck::bytes_of(&params).to_vec(),
-        bindings: vec![dy.into(), (&conv.weight).into(), out.into()],
+        bindings: vec![dy.tensor.into(), (&conv.weight).into(), out.into()],
         workgroups: [tiles.div_ceil(z) as u32, y, z as u32],
         flops: crate::gpu::graph::mac_flops(&[n, c_in, h, w, k]),
     });
@@ -174,7 +211,7 @@ pub struct ParamGrads {
 }
 
 /// Weight and bias gradients of the conv from its forward input `x` `[N, C_in, H, W]` and output gradient
-/// `dy`: `dw[co, c', ky, kx] = Σ_{n, oy, ox} dy[n, co, oy, ox] · x[n, g·C_in/groups + c', oy·sy + ky·dy − top,
+/// `dy` (a tensor or a channel slice, see [`OutGrad`]): `dw[co, c', ky, kx] = Σ_{n, oy, ox} dy[n, co, oy, ox] · x[n, g·C_in/groups + c', oy·sy + ky·dy − top,
 /// ox·sx + kx·dx − left]` (0 outside the input) and `db[co] = Σ_{n, oy, ox} dy[n, co, oy, ox]`, summed over
 /// [`weight_grad_splits`] partial GEMMs in a fixed order. With `accumulate = Some(grads)` the gradients are
 /// added to those tensors (gradient accumulation) and they are returned; otherwise new tensors are.
@@ -183,10 +220,11 @@ pub fn conv2d_grad_params(
     g: &mut Graph,
     label: &str,
     x: TensorId,
-    dy: TensorId,
+    dy: impl Into<OutGrad>,
     conv: &Conv2d,
     accumulate: Option<ParamGrads>,
 ) -> Result<ParamGrads> {
+    let dy = dy.into();
     let input = g.nchw(label, x)?;
     let mut params = geometry(g, label, input, dy, conv)?;
     if g.dtype(x) != DType::F32 {
@@ -231,7 +269,10 @@ pub fn conv2d_grad_params(
     params.m_tiles = m_tiles as u32;
     params.chunk = chunk as u32;
     params.splits = splits as u32;
-    let part = g.tensor(&format!("{label}.grad_partial"), &[splits, c_out, k_fwd + 1])?;
+    let part = g.tensor(
+        &format!("{label}.grad_partial"),
+        &[splits, c_out, k_fwd + 1],
+    )?;
     let y = check_dispatch(label, "the weight gradient", conv.groups * m_tiles)?;
     let x_tiles = check_dispatch(label, "the weight gradient", (k_fwd + 1).div_ceil(TILE))?;
     let bytes = bytemuck::bytes_of(&params).to_vec();
@@ -241,7 +282,7 @@ pub fn conv2d_grad_params(
         entry: "conv2d_grad_weight",
         constants: vec![],
         params: bytes.clone(),
-        bindings: vec![x.into(), dy.into(), part.into()],
+        bindings: vec![x.into(), dy.tensor.into(), part.into()],
         workgroups: [x_tiles, y, splits as u32],
         flops: crate::gpu::graph::mac_flops(&[pixels, c_out, k_fwd + 1]),
     });

@@ -60,7 +60,10 @@ pub fn sgd(
     if std::sync::Arc::ptr_eq(&param.buffer, &history.buffer) {
         return Err(Error::shape(
             label,
-            format!("parameter '{}' and its history '{}' must be different buffers", param.name, history.name),
+            format!(
+                "parameter '{}' and its history '{}' must be different buffers",
+                param.name, history.name
+            ),
         ));
     }
     if g.shape(grad) != param.shape.as_slice() || g.dtype(grad) != DType::F32 {

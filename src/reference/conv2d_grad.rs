@@ -23,7 +23,11 @@ fn for_each_product(
 ) -> [usize; 4] {
     let [n, c_in, h, w] = input;
     let [c_out, cin_g, kh, kw] = wshape;
-    assert_eq!(cin_g * geo.groups, c_in, "weight {wshape:?} vs input {input:?}");
+    assert_eq!(
+        cin_g * geo.groups,
+        c_in,
+        "weight {wshape:?} vs input {input:?}"
+    );
     let [sy, sx] = geo.stride;
     let [dy, dx] = geo.dilation;
     let [pt, pb, pl, pr] = geo.pad;

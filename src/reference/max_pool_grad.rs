@@ -25,8 +25,12 @@ pub fn max_pool_grad(x: &CpuTensor, dy: &CpuTensor, pool: &Pool) -> CpuTensor {
             for ox in 0..wo {
                 let hstart = (oy * sh) as isize - ph as isize;
                 let wstart = (ox * sw) as isize - pw as isize;
-                let hend = (hstart + kh as isize).min((h + ph) as isize).min(h as isize);
-                let wend = (wstart + kw as isize).min((w + pw) as isize).min(w as isize);
+                let hend = (hstart + kh as isize)
+                    .min((h + ph) as isize)
+                    .min(h as isize);
+                let wend = (wstart + kw as isize)
+                    .min((w + pw) as isize)
+                    .min(w as isize);
                 let mut m = -f32::MAX;
                 let mut mask = None;
                 for y in hstart.max(0)..hend {

@@ -11,7 +11,7 @@ use crate::common::*;
 use sshface::gpu::{DType, Graph};
 use sshface::ops::conv2d::Conv2d;
 use sshface::ops::conv2d_grad::{
-    conv2d_grad_input, conv2d_grad_params, weight_grad_splits, ParamGrads,
+    conv2d_grad_input, conv2d_grad_params, weight_grad_splits, OutGrad, ParamGrads,
 };
 use sshface::ops::Activation;
 use sshface::reference::conv2d::conv2d as conv_ref;
@@ -65,7 +65,12 @@ fn cases() -> Vec<Case> {
 }
 
 fn geometry(c: &Case) -> Geometry {
-    Geometry { stride: c.stride, pad: c.pad, dilation: c.dil, groups: c.groups }
+    Geometry {
+        stride: c.stride,
+        pad: c.pad,
+        dilation: c.dil,
+        groups: c.groups,
+    }
 }
 
 fn wshape(c: &Case) -> [usize; 4] {
@@ -88,7 +93,17 @@ fn conv(ctx: &GpuContext, c: &Case, w: &[f32], bias: Option<&[f32]>) -> Conv2d {
 fn out_shape(c: &Case) -> [usize; 4] {
     let x = CpuTensor::zeros(&c.x);
     let w = CpuTensor::zeros(&wshape(c));
-    let y = conv_ref(&x, &w, None, c.stride, c.pad, c.dil, c.groups, Activation::None, None);
+    let y = conv_ref(
+        &x,
+        &w,
+        None,
+        c.stride,
+        c.pad,
+        c.dil,
+        c.groups,
+        Activation::None,
+        None,
+    );
     y.nchw()
 }
 
@@ -117,26 +132,48 @@ fn conv2d_grad_cases() {
         for t in [dx, grads.weight, grads.bias] {
             g.mark_output(t);
         }
-        let got = run_graph(ctx, g, &[(x, &xd), (dy, &dyd)], &[dx, grads.weight, grads.bias]);
+        let got = run_graph(
+            ctx,
+            g,
+            &[(x, &xd), (dy, &dyd)],
+            &[dx, grads.weight, grads.bias],
+        );
 
         let geo = geometry(c);
         let dy_t = CpuTensor::new(&ys, dyd);
         let want_dx = grad_ref::conv2d_grad_input(&dy_t, &CpuTensor::new(&ws, wd), c.x, &geo);
-        let (want_dw, want_db) = grad_ref::conv2d_grad_params(&CpuTensor::new(&c.x, xd), &dy_t, ws, &geo);
+        let (want_dw, want_db) =
+            grad_ref::conv2d_grad_params(&CpuTensor::new(&c.x, xd), &dy_t, ws, &geo);
         let k_in = (c.c_out / c.groups * c.k[0] * c.k[1]) as f32;
-        assert_close(&format!("{} dx", c.name), &got[0], &want_dx.data, 1e-4 * k_in.sqrt(), 0.0);
+        assert_close(
+            &format!("{} dx", c.name),
+            &got[0],
+            &want_dx.data,
+            1e-4 * k_in.sqrt(),
+            0.0,
+        );
         let atol = 1e-4 * (pixels as f32).sqrt();
         assert_close(&format!("{} dw", c.name), &got[1], &want_dw.data, atol, 0.0);
         assert_close(&format!("{} db", c.name), &got[2], &want_db, atol, 0.0);
     }
-    assert!(split_cases > 0, "no case splits the weight gradient's reduction");
+    assert!(
+        split_cases > 0,
+        "no case splits the weight gradient's reduction"
+    );
 }
 
 /// With `accumulate`, the gradients are added to what the tensors hold (iter_size accumulation).
 #[test]
 fn conv2d_grad_accumulates() {
     let Some(ctx) = gpu() else { return };
-    let c = Case { name: "accumulate", x: [2, 4, 9, 11], c_out: 5, stride: [2, 2], pad: [0, 1, 0, 1], ..BASE };
+    let c = Case {
+        name: "accumulate",
+        x: [2, 4, 9, 11],
+        c_out: 5,
+        stride: [2, 2],
+        pad: [0, 1, 0, 1],
+        ..BASE
+    };
     let (ws, ys) = (wshape(&c), out_shape(&c));
     let xd = rand_vec(1, c.x.iter().product(), -1.0, 1.0);
     let wd = rand_vec(2, ws.iter().product(), -1.0, 1.0);
@@ -146,16 +183,106 @@ fn conv2d_grad_accumulates() {
     let mut g = Graph::new();
     let x = g.input("x", &c.x).unwrap();
     let dy = g.input("dy", &ys).unwrap();
-    let acc = ParamGrads { weight: g.input("w.grad", &ws).unwrap(), bias: g.input("b.grad", &[c.c_out]).unwrap() };
+    let acc = ParamGrads {
+        weight: g.input("w.grad", &ws).unwrap(),
+        bias: g.input("b.grad", &[c.c_out]).unwrap(),
+    };
     let cv = conv(ctx, &c, &wd, Some(&b0));
     let out = conv2d_grad_params(&mut g, "conv", x, dy, &cv, Some(acc)).unwrap();
     assert_eq!(out, acc, "accumulating returns the accumulators");
-    let got = run_graph(ctx, g, &[(x, &xd), (dy, &dyd), (acc.weight, &w0), (acc.bias, &b0)], &[acc.weight, acc.bias]);
-    let (dw, db) = grad_ref::conv2d_grad_params(&CpuTensor::new(&c.x, xd), &CpuTensor::new(&ys, dyd), ws, &geometry(&c));
+    let got = run_graph(
+        ctx,
+        g,
+        &[(x, &xd), (dy, &dyd), (acc.weight, &w0), (acc.bias, &b0)],
+        &[acc.weight, acc.bias],
+    );
+    let (dw, db) = grad_ref::conv2d_grad_params(
+        &CpuTensor::new(&c.x, xd),
+        &CpuTensor::new(&ys, dyd),
+        ws,
+        &geometry(&c),
+    );
     let want_w: Vec<f32> = w0.iter().zip(&dw.data).map(|(a, b)| a + b).collect();
     let want_b: Vec<f32> = b0.iter().zip(&db).map(|(a, b)| a + b).collect();
     assert_close("accumulated dw", &got[0], &want_w, 1e-3, 0.0);
     assert_close("accumulated db", &got[1], &want_b, 1e-3, 0.0);
+}
+
+/// The output gradient as a channel slice of a concatenation's gradient (the forward wrote `into` it).
+#[test]
+fn conv2d_grad_reads_a_channel_slice() {
+    let Some(ctx) = gpu() else { return };
+    let c = Case {
+        name: "slice",
+        x: [2, 4, 9, 11],
+        c_out: 5,
+        stride: [2, 2],
+        pad: [0, 1, 0, 1],
+        groups: 1,
+        ..BASE
+    };
+    let (ws, ys) = (wshape(&c), out_shape(&c));
+    let (total, off) = (11, 3);
+    let big_shape = [ys[0], total, ys[2], ys[3]];
+    let xd = rand_vec(1, c.x.iter().product(), -1.0, 1.0);
+    let wd = rand_vec(2, ws.iter().product(), -1.0, 1.0);
+    let big = rand_vec(3, big_shape.iter().product(), -1.0, 1.0);
+    let hw = ys[2] * ys[3];
+    let slice: Vec<f32> = (0..ys[0])
+        .flat_map(|b| {
+            big[(b * total + off) * hw..][..c.c_out * hw]
+                .iter()
+                .copied()
+        })
+        .collect();
+    let mut g = Graph::new();
+    let x = g.input("x", &c.x).unwrap();
+    let dy = g.input("concat.grad", &big_shape).unwrap();
+    let cv = conv(ctx, &c, &wd, None);
+    let part = OutGrad {
+        tensor: dy,
+        channel_offset: Some(off),
+    };
+    let dx = conv2d_grad_input(&mut g, "dx", part, &cv, c.x).unwrap();
+    let grads = conv2d_grad_params(&mut g, "conv", x, part, &cv, None).unwrap();
+    for t in [dx, grads.weight, grads.bias] {
+        g.mark_output(t);
+    }
+    // A whole tensor must be exactly the conv's output; a slice must fit inside.
+    let e = conv2d_grad_input(&mut g, "dx", dy, &cv, c.x)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("concat.grad") && e.contains("[2, 11, 4, 5]") && e.contains("[2, 5, 4, 5]"),
+        "{e}"
+    );
+    let e = conv2d_grad_input(
+        &mut g,
+        "dx",
+        OutGrad {
+            tensor: dy,
+            channel_offset: Some(7),
+        },
+        &cv,
+        c.x,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("channels 7..12"), "{e}");
+    let got = run_graph(
+        ctx,
+        g,
+        &[(x, &xd), (dy, &big)],
+        &[dx, grads.weight, grads.bias],
+    );
+    let geo = geometry(&c);
+    let dy_t = CpuTensor::new(&ys, slice);
+    let want_dx = grad_ref::conv2d_grad_input(&dy_t, &CpuTensor::new(&ws, wd), c.x, &geo);
+    let (want_dw, want_db) =
+        grad_ref::conv2d_grad_params(&CpuTensor::new(&c.x, xd), &dy_t, ws, &geo);
+    assert_close("slice dx", &got[0], &want_dx.data, 1e-3, 0.0);
+    assert_close("slice dw", &got[1], &want_dw.data, 1e-3, 0.0);
+    assert_close("slice db", &got[2], &want_db, 1e-3, 0.0);
 }
 
 #[test]
@@ -184,7 +311,8 @@ fn conv2d_grad_reference_matches_finite_differences() {
         let geo = geometry(c);
         let dy = CpuTensor::new(&ys, r.clone());
         let dx = grad_ref::conv2d_grad_input(&dy, &CpuTensor::new(&ws, wd.clone()), c.x, &geo);
-        let (dw, db) = grad_ref::conv2d_grad_params(&CpuTensor::new(&c.x, xd.clone()), &dy, ws, &geo);
+        let (dw, db) =
+            grad_ref::conv2d_grad_params(&CpuTensor::new(&c.x, xd.clone()), &dy, ws, &geo);
         let h = 0.25;
         let idx = probe(seed, xd.len(), 24);
         let (wc, bc) = (wd.clone(), bd.clone());
@@ -207,18 +335,37 @@ fn conv2d_grad_rejects_bad_inputs() {
     let mut g = Graph::new();
     let x = g.input("conv3_1_in", &c.x).unwrap();
     let dy = g.input("conv3_1_dy", &[1, 6, 7, 8]).unwrap();
-    let e = conv2d_grad_input(&mut g, "conv3_1", dy, &cv, c.x).unwrap_err().to_string();
-    assert!(e.contains("conv3_1") && e.contains("conv3_1_dy") && e.contains("[1, 6, 7, 9]"), "{e}");
-    let e = conv2d_grad_params(&mut g, "conv3_1", x, dy, &cv, None).unwrap_err().to_string();
-    assert!(e.contains("conv3_1_dy") && e.contains("[1, 6, 7, 8]"), "{e}");
+    let e = conv2d_grad_input(&mut g, "conv3_1", dy, &cv, c.x)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("conv3_1") && e.contains("conv3_1_dy") && e.contains("[1, 6, 7, 9]"),
+        "{e}"
+    );
+    let e = conv2d_grad_params(&mut g, "conv3_1", x, dy, &cv, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("conv3_1_dy") && e.contains("[1, 6, 7, 8]"),
+        "{e}"
+    );
     let dy = g.input("dy_ok", &[1, 6, 7, 9]).unwrap();
-    let acc = ParamGrads { weight: g.input("w.grad", &[6, 5, 3, 1]).unwrap(), bias: g.input("b.grad", &[6]).unwrap() };
-    let e = conv2d_grad_params(&mut g, "conv3_1", x, dy, &cv, Some(acc)).unwrap_err().to_string();
+    let acc = ParamGrads {
+        weight: g.input("w.grad", &[6, 5, 3, 1]).unwrap(),
+        bias: g.input("b.grad", &[6]).unwrap(),
+    };
+    let e = conv2d_grad_params(&mut g, "conv3_1", x, dy, &cv, Some(acc))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("w.grad") && e.contains("[6, 5, 3, 3]"), "{e}");
     let half = g.input_as("x16", &c.x, DType::F16).unwrap();
-    let e = conv2d_grad_params(&mut g, "conv3_1", half, dy, &cv, None).unwrap_err().to_string();
+    let e = conv2d_grad_params(&mut g, "conv3_1", half, dy, &cv, None)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("x16") && e.contains("F16"), "{e}");
     // An input whose channels do not fit the weight.
-    let e = conv2d_grad_input(&mut g, "conv3_1", dy, &cv, [1, 4, 7, 9]).unwrap_err().to_string();
+    let e = conv2d_grad_input(&mut g, "conv3_1", dy, &cv, [1, 4, 7, 9])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("conv3_1") && e.contains("C_in"), "{e}");
 }

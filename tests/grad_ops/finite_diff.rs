@@ -54,7 +54,14 @@ pub fn dot(r: &[f32], y: &[f32]) -> f64 {
 
 /// Panics naming `case`, the index, the analytic and the numeric value where they differ by more than
 /// atol + rtol·|numeric|.
-pub fn assert_fd(case: &str, idx: &[usize], analytic: &[f32], numeric: &[f64], atol: f64, rtol: f64) {
+pub fn assert_fd(
+    case: &str,
+    idx: &[usize],
+    analytic: &[f32],
+    numeric: &[f64],
+    atol: f64,
+    rtol: f64,
+) {
     assert!(!idx.is_empty(), "{case}: nothing probed");
     for (k, &i) in idx.iter().enumerate() {
         let (a, n) = (analytic[i] as f64, numeric[k]);

@@ -15,7 +15,12 @@ use sshface::reference::relu_grad::relu_grad as relu_grad_ref;
 use sshface::reference::CpuTensor;
 
 const fn pool(k: usize, s: usize, p: usize, ceil_mode: bool) -> Pool {
-    Pool { kernel: [k, k], stride: [s, s], pad: [p, p], ceil_mode }
+    Pool {
+        kernel: [k, k],
+        stride: [s, s],
+        pad: [p, p],
+        ceil_mode,
+    }
 }
 
 #[rustfmt::skip]
@@ -31,7 +36,13 @@ fn cases() -> Vec<(&'static str, [usize; 4], Pool)> {
     ]
 }
 
-fn run_pool_grad(shape: [usize; 4], p: &Pool, x: &[f32], dy: &[f32], dy_shape: &[usize]) -> Vec<f32> {
+fn run_pool_grad(
+    shape: [usize; 4],
+    p: &Pool,
+    x: &[f32],
+    dy: &[f32],
+    dy_shape: &[usize],
+) -> Vec<f32> {
     let ctx = gpu().expect("checked by caller");
     let mut g = Graph::new();
     let xt = g.input("x", &shape).unwrap();
@@ -51,7 +62,12 @@ fn max_pool_grad_cases_with_ties() {
         let n: usize = shape.iter().product();
         let mut r = rng(40 + i as u64);
         for (kind, x) in [
-            ("ties", (0..n).map(|_| r.random_range(-2..=2) as f32).collect::<Vec<_>>()),
+            (
+                "ties",
+                (0..n)
+                    .map(|_| r.random_range(-2..=2) as f32)
+                    .collect::<Vec<_>>(),
+            ),
             ("all equal", vec![-1.0; n]),
             ("distinct", distinct_vec(60 + i as u64, n)),
         ] {
@@ -105,19 +121,33 @@ fn max_pool_grad_rejects_bad_shapes() {
     let mut g = Graph::new();
     let x = g.input("conv4_3", &[1, 4, 7, 9]).unwrap();
     let dy = g.input("pool4.grad", &[1, 4, 3, 4]).unwrap();
-    let e = max_pool_grad(&mut g, "pool4", x, dy, &pool(2, 2, 0, true)).unwrap_err().to_string();
-    assert!(e.contains("pool4") && e.contains("pool4.grad") && e.contains("[1, 4, 4, 5]"), "{e}");
-    let e = max_pool_grad(&mut g, "pool4", x, dy, &pool(9, 2, 0, false)).unwrap_err().to_string();
+    let e = max_pool_grad(&mut g, "pool4", x, dy, &pool(2, 2, 0, true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("pool4") && e.contains("pool4.grad") && e.contains("[1, 4, 4, 5]"),
+        "{e}"
+    );
+    let e = max_pool_grad(&mut g, "pool4", x, dy, &pool(9, 2, 0, false))
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("pool4") && e.contains("kernel 9"), "{e}");
 }
 
 #[test]
 fn relu_grad_matches_reference() {
     let Some(ctx) = gpu() else { return };
-    for (name, shape) in [("17x34 C3", vec![1, 3, 17, 34]), ("batch 2 odd", vec![2, 5, 3, 7]), ("flat 1", vec![1])] {
+    for (name, shape) in [
+        ("17x34 C3", vec![1, 3, 17, 34]),
+        ("batch 2 odd", vec![2, 5, 3, 7]),
+        ("flat 1", vec![1]),
+    ] {
         let n: usize = shape.iter().product();
         // A third exact zeros: the forward output of every non-positive input.
-        let y: Vec<f32> = rand_vec(7, n, -1.0, 2.0).into_iter().map(|v| v.max(0.0)).collect();
+        let y: Vec<f32> = rand_vec(7, n, -1.0, 2.0)
+            .into_iter()
+            .map(|v| v.max(0.0))
+            .collect();
         let dy = rand_vec(8, n, -1.0, 1.0);
         let mut g = Graph::new();
         let yt = g.input("y", &shape).unwrap();
@@ -126,7 +156,10 @@ fn relu_grad_matches_reference() {
         g.mark_output(dx);
         let got = run_graph(ctx, g, &[(yt, &y), (dyt, &dy)], &[dx]).remove(0);
         let want = relu_grad_ref(&y, &dy);
-        assert!(want.iter().filter(|&&v| v == 0.0).count() > n / 4, "{name}: zeros masked");
+        assert!(
+            want.iter().filter(|&&v| v == 0.0).count() > n / 4,
+            "{name}: zeros masked"
+        );
         assert_close(name, &got, &want, 0.0, 0.0);
     }
 }
@@ -134,7 +167,10 @@ fn relu_grad_matches_reference() {
 #[test]
 fn relu_grad_reference_matches_finite_differences() {
     // Inputs at least 1/64 from 0, step 2^-9: no input crosses the kink.
-    let mut x: Vec<f32> = distinct_vec(9, 200).into_iter().map(|v| if v >= 0.0 { v + 1.0 / 64.0 } else { v }).collect();
+    let mut x: Vec<f32> = distinct_vec(9, 200)
+        .into_iter()
+        .map(|v| if v >= 0.0 { v + 1.0 / 64.0 } else { v })
+        .collect();
     let r = rand_vec(10, x.len(), -1.0, 1.0);
     let relu = |v: &[f32]| v.iter().map(|&a| a.max(0.0)).collect::<Vec<f32>>();
     let analytic = relu_grad_ref(&relu(&x), &r);
@@ -149,5 +185,8 @@ fn relu_grad_rejects_mismatched_shapes() {
     let y = g.input("conv5_3", &[1, 4, 7, 9]).unwrap();
     let dy = g.input("conv5_3.grad", &[1, 4, 7, 8]).unwrap();
     let e = relu_grad(&mut g, "relu5_3", y, dy).unwrap_err().to_string();
-    assert!(e.contains("relu5_3") && e.contains("conv5_3.grad") && e.contains("[1, 4, 7, 9]"), "{e}");
+    assert!(
+        e.contains("relu5_3") && e.contains("conv5_3.grad") && e.contains("[1, 4, 7, 9]"),
+        "{e}"
+    );
 }
