@@ -214,7 +214,8 @@ pub struct ParamGrads {
 /// `dy` (a tensor or a channel slice, see [`OutGrad`]): `dw[co, c', ky, kx] = Σ_{n, oy, ox} dy[n, co, oy, ox] · x[n, g·C_in/groups + c', oy·sy + ky·dy − top,
 /// ox·sx + kx·dx − left]` (0 outside the input) and `db[co] = Σ_{n, oy, ox} dy[n, co, oy, ox]`, summed over
 /// [`weight_grad_splits`] partial GEMMs in a fixed order. With `accumulate = Some(grads)` the gradients are
-/// added to those tensors (gradient accumulation) and they are returned; otherwise new tensors are.
+/// added to those tensors (gradient accumulation; make them inputs or outputs of the graph so that their
+/// buffers are not shared and keep their values between runs) and they are returned; otherwise new tensors are.
 /// The bias gradient is computed whether or not the conv has a bias.
 pub fn conv2d_grad_params(
     g: &mut Graph,

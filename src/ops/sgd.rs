@@ -46,6 +46,15 @@ pub fn sgd(
     mult: Multipliers,
     clear_grad: bool,
 ) -> Result<()> {
+    if !(mult.lr.is_finite() && mult.decay.is_finite() && mult.lr >= 0.0 && mult.decay >= 0.0) {
+        return Err(Error::shape(
+            label,
+            format!(
+                "multipliers of parameter '{}' must be finite and ≥ 0: lr_mult {}, decay_mult {}",
+                param.name, mult.lr, mult.decay
+            ),
+        ));
+    }
     for w in [param, history] {
         if w.shape != param.shape || w.dtype != DType::F32 {
             return Err(Error::shape(
