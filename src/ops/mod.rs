@@ -6,17 +6,23 @@ pub mod blur;
 pub mod conv2d;
 pub mod conv2d_coop;
 pub mod conv2d_gemm;
+pub mod conv2d_grad;
 pub mod conv2d_layer;
 pub mod copy_rows;
 pub mod decode;
 pub mod fill;
 pub mod max_pool;
+pub mod max_pool_grad;
 pub mod nms;
 pub mod nms_mask;
 pub mod preprocess;
+pub mod relu_grad;
 pub mod select_keys;
 pub mod select_topk;
+pub mod sgd;
+pub mod smooth_l1;
 pub mod softmax2;
+pub mod softmax_loss;
 pub mod sort;
 pub mod spin;
 pub mod upsample_bilinear;
@@ -126,6 +132,13 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &upsample_bilinear::SHADER_F16,
         &upsample_nearest::SHADER_F16,
         &copy_rows::SHADER,
+        // backward (training, f32 only)
+        &conv2d_grad::SHADER,
+        &max_pool_grad::SHADER,
+        &relu_grad::SHADER,
+        &sgd::SHADER,
+        &smooth_l1::SHADER,
+        &softmax_loss::SHADER,
     ]
 }
 
