@@ -268,6 +268,7 @@ pub fn all() -> Variants {
     sshface::ops::spin::spin(&mut g, "stall", out, 1).unwrap();
     v.add_steps("stall", g.steps());
     blur_variants(&mut v);
+    grad_variants(&ctx, &mut v);
     for size in [8, 16] {
         let ctx = noop_context(Some(size));
         network_variants(&ctx, Precision::F16, &mut v);
@@ -275,4 +276,68 @@ pub fn all() -> Variants {
         explicit_kernel_variants(&ctx, DType::F16, &mut v);
     }
     v
+}
+
+/// The backward (training) launchers, f32 only: conv input and parameter gradients (with and without the split
+/// weight-gradient sum), ReLU and max-pool backward, both losses and the SGD update.
+fn grad_variants(ctx: &GpuContext, v: &mut Variants) {
+    use sshface::ops::conv2d_grad::{conv2d_grad_input, conv2d_grad_params, weight_grad_splits};
+    use sshface::ops::max_pool::Pool;
+    use sshface::ops::sgd::{sgd, Multipliers, HYPER_LEN};
+    use sshface::ops::softmax2::ClassLayout;
+    let c = 8;
+    let w = ctx
+        .weight("g.w", &vec![0.0; c * c * 9], &[c, c, 3, 3])
+        .unwrap();
+    let b = ctx.weight("g.b", &vec![0.0; c], &[c]).unwrap();
+    let conv = Conv2d::new(w.clone(), Some(b.clone())).with_pad([1, 1, 1, 1]);
+    for side in [9, 256] {
+        let mut g = Graph::new();
+        let shape = [1, c, side, side];
+        let x = g.input("x", &shape).unwrap();
+        let dy = g.input("dy", &shape).unwrap();
+        conv2d_grad_input(&mut g, "dx", dy, &conv, shape).unwrap();
+        conv2d_grad_params(&mut g, "dw", x, dy, &conv, None).unwrap();
+        let splits = weight_grad_splits(side * side, c, c * 9);
+        v.add_steps(
+            &format!("conv grad {side}x{side} ({splits} splits)"),
+            g.steps(),
+        );
+    }
+    assert!(weight_grad_splits(256 * 256, c, c * 9) > 1, "a split case");
+    let mut g = Graph::new();
+    let y = g.input("y", &[1, c, 9, 9]).unwrap();
+    let dy = g.input("dy", &[1, c, 9, 9]).unwrap();
+    sshface::ops::relu_grad::relu_grad(&mut g, "relu", y, dy).unwrap();
+    let pool = Pool {
+        kernel: [2, 2],
+        stride: [2, 2],
+        pad: [0, 0],
+        ceil_mode: true,
+    };
+    let dp = g.input("dp", &[1, c, 5, 5]).unwrap();
+    sshface::ops::max_pool_grad::max_pool_grad(&mut g, "pool", y, dp, &pool).unwrap();
+    let logits = g.input("logits", &[1, 4, 5, 5]).unwrap();
+    let labels = g.input("labels", &[1, 2, 5, 5]).unwrap();
+    sshface::ops::softmax_loss::softmax_loss(
+        &mut g,
+        "cls",
+        logits,
+        labels,
+        ClassLayout::ClassMajor,
+    )
+    .unwrap();
+    let t: Vec<_> = (0..4)
+        .map(|k| g.input(&format!("l1.{k}"), &[1, 8, 5, 5]).unwrap())
+        .collect();
+    sshface::ops::smooth_l1::smooth_l1(&mut g, "bbox", [t[0], t[1], t[2], t[3]], 3.0).unwrap();
+    let hyper = g.input("hyper", &[HYPER_LEN]).unwrap();
+    let grad = g.input("grad", &[c]).unwrap();
+    let hist = ctx.weight("g.b.history", &vec![0.0; c], &[c]).unwrap();
+    let mult = Multipliers {
+        lr: 2.0,
+        decay: 0.0,
+    };
+    sgd(&mut g, "sgd", &b, &hist, grad, hyper, mult, true).unwrap();
+    v.add_steps("backward ops", g.steps());
 }
