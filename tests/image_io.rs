@@ -86,9 +86,11 @@ fn exif_orientation_is_applied() {
 
 #[test]
 fn bad_files_are_errors_naming_the_file() {
+    // Cut inside the header: nothing decodes, so it is an error (a cut inside the pixel data is a partial image:
+    // `truncated_images_decode_partly_and_say_so`).
     let png = std::fs::read(data("astronaut.png")).unwrap();
     let path = temp("truncated.png");
-    std::fs::write(&path, &png[..png.len() / 2]).unwrap();
+    std::fs::write(&path, &png[..30]).unwrap();
     let e = load_rgb8(&path).unwrap_err();
     std::fs::remove_file(&path).ok();
     assert!(matches!(e, Error::Image { .. }), "{e}");
@@ -108,4 +110,70 @@ fn bad_files_are_errors_naming_the_file() {
         matches!(e, Error::Image { .. }) && e.to_string().contains("/nonexistent/face.jpg"),
         "{e}"
     );
+}
+
+/// Rows `rows` of `a` and `b` (RGB8 of equal width): the largest channel difference.
+fn max_diff(a: &image::RgbImage, b: &image::RgbImage, rows: std::ops::Range<u32>) -> u8 {
+    rows.flat_map(|y| (0..a.width()).map(move |x| (x, y)))
+        .flat_map(|(x, y)| (0..3).map(move |c| a.get_pixel(x, y)[c].abs_diff(b.get_pixel(x, y)[c])))
+        .max()
+        .unwrap_or(0)
+}
+
+/// Issue 11 part 7: a PNG or JPEG cut inside its pixel data decodes as far as the data goes; `*_checked` says so,
+/// the rows before the cut are those of the whole file (decoded by the `image` crate), the rest are mid-grey.
+/// Complete files, and a JPEG with bytes after its end marker, are not reported.
+#[test]
+fn truncated_images_decode_partly_and_say_so() {
+    use sshface::image_io::{decode_rgb_checked, load_rgb_checked};
+    for (file, cut, kind) in [
+        ("astronaut.png", 2, "truncated or corrupt PNG"),
+        ("grace_hopper.jpg", 2, "truncated JPEG"),
+        ("camera.png", 3, "truncated or corrupt PNG"),
+    ] {
+        let bytes = std::fs::read(data(file)).unwrap();
+        let whole = image::load_from_memory(&bytes).unwrap().to_rgb8();
+        let full = decode_rgb_checked(file, &bytes, None).unwrap();
+        assert!(full.partial.is_none(), "{file}: {:?}", full.partial);
+        assert_eq!(full.image, whole, "{file}");
+
+        let path = temp(&format!("cut-{file}"));
+        std::fs::write(&path, &bytes[..bytes.len() / cut]).unwrap();
+        let d = load_rgb_checked(&path, None).unwrap();
+        std::fs::remove_file(&path).ok();
+        let why = d.partial.expect("a cut file is reported");
+        assert!(why.starts_with(kind), "{file}: {why}");
+        assert_eq!(d.image.dimensions(), whole.dimensions(), "{file}");
+        let h = whole.height();
+        // The first rows decoded exactly, the last rows are the grey fill.
+        assert_eq!(
+            max_diff(&d.image, &whole, 0..h / (2 * cut as u32)),
+            0,
+            "{file}: top rows"
+        );
+        let last = d.image.rows().last().unwrap();
+        assert!(
+            last.into_iter().all(|p| p.0 == [128; 3]),
+            "{file}: bottom row is not grey"
+        );
+        if kind.ends_with("PNG") {
+            let rows: u32 = why.split(' ').nth(4).unwrap().parse().unwrap();
+            assert!(rows > 0 && rows < h, "{file}: {why}");
+            assert!(
+                why.contains(&format!("{rows} of {h} rows decoded")),
+                "{why}"
+            );
+            assert_eq!(
+                max_diff(&d.image, &whole, 0..rows),
+                0,
+                "{file}: decoded rows"
+            );
+        }
+    }
+    let mut jpeg = std::fs::read(data("grace_hopper.jpg")).unwrap();
+    jpeg.extend_from_slice(b"\0\0trailing bytes after the end marker");
+    assert!(decode_rgb_checked("t.jpg", &jpeg, None)
+        .unwrap()
+        .partial
+        .is_none());
 }

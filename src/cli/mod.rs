@@ -8,7 +8,7 @@ mod draw;
 mod eval;
 mod eval_ap;
 mod font;
-mod mat;
+use sshface::readers::mat;
 mod output;
 mod pr_plot;
 mod precision;

@@ -382,3 +382,36 @@ fn ssh_vgg16_table_matches_the_spec() {
     assert_eq!(caffe_name("m2.ssh_7x7-1"), "m2@ssh_7x7-1");
     assert_eq!(export_name("conv4_fuse_final"), "conv4_fuse_final");
 }
+
+/// A NaN or infinity in a blob (f32 or double data) is refused naming the exported tensor.
+#[test]
+fn non_finite_blobs_are_refused_naming_the_tensor() {
+    for (enc, bad) in [
+        (B::Packed, f32::NAN),
+        (B::Unpacked, f32::NEG_INFINITY),
+        (B::Double, f32::INFINITY),
+    ] {
+        let mut net = Msg::new();
+        conv(&mut net, false, "conv1_1", 0, B::Packed);
+        deconv(&mut net, false, &bilinear3());
+        let (w, mut b) = wb(1);
+        b[1] = bad;
+        let s = LAYERS[1].weight;
+        layer(
+            &mut net,
+            false,
+            "m1@ssh_3x3",
+            &[blob(enc, &s, &w), blob(enc, &[s[0]], &b)],
+        );
+        conv(&mut net, false, "m1@ssh_cls_score", 2, B::Packed);
+        let r = convert_caffe_with(&net.finish(), "nan.caffemodel", &TABLE);
+        assert_err(
+            r.map(|c| c.tensors.len()),
+            &[
+                "nan.caffemodel",
+                "tensor m1.ssh_3x3.bias",
+                &format!("non-finite value {bad} at element 1"),
+            ],
+        );
+    }
+}

@@ -97,6 +97,8 @@ const MI_UINT64: u32 = 13;
 const MI_MATRIX: u32 = 14;
 const MI_COMPRESSED: u32 = 15;
 const MI_UTF8: u32 = 16;
+/// Deepest nesting of cell arrays (WIDER FACE's ground truth nests 2 deep).
+const MAX_DEPTH: usize = 64;
 /// Largest inflated size of one compressed variable.
 const MAX_INFLATED: u64 = 1 << 30;
 
@@ -117,7 +119,7 @@ pub fn parse(bytes: &[u8]) -> Result<HashMap<String, Value>, String> {
         let (ty, data) = r.element()?;
         match ty {
             MI_MATRIX => {
-                let (name, v) = matrix(data)?;
+                let (name, v) = matrix(data, 0)?;
                 vars.insert(name, v);
             }
             MI_COMPRESSED => {
@@ -130,7 +132,7 @@ pub fn parse(bytes: &[u8]) -> Result<HashMap<String, Value>, String> {
                 let mut inner = Reader { b: &raw, pos: 0 };
                 let (ty, d) = inner.element()?;
                 if ty == MI_MATRIX {
-                    let (name, v) = matrix(d)?;
+                    let (name, v) = matrix(d, 0)?;
                     vars.insert(name, v);
                 }
             }
@@ -211,7 +213,11 @@ fn numbers(ty: u32, d: &[u8]) -> Result<Vec<f64>, String> {
 }
 
 /// Decodes the payload of a miMATRIX element: (name, value).
-fn matrix(d: &[u8]) -> Result<(String, Value), String> {
+fn matrix(d: &[u8], depth: usize) -> Result<(String, Value), String> {
+    // Cells nest by recursion: a few bytes per level would otherwise overflow the stack.
+    if depth > MAX_DEPTH {
+        return Err(format!("cell arrays nested more than {MAX_DEPTH} deep"));
+    }
     if d.is_empty() {
         // An empty cell element may be written as a matrix with no subelements.
         return Ok((
@@ -254,7 +260,7 @@ fn matrix(d: &[u8]) -> Result<(String, Value), String> {
                     ));
                 }
                 items.push(
-                    matrix(cd)
+                    matrix(cd, depth + 1)
                         .map_err(|e| format!("cell '{name}' element {k}: {e}"))?
                         .1,
                 );
@@ -322,6 +328,18 @@ mod tests {
                 vec![vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0, 7.0, 8.0]]
             );
             assert!(items[2].rows("e", 4).unwrap().is_empty());
+        }
+    }
+
+    /// Found auditing the readers: each nested cell cost a stack frame, so a small (compressed) file nesting cells
+    /// a few hundred thousand deep overflowed the stack. Now nesting is bounded and the error says so.
+    #[test]
+    fn deeply_nested_cells_are_an_error() {
+        let nest = |depth: usize| (0..depth).fold(chars("x"), |v, _| cell(vec![v]));
+        for compress in [false, true] {
+            assert!(parse(&write(&[("x", nest(MAX_DEPTH))], compress)).is_ok());
+            let e = parse(&write(&[("x", nest(MAX_DEPTH + 1))], compress)).unwrap_err();
+            assert!(e.contains("nested more than 64 deep"), "{e}");
         }
     }
 
