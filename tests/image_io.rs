@@ -151,7 +151,7 @@ fn truncated_images_decode_partly_and_say_so() {
             0,
             "{file}: top rows"
         );
-        let last = d.image.rows().last().unwrap();
+        let last = d.image.rows().next_back().unwrap();
         assert!(
             last.into_iter().all(|p| p.0 == [128; 3]),
             "{file}: bottom row is not grey"

@@ -81,7 +81,10 @@ mod tests {
         out
     }
 
-    fn read(bytes: &[u8]) -> (Vec<(String, Result<usize, String>)>, Result<(), String>) {
+    /// Each entry's name and byte count (or error), and how the stream ended.
+    type Read = (Vec<(String, Result<usize, String>)>, Result<(), String>);
+
+    fn read(bytes: &[u8]) -> Read {
         let mut got = Vec::new();
         let r = read_images("t.tar", bytes, |name, data| {
             got.push((name, data.map(|d| d.len())));
