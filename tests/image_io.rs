@@ -177,3 +177,82 @@ fn truncated_images_decode_partly_and_say_so() {
         .partial
         .is_none());
 }
+
+/// CRC-32 (ISO-HDLC), as PNG chunks carry it.
+fn crc32(bytes: &[u8]) -> u32 {
+    !bytes.iter().fold(!0u32, |c, &b| {
+        (0..8).fold(c ^ u32::from(b), |c, _| {
+            if c & 1 == 1 {
+                (c >> 1) ^ 0xedb8_8320
+            } else {
+                c >> 1
+            }
+        })
+    })
+}
+
+/// An Adam7-interlaced 16×16 grey PNG of `px(x, y)` with stored (uncompressed) zlib blocks, so a byte count in the
+/// file is a byte count of raw pass data; and where pass 4's data starts in the file.
+fn interlaced_png(px: impl Fn(u32, u32) -> u8) -> (Vec<u8>, usize) {
+    // (x0, y0, dx, dy) of passes 1–7.
+    const PASSES: [(u32, u32, u32, u32); 7] = [
+        (0, 0, 8, 8),
+        (4, 0, 8, 8),
+        (0, 4, 4, 8),
+        (2, 0, 4, 4),
+        (0, 2, 2, 4),
+        (1, 0, 2, 2),
+        (0, 1, 1, 2),
+    ];
+    let (mut raw, mut pass4) = (Vec::new(), 0);
+    for (k, &(x0, y0, dx, dy)) in PASSES.iter().enumerate() {
+        if k == 3 {
+            pass4 = raw.len();
+        }
+        for y in (y0..16).step_by(dy as usize) {
+            raw.push(0); // filter: none
+            raw.extend((x0..16).step_by(dx as usize).map(|x| px(x, y)));
+        }
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::none());
+    std::io::Write::write_all(&mut z, &raw).unwrap();
+    let idat = z.finish().unwrap();
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        png.extend((data.len() as u32).to_be_bytes());
+        let body = [kind, data].concat();
+        png.extend(&body);
+        png.extend(crc32(&body).to_be_bytes());
+    };
+    // 16×16, 8-bit grey, deflate, adaptive filtering, Adam7.
+    chunk(b"IHDR", &[0, 0, 0, 16, 0, 0, 0, 16, 8, 0, 0, 0, 1]);
+    let idat_at = 8 + 25 + 8;
+    chunk(b"IDAT", &idat);
+    chunk(b"IEND", &[]);
+    // The zlib header (2 bytes) and the stored block's header (5 bytes) precede the raw data.
+    (png, idat_at + 7 + pass4)
+}
+
+/// An interlaced PNG cut inside pass 4 keeps passes 1–3, each pixel repeated over the 4×4 block they cover (what a
+/// browser shows while loading); the whole file decodes exactly.
+#[test]
+fn a_truncated_interlaced_png_keeps_its_complete_passes() {
+    use sshface::image_io::decode_rgb_checked;
+    let px = |x: u32, y: u32| (x * 16 + y) as u8;
+    let (png, pass4) = interlaced_png(px);
+    let whole = decode_rgb_checked("i.png", &png, None).unwrap();
+    assert!(whole.partial.is_none());
+    for (x, y, p) in whole.image.enumerate_pixels() {
+        assert_eq!(p.0, [px(x, y); 3], "whole file, pixel ({x}, {y})");
+    }
+    let d = decode_rgb_checked("i.png", &png[..pass4 + 3], None).unwrap();
+    let why = d.partial.expect("a cut file is reported");
+    // Passes 1–3 of 16 rows: 2 + 2 + 2 rows of the 2 + 2 + 2 + 4 + 4 + 8 + 8 pass rows.
+    assert!(
+        why.starts_with("truncated or corrupt PNG: 6 of 30 rows decoded"),
+        "{why}"
+    );
+    for (x, y, p) in d.image.enumerate_pixels() {
+        assert_eq!(p.0, [px(x & !3, y & !3); 3], "cut file, pixel ({x}, {y})");
+    }
+}

@@ -121,16 +121,25 @@ pub fn png_rows(bytes: &[u8], max_pixels: Option<u64>) -> Option<(DynamicImage, 
         img.apply_orientation(o);
     }
     // An interlaced image counts its pass rows; report the share of the image's own rows covered instead.
-    let total = if interlaced { adam7_rows(h) } else { h };
+    let total = if interlaced { adam7_rows(w, h) } else { h };
     Some((img, rows.min(total), total))
 }
 
-/// Rows in all seven Adam7 passes of an image `h` rows high.
-fn adam7_rows(h: u32) -> u32 {
-    // (first row, row step) of passes 1–7.
-    const PASSES: [(u32, u32); 7] = [(0, 8), (0, 8), (4, 8), (0, 4), (2, 4), (0, 2), (1, 2)];
+/// Rows in the seven Adam7 passes of a `w`×`h` image (a pass with no column in a narrow image has no rows).
+fn adam7_rows(w: u32, h: u32) -> u32 {
+    // (first column, column step, first row, row step) of passes 1–7.
+    const PASSES: [(u32, u32, u32, u32); 7] = [
+        (0, 8, 0, 8),
+        (4, 8, 0, 8),
+        (0, 4, 4, 8),
+        (2, 4, 0, 4),
+        (0, 2, 2, 4),
+        (1, 2, 0, 2),
+        (0, 1, 1, 2),
+    ];
     PASSES
         .iter()
-        .map(|&(y0, dy)| h.saturating_sub(y0).div_ceil(dy))
+        .filter(|&&(x0, _, _, _)| w > x0)
+        .map(|&(_, _, y0, dy)| h.saturating_sub(y0).div_ceil(dy))
         .sum()
 }
