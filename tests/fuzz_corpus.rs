@@ -87,25 +87,20 @@ fn caffemodel(legacy: bool) -> Vec<u8> {
     let mut net = Msg::new();
     net.string(1, "seed");
     let ramp = |n: usize| (0..n).map(|i| i as f32 * 0.25 - 1.0).collect::<Vec<f32>>();
-    let layers: [(&str, Vec<Msg>); 3] = [
-        (
-            "conv1_1",
-            vec![
-                blob(legacy, &[2, 3, 1, 1], &ramp(6)),
-                blob(legacy, &[2], &ramp(2)),
-            ],
-        ),
+    let conv = |o: usize, i: usize, k: usize| {
+        vec![
+            blob(legacy, &[o, i, k, k], &ramp(o * i * k * k)),
+            blob(legacy, &[o], &ramp(o)),
+        ]
+    };
+    let layers: [(&str, Vec<Msg>); 4] = [
+        ("conv1_1", conv(4, 3, 3)),
         (
             "conv5_128_up",
             vec![blob(legacy, &[3, 1, 4, 4], &bilinear_kernel(4).repeat(3))],
         ),
-        (
-            "m1@ssh_3x3",
-            vec![
-                blob(legacy, &[1, 2, 3, 3], &ramp(18)),
-                blob(legacy, &[1], &[0.5]),
-            ],
-        ),
+        ("m1@ssh_3x3", conv(2, 4, 3)),
+        ("m1@ssh_cls_score", conv(4, 2, 1)),
     ];
     for (name, blobs) in &layers {
         let mut l = Msg::new();

@@ -3,6 +3,9 @@
 //! are still produced. The readers themselves are fuzzed (`fuzz/`, `tests/fuzz_corpus.rs`).
 
 mod common;
+#[path = "convert/tf_synth.rs"]
+#[allow(dead_code)]
+mod tf_synth;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -11,6 +14,7 @@ use serde_json::Value;
 use sshface::convert::protobuf::write::Msg;
 use sshface::convert::tf_graph::{Fold, RETINAFACE_MNV2};
 use sshface::model::weights::WeightFile;
+use tf_synth::{attr_tensor, node, Enc};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 
@@ -33,32 +37,8 @@ fn arg(p: &Path) -> &str {
 
 /// A Const node holding `vals` of `shape` (DT_FLOAT, tensor_content).
 fn constant(name: &str, shape: &[usize], vals: &[f32]) -> Msg {
-    let mut sh = Msg::new();
-    for &d in shape {
-        let mut dim = Msg::new();
-        dim.varint(1, d as u64);
-        sh.message(2, &dim);
-    }
-    let mut t = Msg::new();
-    let bytes: Vec<u8> = vals.iter().flat_map(|v| v.to_le_bytes()).collect();
-    t.varint(1, 1).message(2, &sh).bytes(4, &bytes);
-    let mut value = Msg::new();
-    value.message(8, &t);
-    node(name, "Const", &[], &[("value", value)])
-}
-
-fn node(name: &str, op: &str, inputs: &[&str], attrs: &[(&str, Msg)]) -> Msg {
-    let mut n = Msg::new();
-    n.string(1, name).string(2, op);
-    for i in inputs {
-        n.string(3, i);
-    }
-    for (k, v) in attrs {
-        let mut e = Msg::new();
-        e.string(1, k).message(2, v);
-        n.message(5, &e);
-    }
-    n
+    let value = attr_tensor(1, shape, vals, Enc::Content);
+    node(name, "Const", &[], &[("value", value)]).1
 }
 
 /// A frozen graph with every layer of the real RetinaFace table (weights of the right shapes, BatchNorm or BiasAdd
@@ -88,7 +68,7 @@ fn retinaface_graph(at: &str, bad: Option<f32>) -> Vec<u8> {
         } else {
             "Conv2D"
         };
-        g.message(1, &node(&conv, op, &["x", &format!("{conv}/w")], &[]));
+        g.message(1, &node(&conv, op, &["x", &format!("{conv}/w")], &[]).1);
         let mut params = |n: usize, v: f32| -> Vec<String> {
             (1..=n)
                 .map(|k| {
@@ -103,7 +83,7 @@ fn retinaface_graph(at: &str, bad: Option<f32>) -> Vec<u8> {
             Fold::BiasAdd => {
                 ins.extend(params(1, 0.5));
                 let ins: Vec<&str> = ins.iter().map(String::as_str).collect();
-                g.message(1, &node(&format!("{conv}/bias"), "BiasAdd", &ins, &[]));
+                g.message(1, &node(&format!("{conv}/bias"), "BiasAdd", &ins, &[]).1);
             }
             Fold::BatchNorm => {
                 ins.extend(params(4, 1.0));
@@ -113,7 +93,7 @@ fn retinaface_graph(at: &str, bad: Option<f32>) -> Vec<u8> {
                 let attrs = [("epsilon", eps)];
                 g.message(
                     1,
-                    &node(&format!("{conv}/bn"), "FusedBatchNormV3", &ins, &attrs),
+                    &node(&format!("{conv}/bn"), "FusedBatchNormV3", &ins, &attrs).1,
                 );
             }
         }

@@ -4,9 +4,9 @@
 
 use std::sync::{Arc, OnceLock};
 
-use sshface::convert::caffe::{convert_caffe, convert_caffe_with, CaffeLayer, CaffeTable};
+use sshface::convert::caffe::{convert_caffe, convert_caffe_with};
 use sshface::convert::protobuf::Reader;
-use sshface::convert::tf_graph::{convert_tf_graph, convert_tf_graph_with, Fold, TfLayer, TfTable};
+use sshface::convert::tf_graph::{convert_tf_graph, convert_tf_graph_with};
 use sshface::convert::Converted;
 use sshface::gpu::DType;
 use sshface::model::retinaface_mnv2::RetinaFaceMnv2;
@@ -15,46 +15,9 @@ use sshface::model::weights::WeightFile;
 use sshface::readers::mat::{self, Value};
 use sshface::{AdapterOptions, GpuContext};
 
-/// A TF table with each kind of layer (BN-folded conv and depthwise conv, a BiasAdd head), small enough for a fuzzer
-/// to satisfy: the real one needs megabytes of tensors. The layout of `tests/convert/tf_synth.rs`'s graph.
-pub const TF_TABLE: TfTable<'static> = TfTable {
-    prefix: "M/",
-    layers: &[
-        TfLayer {
-            name: "a.conv",
-            tf_op: "c1/Conv2D",
-            shape: [5, 4, 3, 2],
-            fold: Fold::BatchNorm,
-        },
-        TfLayer {
-            name: "a.dw",
-            tf_op: "dw/depthwise",
-            shape: [5, 1, 3, 3],
-            fold: Fold::BatchNorm,
-        },
-        TfLayer {
-            name: "head",
-            tf_op: "h/Conv2D",
-            shape: [4, 5, 1, 1],
-            fold: Fold::BiasAdd,
-        },
-    ],
-};
-
-/// A Caffe table with a plain and an `m1@` layer and a 3-channel bilinear upsampler.
-pub const CAFFE_TABLE: CaffeTable<'static> = CaffeTable {
-    layers: &[
-        CaffeLayer {
-            name: "conv1_1",
-            weight: [2, 3, 1, 1],
-        },
-        CaffeLayer {
-            name: "m1.ssh_3x3",
-            weight: [1, 2, 3, 3],
-        },
-    ],
-    bilinear: Some(("conv5_128_up", 3)),
-};
+#[path = "../../tests/convert/tables.rs"]
+mod tables;
+pub use tables::{CAFFE_TABLE, TF_TABLE};
 
 /// The pixel limit of [`image`]: small enough that the fuzzer spends its time parsing, not filling canvases.
 pub const MAX_PIXELS: u64 = 1 << 22;

@@ -2,32 +2,13 @@
 //! in the current `layer` and legacy `layers` forms, with weight-sharing copies and every error.
 
 use sshface::convert::caffe::{
-    bilinear_kernel, caffe_name, convert_caffe_with, export_name, CaffeLayer, CaffeTable,
-    SSH_VGG16, SSH_VGG16_LAYERS,
+    bilinear_kernel, caffe_name, convert_caffe_with, export_name, SSH_VGG16, SSH_VGG16_LAYERS,
 };
 use sshface::convert::protobuf::write::Msg;
 use sshface::convert::Converted;
 
 use super::assert_err;
-
-const LAYERS: [CaffeLayer<'static>; 3] = [
-    CaffeLayer {
-        name: "conv1_1",
-        weight: [4, 3, 3, 3],
-    },
-    CaffeLayer {
-        name: "m1.ssh_3x3",
-        weight: [2, 4, 3, 3],
-    },
-    CaffeLayer {
-        name: "m1.ssh_cls_score",
-        weight: [4, 2, 1, 1],
-    },
-];
-const TABLE: CaffeTable<'static> = CaffeTable {
-    layers: &LAYERS,
-    bilinear: Some(("conv5_128_up", 3)),
-};
+use super::tables::{CAFFE_LAYERS as LAYERS, CAFFE_TABLE as TABLE};
 
 /// Distinct values per layer and position, so a swapped blob or layer is caught.
 fn vals(layer: usize, blob: usize, n: usize) -> Vec<f32> {

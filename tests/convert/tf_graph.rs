@@ -3,35 +3,11 @@
 //! bundled file against the name table, and the real graph when present.
 
 use sshface::convert::protobuf::write::Msg;
-use sshface::convert::tf_graph::{convert_tf_graph_with, Fold, TfLayer, TfTable};
+use sshface::convert::tf_graph::{convert_tf_graph_with, Fold, TfTable};
 
 use super::assert_err;
+use super::tables::{TF_LAYERS as LAYERS, TF_TABLE as TABLE};
 use super::tf_synth::{attr_tensor, graph_bytes, node, synth, Enc, EPS1, EPSD};
-
-const LAYERS: [TfLayer<'static>; 3] = [
-    TfLayer {
-        name: "a.conv",
-        tf_op: "c1/Conv2D",
-        shape: [5, 4, 3, 2],
-        fold: Fold::BatchNorm,
-    },
-    TfLayer {
-        name: "a.dw",
-        tf_op: "dw/depthwise",
-        shape: [5, 1, 3, 3],
-        fold: Fold::BatchNorm,
-    },
-    TfLayer {
-        name: "head",
-        tf_op: "h/Conv2D",
-        shape: [4, 5, 1, 1],
-        fold: Fold::BiasAdd,
-    },
-];
-const TABLE: TfTable<'static> = TfTable {
-    prefix: "M/",
-    layers: &LAYERS,
-};
 
 /// The fold computed independently in f64: returns (OIHW weight, bias) from an HWIO filter.
 fn fold_hwio(
