@@ -143,8 +143,8 @@ fn convert_refuses_non_finite_weights_and_writes_nothing() {
     }
 }
 
-/// `detect --weights` with a NaN in one tensor of otherwise good weights: an error naming the file and the tensor,
-/// nothing on stdout.
+/// `detect --weights` with a NaN in one tensor of otherwise good weights (retinaface-mnv2, F32), or an infinity
+/// (ssh-vgg16, F16): an error naming the file and the tensor, nothing on stdout.
 #[test]
 fn detect_refuses_weights_with_nan() {
     if common::gpu().is_none() {
@@ -175,6 +175,31 @@ fn detect_refuses_weights_with_nan() {
             && err.contains(
                 "tensor backbone.block3.dw.weight holds the non-finite value NaN at element 100"
             ),
+        "{err}"
+    );
+    // ssh-vgg16, from an F16 file: the same refusal, before any tensor is looked up by name.
+    let inf16 = 0x7c00u16.to_le_bytes();
+    let view =
+        safetensors::tensor::TensorView::new(safetensors::Dtype::F16, vec![1], &inf16).unwrap();
+    let path = dir.join("inf16.safetensors");
+    std::fs::write(
+        &path,
+        safetensors::serialize([("conv1_1.bias", view)], None).unwrap(),
+    )
+    .unwrap();
+    let (code, out, err) = sshface(&[
+        "detect",
+        "--model",
+        "ssh-vgg16",
+        "--weights",
+        arg(&path),
+        &img,
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains("inf16.safetensors")
+            && err.contains("tensor conv1_1.bias holds the non-finite value inf at element 0"),
         "{err}"
     );
 }

@@ -251,6 +251,14 @@ fn matrix(d: &[u8], depth: usize) -> Result<(String, Value), String> {
         })?;
     let v = match class {
         1 => {
+            // Each element is a matrix with an 8-byte tag at least: checked before `count` sizes the list of values
+            // (56 bytes each), so a few compressed bytes cannot ask for gigabytes.
+            let left = d.len() - r.pos.min(d.len());
+            if count > left / 8 {
+                return Err(format!(
+                    "cell '{name}' of dimensions {dims:?} has {count} elements but only {left} bytes for them (8 or more each)"
+                ));
+            }
             let mut items = Vec::with_capacity(count);
             for k in 0..count {
                 let (ty, cd) = r.element()?;
@@ -341,6 +349,24 @@ mod tests {
             let e = parse(&write(&[("x", nest(MAX_DEPTH + 1))], compress)).unwrap_err();
             assert!(e.contains("nested more than 64 deep"), "{e}");
         }
+    }
+
+    /// Found auditing the readers: a cell's element count was only checked against its payload's byte count, while
+    /// the list of its values was reserved at 56 bytes an element, so a compressed cell of zeros claiming 10^9
+    /// elements asked for 56 GB. Now each element must have its 8-byte tag's room.
+    #[test]
+    fn a_cell_claiming_more_elements_than_its_bytes_hold_is_an_error() {
+        let mut b = write(&[("x", cell(vec![chars("a"), chars("b")]))], false);
+        // The cell's dims element (miINT32, 8 bytes: 2 × 1) follows the 128-byte header, the matrix tag (8 bytes)
+        // and the flags element (16 bytes): make it 100 × 1.
+        let at = 128 + 8 + 16 + 8;
+        assert_eq!(b[at..at + 4], 2i32.to_le_bytes());
+        b[at..at + 4].copy_from_slice(&100i32.to_le_bytes());
+        let e = parse(&b).unwrap_err();
+        assert!(
+            e.contains("cell 'x' of dimensions [100, 1] has 100 elements but only"),
+            "{e}"
+        );
     }
 
     #[test]
