@@ -100,13 +100,20 @@ pub fn decode_rgb_checked(label: &str, bytes: &[u8], max_pixels: Option<u64>) ->
             Ok(Decoded { image, partial })
         }
         Err(e) if format == Some(ImageFormat::Png) => match partial::png_rows(bytes, max_pixels) {
-            Some((img, rows, total)) => Ok(Decoded {
-                image: img.to_rgb8(),
-                partial: Some(format!(
-                    "truncated or corrupt PNG: {rows} of {total} rows decoded, the rest are grey ({})",
-                    error_detail(&e)
-                )),
-            }),
+            Some((img, rows, total)) => {
+                let what = if rows < total {
+                    format!("{rows} of {total} rows decoded, the rest are grey")
+                } else {
+                    format!("all {total} rows decoded, the file breaks after them")
+                };
+                Ok(Decoded {
+                    image: img.to_rgb8(),
+                    partial: Some(format!(
+                        "truncated or corrupt PNG: {what} ({})",
+                        error_detail(&e)
+                    )),
+                })
+            }
             None => Err(e),
         },
         Err(e) => Err(e),

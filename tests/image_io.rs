@@ -170,6 +170,17 @@ fn truncated_images_decode_partly_and_say_so() {
             );
         }
     }
+    // A PNG cut after its image data, before IEND: every row is there, and the warning says so.
+    let png = std::fs::read(data("astronaut.png")).unwrap();
+    let d = decode_rgb_checked("end.png", &png[..png.len() - 12], None).unwrap();
+    let why = d.partial.unwrap();
+    assert!(
+        why.starts_with(
+            "truncated or corrupt PNG: all 512 rows decoded, the file breaks after them"
+        ),
+        "{why}"
+    );
+    assert_eq!(d.image, image::load_from_memory(&png).unwrap().to_rgb8());
     let mut jpeg = std::fs::read(data("grace_hopper.jpg")).unwrap();
     jpeg.extend_from_slice(b"\0\0trailing bytes after the end marker");
     assert!(decode_rgb_checked("t.jpg", &jpeg, None)
