@@ -81,7 +81,7 @@ pub fn load_rgb_checked(path: impl AsRef<Path>, max_pixels: Option<u64>) -> Resu
             path: label.clone(),
             msg: format!("cannot read: {e}"),
         })?;
-        return decode_rgb_checked(&label, &bytes, max_pixels);
+        return decode_bytes(&label, &bytes, max_pixels, reader.format());
     }
     decode(&label, reader, max_pixels).map(|image| Decoded {
         image,
@@ -91,7 +91,22 @@ pub fn load_rgb_checked(path: impl AsRef<Path>, max_pixels: Option<u64>) -> Resu
 
 /// As [`decode_rgb_limited`], also telling whether the image decoded only partly ([`Decoded::partial`]).
 pub fn decode_rgb_checked(label: &str, bytes: &[u8], max_pixels: Option<u64>) -> Result<Decoded> {
-    let reader = guess(label, ImageReader::new(Cursor::new(bytes)))?;
+    decode_bytes(label, bytes, max_pixels, None)
+}
+
+/// [`decode_rgb_checked`] with the format a file's extension gave (kept where the content says nothing, as
+/// `ImageReader::open` does, so such a file gets the decoder's error rather than "unknown format").
+fn decode_bytes(
+    label: &str,
+    bytes: &[u8],
+    max_pixels: Option<u64>,
+    hint: Option<ImageFormat>,
+) -> Result<Decoded> {
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    if let Some(f) = hint {
+        reader.set_format(f);
+    }
+    let reader = guess(label, reader)?;
     let format = reader.format();
     match decode(label, reader, max_pixels) {
         Ok(image) => {
