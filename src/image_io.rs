@@ -3,7 +3,9 @@
 use std::io::{BufRead, Cursor, Seek};
 use std::path::Path;
 
-use image::{DynamicImage, ImageDecoder, ImageReader, RgbImage};
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+mod partial;
 
 use crate::error::{Error, Result};
 use crate::{Detector, Face};
@@ -37,17 +39,13 @@ pub fn load_rgb(path: impl AsRef<Path>) -> Result<RgbImage> {
     load_rgb_limited(path, Some(DEFAULT_MAX_PIXELS))
 }
 
-/// As [`load_rgb`] with a pixel limit checked on the header before decoding (`None`: no limit).
+/// As [`load_rgb`] with a pixel limit checked on the header before decoding (`None`: no limit). A truncated JPEG or
+/// PNG decodes as far as its data goes; [`load_rgb_checked`] also says so.
 pub fn load_rgb_limited(path: impl AsRef<Path>, max_pixels: Option<u64>) -> Result<RgbImage> {
-    let path = path.as_ref();
-    let reader = ImageReader::open(path).map_err(|e| Error::Image {
-        path: path.display().to_string(),
-        msg: format!("cannot open: {e}"),
-    })?;
-    decode(&path.display().to_string(), reader, max_pixels)
+    load_rgb_checked(path, max_pixels).map(|d| d.image)
 }
 
-/// As [`load_rgb`] for an image already in memory (e.g. an entry of a tar archive, an upload); `label` names it in
+/// As [`decode_rgb`] for an image already in memory (e.g. an entry of a tar archive, an upload); `label` names it in
 /// errors.
 pub fn decode_rgb(label: &str, bytes: &[u8]) -> Result<RgbImage> {
     decode_rgb_limited(label, bytes, Some(DEFAULT_MAX_PIXELS))
@@ -55,7 +53,94 @@ pub fn decode_rgb(label: &str, bytes: &[u8]) -> Result<RgbImage> {
 
 /// As [`decode_rgb`] with the pixel limit of [`load_rgb_limited`].
 pub fn decode_rgb_limited(label: &str, bytes: &[u8], max_pixels: Option<u64>) -> Result<RgbImage> {
-    decode(label, ImageReader::new(Cursor::new(bytes)), max_pixels)
+    decode_rgb_checked(label, bytes, max_pixels).map(|d| d.image)
+}
+
+/// A decoded image, and whether it decoded only partly.
+#[derive(Debug, Clone)]
+pub struct Decoded {
+    /// RGB8 after EXIF orientation.
+    pub image: RgbImage,
+    /// `Some(why)` when the file is truncated or broken part-way (a JPEG without its end-of-image marker, a PNG whose
+    /// image data ends or breaks after some rows): the image holds what decoded, mid-grey where data was missing.
+    pub partial: Option<String>,
+}
+
+/// As [`load_rgb_limited`], also telling whether the image decoded only partly ([`Decoded::partial`]).
+pub fn load_rgb_checked(path: impl AsRef<Path>, max_pixels: Option<u64>) -> Result<Decoded> {
+    let path = path.as_ref();
+    let label = path.display().to_string();
+    let reader = ImageReader::open(path).map_err(|e| Error::Image {
+        path: label.clone(),
+        msg: format!("cannot open: {e}"),
+    })?;
+    let reader = guess(&label, reader)?;
+    // JPEG and PNG are read whole (the JPEG decoder does so anyway): their truncation checks need the bytes.
+    if matches!(reader.format(), Some(ImageFormat::Jpeg | ImageFormat::Png)) {
+        let bytes = std::fs::read(path).map_err(|e| Error::Image {
+            path: label.clone(),
+            msg: format!("cannot read: {e}"),
+        })?;
+        return decode_bytes(&label, &bytes, max_pixels, reader.format());
+    }
+    decode(&label, reader, max_pixels).map(|image| Decoded {
+        image,
+        partial: None,
+    })
+}
+
+/// As [`decode_rgb_limited`], also telling whether the image decoded only partly ([`Decoded::partial`]).
+pub fn decode_rgb_checked(label: &str, bytes: &[u8], max_pixels: Option<u64>) -> Result<Decoded> {
+    decode_bytes(label, bytes, max_pixels, None)
+}
+
+/// [`decode_rgb_checked`] with the format a file's extension gave (kept where the content says nothing, as
+/// `ImageReader::open` does, so such a file gets the decoder's error rather than "unknown format").
+fn decode_bytes(
+    label: &str,
+    bytes: &[u8],
+    max_pixels: Option<u64>,
+    hint: Option<ImageFormat>,
+) -> Result<Decoded> {
+    let mut reader = ImageReader::new(Cursor::new(bytes));
+    if let Some(f) = hint {
+        reader.set_format(f);
+    }
+    let reader = guess(label, reader)?;
+    let format = reader.format();
+    match decode(label, reader, max_pixels) {
+        Ok(image) => {
+            let partial = (format == Some(ImageFormat::Jpeg) && !partial::jpeg_reaches_eoi(bytes))
+                .then(|| "truncated JPEG: the data ends before the end-of-image marker; rows without data are grey".to_string());
+            Ok(Decoded { image, partial })
+        }
+        Err(e) if format == Some(ImageFormat::Png) => match partial::png_rows(bytes, max_pixels) {
+            Some((img, rows, total)) => {
+                let what = if rows < total {
+                    format!("{rows} of {total} rows decoded, the rest are grey")
+                } else {
+                    format!("all {total} rows decoded, the file breaks after them")
+                };
+                Ok(Decoded {
+                    image: img.to_rgb8(),
+                    partial: Some(format!(
+                        "truncated or corrupt PNG: {what} ({})",
+                        error_detail(&e)
+                    )),
+                })
+            }
+            None => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
+/// The decoder's own words inside an [`Error::Image`].
+fn error_detail(e: &Error) -> &str {
+    match e {
+        Error::Image { msg, .. } => msg,
+        _ => "",
+    }
 }
 
 /// Wraps packed RGB8 rows (`width * height * 3` bytes) as an image, e.g. a camera frame.
@@ -103,11 +188,7 @@ impl Detector {
     }
 }
 
-fn decode<R: BufRead + Seek>(
-    label: &str,
-    reader: ImageReader<R>,
-    max_pixels: Option<u64>,
-) -> Result<RgbImage> {
+fn guess<R: BufRead + Seek>(label: &str, reader: ImageReader<R>) -> Result<ImageReader<R>> {
     let err = |msg: String| Error::Image {
         path: label.to_string(),
         msg,
@@ -120,6 +201,19 @@ fn decode<R: BufRead + Seek>(
             "unknown image format (expected PNG, JPEG, BMP, WebP, TIFF or GIF)".to_string(),
         ));
     }
+    Ok(reader)
+}
+
+/// Decodes a reader whose format [`guess`] found.
+fn decode<R: BufRead + Seek>(
+    label: &str,
+    reader: ImageReader<R>,
+    max_pixels: Option<u64>,
+) -> Result<RgbImage> {
+    let err = |msg: String| Error::Image {
+        path: label.to_string(),
+        msg,
+    };
     let mut decoder = reader
         .into_decoder()
         .map_err(|e| err(format!("cannot decode: {e}")))?;

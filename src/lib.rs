@@ -30,6 +30,8 @@ pub mod model;
 pub mod ops;
 pub mod options;
 #[allow(missing_docs)] // unstable internals (see above)
+pub mod readers;
+#[allow(missing_docs)] // unstable internals (see above)
 pub mod reference;
 
 pub use detector::{Detector, DetectorBuilder, Face, Model, NamedTensor, Protocol};

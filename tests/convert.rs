@@ -6,6 +6,8 @@
 mod caffe;
 #[path = "convert/protobuf.rs"]
 mod protobuf;
+#[path = "convert/tables.rs"]
+mod tables;
 #[path = "convert/tf_graph.rs"]
 mod tf_graph;
 #[path = "convert/tf_real.rs"]

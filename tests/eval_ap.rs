@@ -3,7 +3,7 @@
 
 mod common;
 
-#[path = "../src/cli/mat_write.rs"]
+#[path = "../src/readers/mat_write.rs"]
 mod mat_write;
 
 use mat_write::{cell, chars, matrix, write, M};

@@ -96,7 +96,8 @@ fn unknown_tensors_are_rejected_by_name() {
 
 #[test]
 fn f16_is_widened_exactly() {
-    // (bits, value): one, −two, half, max, smallest subnormal, largest subnormal, −0, +inf.
+    // (bits, value): one, −two, half, max, smallest subnormal, largest subnormal, −0, −max. (Infinities and NaN are
+    // refused at load: `non_finite_values_are_refused_naming_the_tensor`.)
     let cases: [(u16, f32); 8] = [
         (0x3c00, 1.0),
         (0xc000, -2.0),
@@ -105,14 +106,10 @@ fn f16_is_widened_exactly() {
         (0x0001, 1.0 / 16_777_216.0),
         (0x03ff, 1023.0 / 16_777_216.0),
         (0x8000, -0.0),
-        (0x7c00, f32::INFINITY),
+        (0xfbff, -65504.0),
     ];
     let raw: Vec<u8> = cases.iter().flat_map(|(b, _)| b.to_le_bytes()).collect();
-    let nan: Vec<u8> = 0x7e00u16.to_le_bytes().to_vec();
-    let bytes = file(&[
-        ("h", Dtype::F16, vec![8], raw),
-        ("nan", Dtype::F16, vec![1], nan),
-    ]);
+    let bytes = file(&[("h", Dtype::F16, vec![8], raw)]);
     let wf = WeightFile::from_bytes("half.safetensors", &bytes).unwrap();
     let got = wf.get("h", &[8]).unwrap();
     for (i, (b, want)) in cases.iter().enumerate() {
@@ -124,7 +121,53 @@ fn f16_is_widened_exactly() {
         );
     }
     assert_eq!(got[4], 2f32.powi(-24));
-    assert!(wf.get("nan", &[1]).unwrap()[0].is_nan());
+}
+
+/// NaN and ±infinity, stored as F32 or F16, anywhere in any tensor: the file is refused with the tensor's name, the
+/// element and the value, whether it comes from bytes (the bundled path) or from a file (`--weights`).
+#[test]
+fn non_finite_values_are_refused_naming_the_tensor() {
+    let f16 = |bits: u16| bits.to_le_bytes().to_vec();
+    let cases: [(Dtype, Vec<u8>, &str); 6] = [
+        (Dtype::F32, f32s(&[f32::NAN]), "NaN"),
+        (Dtype::F32, f32s(&[f32::INFINITY]), "inf"),
+        (Dtype::F32, f32s(&[f32::NEG_INFINITY]), "-inf"),
+        (Dtype::F16, f16(0x7e00), "NaN"),
+        (Dtype::F16, f16(0x7c00), "inf"),
+        (Dtype::F16, f16(0xfc00), "-inf"),
+    ];
+    let dir = std::env::temp_dir().join(format!("sshface-{}-nonfinite", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (k, (dtype, bad, shown)) in cases.into_iter().enumerate() {
+        let size = bad.len();
+        // Three finite values, then the bad one at element 3 of the second tensor.
+        let mut data = match dtype {
+            Dtype::F32 => f32s(&[0.5, -1.0, 2.0]),
+            _ => [0x3800u16, 0xbc00, 0x4000]
+                .iter()
+                .flat_map(|b| b.to_le_bytes())
+                .collect(),
+        };
+        data.extend(&bad);
+        let bytes = file(&[
+            ("conv1_1.weight", dtype, vec![1], data[..size].to_vec()),
+            ("m2.ssh_5x5.bias", dtype, vec![4], data),
+        ]);
+        let want =
+            format!("tensor m2.ssh_5x5.bias holds the non-finite value {shown} at element 3");
+        let e = err(WeightFile::from_bytes("nan.safetensors", &bytes));
+        assert!(
+            e.contains("nan.safetensors") && e.contains(&want),
+            "{dtype:?} {shown}: {e}"
+        );
+        let p = dir.join(format!("nan{k}.safetensors"));
+        std::fs::write(&p, &bytes).unwrap();
+        let e = err(WeightFile::open(&p));
+        assert!(
+            e.contains(&format!("nan{k}.safetensors")) && e.contains(&want),
+            "{e}"
+        );
+    }
 }
 
 #[test]

@@ -152,7 +152,8 @@ impl Detector {
 
     /// Decodes (on `threads` threads, without the GIL) and detects each item, `bytes` of an encoded image or a
     /// path `str`. Per item: `(boxes, scores, landmarks)`, or the exception (`ValueError`, `OSError`) of an
-    /// item that could not be read, not raised. GPU failures raise.
+    /// item that could not be read, not raised; and the warnings of images that decoded only partly. GPU
+    /// failures raise.
     #[pyo3(signature = (items, labels=None, score=None, nms=None, max_faces=None, batch_size=8, threads=0))]
     #[allow(clippy::too_many_arguments)] // the Python method's keyword arguments
     fn detect_encoded<'py>(
@@ -165,7 +166,7 @@ impl Detector {
         max_faces: Option<usize>,
         batch_size: usize,
         threads: usize,
-    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    ) -> PyResult<(Vec<Bound<'py, PyAny>>, Vec<String>)> {
         if labels.as_ref().is_some_and(|l| l.len() != items.len()) {
             return Err(PyValueError::new_err(format!(
                 "labels: {} labels for {} items",
@@ -194,16 +195,18 @@ impl Detector {
         };
         let opts = options(score, nms, max_faces);
         let det = &self.inner;
-        let res = py
+        let (res, warnings) = py
             .detach(|| detect_encoded(det, list, &opts, batch_size, threads))
             .map_err(to_py)?;
         let lm = self.has_landmarks();
-        res.into_iter()
+        let res = res
+            .into_iter()
             .map(|r| match r {
                 Ok(f) => Ok(faces_to_arrays(py, &f, lm).into_pyobject(py)?.into_any()),
                 Err(e) => Ok(to_py(e).into_value(py).into_bound(py).into_any()),
             })
-            .collect()
+            .collect::<PyResult<_>>()?;
+        Ok((res, warnings))
     }
 
     /// The network's name (`retinaface-mnv2`, `ssh-vgg16`).

@@ -5,10 +5,14 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use sshface::image::RgbImage;
 use sshface::{DetectOptions, Face};
 
 use crate::detector::run_grouped;
+
+const MAX_PIXELS: u64 = sshface::image_io::DEFAULT_MAX_PIXELS;
+
+/// Per item its faces or why it could not be read, and the warnings of images that decoded only partly.
+pub(crate) type Results = (Vec<sshface::Result<Vec<Face>>>, Vec<String>);
 
 /// One input: an encoded image with the label its errors name, or a file.
 pub(crate) enum Item {
@@ -16,26 +20,32 @@ pub(crate) enum Item {
     Path(PathBuf),
 }
 
-type Decoded = sshface::Result<RgbImage>;
+type Decoded = sshface::Result<sshface::image_io::Decoded>;
+
+impl Item {
+    fn label(&self) -> String {
+        match self {
+            Item::Bytes(label, _) => label.clone(),
+            Item::Path(p) => p.display().to_string(),
+        }
+    }
+}
 
 fn decode(item: &Item) -> Decoded {
     let run = || match item {
-        Item::Bytes(label, b) => sshface::image_io::decode_rgb(label, b),
+        Item::Bytes(label, b) => sshface::image_io::decode_rgb_checked(label, b, Some(MAX_PIXELS)),
         // Python callers tell a file that cannot be opened (OSError) from one that does not decode (ValueError).
         Item::Path(p) => match std::fs::File::open(p) {
             Err(cause) => Err(sshface::Error::Io {
                 path: p.display().to_string(),
                 cause,
             }),
-            Ok(_) => sshface::image_io::load_rgb(p),
+            Ok(_) => sshface::image_io::load_rgb_checked(p, Some(MAX_PIXELS)),
         },
     };
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)).unwrap_or_else(|_| {
         Err(sshface::Error::Image {
-            path: match item {
-                Item::Bytes(label, _) => label.clone(),
-                Item::Path(p) => p.display().to_string(),
-            },
+            path: item.label(),
             msg: "the decoder failed".into(),
         })
     })
@@ -64,17 +74,19 @@ fn decode_window(items: &[Item], threads: usize) -> Vec<Decoded> {
         .collect()
 }
 
-/// Per item its faces or why it could not be read; a GPU error ends the call.
+/// Per item its faces or why it could not be read (a GPU error ends the call), and a warning naming each image that
+/// is truncated or broken part-way (detected on what decoded).
 pub(crate) fn detect_encoded(
     det: &sshface::Detector,
     items: Vec<Item>,
     opts: &DetectOptions,
     batch: usize,
     threads: usize,
-) -> sshface::Result<Vec<sshface::Result<Vec<Face>>>> {
+) -> sshface::Result<Results> {
     let window = (batch.max(1) * 4).max(threads * 2);
     let chunks: Vec<&[Item]> = items.chunks(window).collect();
     let mut out = Vec::with_capacity(items.len());
+    let mut warnings = Vec::new();
     std::thread::scope(|s| {
         let mut ahead = chunks
             .first()
@@ -91,7 +103,18 @@ pub(crate) fn detect_encoded(
             let mut images = Vec::new();
             let status: Vec<sshface::Result<()>> = decoded
                 .into_iter()
-                .map(|d| d.map(|im| images.push(im)))
+                .zip(chunks[k])
+                .map(|(d, item)| {
+                    d.map(|d| {
+                        if let Some(why) = d.partial {
+                            warnings.push(format!(
+                                "image {}: {why}; detected on what decoded",
+                                item.label()
+                            ));
+                        }
+                        images.push(d.image)
+                    })
+                })
                 .collect();
             let mut faces = run_grouped(det, &images, opts, batch)?.into_iter();
             out.extend(
@@ -100,6 +123,6 @@ pub(crate) fn detect_encoded(
                     .map(|r| r.map(|()| faces.next().unwrap_or_default())),
             );
         }
-        Ok(out)
+        Ok((out, warnings))
     })
 }

@@ -202,7 +202,8 @@ class Detector:
         on_error: str = "raise",
     ) -> List[Optional[Faces]]:
         """Decodes image files in Rust on ``threads`` threads (0: up to 8), without the GIL and a window ahead of
-        the GPU, and detects faces in each (EXIF orientation applied; coordinates in the oriented image).
+        the GPU, and detects faces in each (EXIF orientation applied; coordinates in the oriented image). A
+        truncated JPEG or PNG is detected on what decoded, with a ``RuntimeWarning`` naming it.
 
         ``on_error="raise"``: an unreadable file raises ``ValueError`` naming it (``OSError`` when it cannot be
         opened), after the others were processed; ``"none"``: its entry is ``None`` and a ``RuntimeWarning``
@@ -231,7 +232,9 @@ class Detector:
     def _encoded(self, items, labels, score, nms, max_faces, batch_size, threads, on_error):
         if on_error not in ("raise", "none"):
             raise ValueError(f"on_error={on_error!r}: expected 'raise' or 'none'")
-        res = self._native.detect_encoded(items, labels, score, nms, max_faces, batch_size, threads)
+        res, partial = self._native.detect_encoded(items, labels, score, nms, max_faces, batch_size, threads)
+        for w in partial:
+            warnings.warn(f"sshface: warning: {w}", RuntimeWarning, stacklevel=3)
         out: List[Optional[Faces]] = []
         for r in res:
             if isinstance(r, BaseException):

@@ -133,6 +133,13 @@ def test_unreadable_files(det, tmp_path):
     assert len(got[0]) == 1 and len(got[3]) == 1
     with pytest.raises(ValueError, match="blob-7"):
         det.detect_bytes([b"\x89PNG\r\n\x1a\n truncated"], labels=["blob-7"])
+    # A PNG cut in its image data: detected on the rows that decoded, with a warning naming it.
+    cut = tmp_path / "cut.png"
+    data = good.read_bytes()
+    cut.write_bytes(data[: len(data) * 3 // 4])
+    with pytest.warns(RuntimeWarning, match="cut.png"):
+        (partial,) = det.detect_paths([cut])
+    assert partial is not None
     with pytest.raises(ValueError, match="on_error"):
         det.detect_paths([good], on_error="ignore")
 

@@ -140,7 +140,17 @@ fn write_results(a: &EvalArgs, images: &Path, out: &Path) -> anyhow::Result<Exit
                 .unwrap_or_default()
                 .to_string_lossy()
                 .into_owned();
-            let faces = sshface::image_io::load_rgb(&img_path).and_then(|img| det.detect(&img));
+            let max = Some(sshface::image_io::DEFAULT_MAX_PIXELS);
+            let faces = sshface::image_io::load_rgb_checked(&img_path, max).and_then(|d| {
+                if let Some(why) = &d.partial {
+                    say!(
+                        pb,
+                        "sshface: warning: image {}: {why}; detecting on what decoded",
+                        img_path.display()
+                    );
+                }
+                det.detect(&d.image)
+            });
             match faces {
                 Ok(faces) => {
                     let file = out_dir.join(format!("{stem}.txt"));

@@ -2,13 +2,14 @@
 //! bucket, detection, and records back in input order.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufReader, Read};
+use std::io::Read;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::SyncSender;
 
 use image::RgbImage;
 use indicatif::ProgressBar;
+use sshface::image_io::Decoded;
 use sshface::Detector;
 
 use super::buckets::{self, Prepared};
@@ -153,9 +154,17 @@ pub fn run_unit(
 /// Decodes and prepares the unit's images in order; stops when the receiver is gone.
 fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar) {
     // A decoder that panics on a hostile file must cost that image only, not the run.
-    let prep = |name: &str, load: &dyn Fn() -> sshface::Result<RgbImage>| {
+    let prep = |name: &str, load: &dyn Fn() -> sshface::Result<Decoded>| {
         let r = catch_unwind(AssertUnwindSafe(|| {
-            load().map(|img| buckets::prepare(img, cfg.max_side, cfg.bucket_pad))
+            load().map(|d| {
+                if let Some(why) = d.partial {
+                    say!(
+                        pb,
+                        "sshface: warning: image {name}: {why}; detecting on what decoded"
+                    );
+                }
+                buckets::prepare(d.image, cfg.max_side, cfg.bucket_pad)
+            })
         }));
         match r {
             Ok(r) => r.map_err(|e| e.to_string()),
@@ -180,9 +189,9 @@ fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar)
                                 msg: format!("cannot read standard input: {e}"),
                             }
                         })?;
-                        return sshface::image_io::decode_rgb_limited("-", &b, cfg.max_pixels);
+                        return sshface::image_io::decode_rgb_checked("-", &b, cfg.max_pixels);
                     }
-                    sshface::image_io::load_rgb_limited(p, cfg.max_pixels)
+                    sshface::image_io::load_rgb_checked(p, cfg.max_pixels)
                 });
                 decoded(pb);
                 let item = Item { idx, name, prep };
@@ -193,11 +202,11 @@ fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar)
         }
         Source::Tar(path) => {
             let mut idx = 0;
-            let r = read_tar(path, |name, bytes| {
+            let r = sshface::readers::tar::read_image_file(path, |name, bytes| {
                 pb.inc_length(1);
                 let prep = bytes.and_then(|b| {
                     prep(&name, &|| {
-                        sshface::image_io::decode_rgb_limited(&name, &b, cfg.max_pixels)
+                        sshface::image_io::decode_rgb_checked(&name, &b, cfg.max_pixels)
                     })
                 });
                 decoded(pb);
@@ -220,42 +229,6 @@ fn decode(source: &Source, cfg: &Config, tx: SyncSender<Item>, pb: &ProgressBar)
             }
         }
     }
-}
-
-/// Streams the image entries of a tar (others are skipped) as `(<tar>/<entry path>, bytes)`; `f` returns false to
-/// stop. An unreadable archive or entry header ends the stream with an error naming the tar.
-fn read_tar(
-    path: &Path,
-    mut f: impl FnMut(String, Result<Vec<u8>, String>) -> bool,
-) -> Result<(), String> {
-    let file = std::fs::File::open(path)
-        .map_err(|e| format!("tar {}: cannot open: {e}", path.display()))?;
-    let mut ar = tar::Archive::new(BufReader::new(file));
-    let entries = ar
-        .entries()
-        .map_err(|e| format!("tar {}: cannot read: {e}", path.display()))?;
-    for entry in entries {
-        let mut entry =
-            entry.map_err(|e| format!("tar {}: unreadable entry header: {e}", path.display()))?;
-        let inner = match entry.path() {
-            Ok(p) => p.into_owned(),
-            Err(e) => return Err(format!("tar {}: bad entry name: {e}", path.display())),
-        };
-        if !entry.header().entry_type().is_file() || !sshface::image_io::is_image_path(&inner) {
-            continue;
-        }
-        let name = format!("{}/{}", path.display(), inner.display());
-        let mut bytes = Vec::with_capacity(entry.size() as usize);
-        let data = entry
-            .read_to_end(&mut bytes)
-            .map(|_| bytes)
-            .map_err(|e| format!("image {name}: cannot read from the tar: {e}"));
-        let truncated = data.is_err();
-        if !f(name, data) || truncated {
-            return Ok(());
-        }
-    }
-    Ok(())
 }
 
 /// Counts an image read in the bar's message: results come a whole batch at a time, so without it a run shows

@@ -185,11 +185,12 @@ pub fn convert_caffe_with(
         ("source".to_string(), source_name.to_string()),
         ("sha256".to_string(), sha256_hex(bytes)),
     ]);
-    Ok(Converted {
+    Converted {
         tensors,
         metadata,
         notes,
-    })
+    }
+    .finite(source_name)
 }
 
 fn check_blobs(layer: &RawLayer, want: &CaffeLayer) -> std::result::Result<(), String> {

@@ -201,6 +201,10 @@ impl Node<'_> {
     }
 }
 
+/// The most values one Const may hold: a `float_val` of one value broadcasts to the whole shape, so a few bytes
+/// could otherwise ask for any allocation.
+pub(crate) const MAX_CONST_VALUES: usize = 1 << 26;
+
 /// Decodes AttrValue.tensor (field 8): a DT_FLOAT TensorProto from `tensor_content` or
 /// `float_val` (one value broadcast to the whole shape).
 pub(crate) fn tensor_f32(attr: Field) -> std::result::Result<(Vec<usize>, Vec<f32>), String> {
@@ -244,7 +248,14 @@ pub(crate) fn tensor_f32(attr: Field) -> std::result::Result<(Vec<usize>, Vec<f3
     if dtype != 1 {
         return Err(format!("dtype {dtype}, expected 1 (DT_FLOAT)"));
     }
-    let n: usize = shape.iter().product();
+    // The shape is untrusted: its element count sizes the allocation below only once it is known to be sane.
+    let n = shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .filter(|&n| n <= MAX_CONST_VALUES)
+        .ok_or_else(|| {
+            format!("shape {shape:?} has more than {MAX_CONST_VALUES} values, far more than any weight of a face detector")
+        })?;
     match content {
         Some(b) if !b.is_empty() => {
             if b.len() != 4 * n {

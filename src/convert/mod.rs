@@ -214,6 +214,25 @@ fn serialize_sorted(
     out
 }
 
+impl Converted {
+    /// Refuses a conversion whose tensors hold a NaN or ±infinity (stored in the source, or made by folding, e.g. a
+    /// BatchNorm variance of −ε), naming the first such tensor: the loader would refuse the file anyway.
+    pub(crate) fn finite(self, file: &str) -> Result<Self> {
+        for (name, shape, values) in &self.tensors {
+            if let Some((i, v)) = crate::model::weights::first_non_finite(values) {
+                return Err(Error::Convert {
+                    file: file.to_string(),
+                    msg: format!(
+                        "tensor {name} would hold the non-finite value {v} at element {i} (shape {shape:?}); \
+                         weights must be finite"
+                    ),
+                });
+            }
+        }
+        Ok(self)
+    }
+}
+
 /// Maps a wire-format error to a conversion error naming the file.
 pub(crate) fn wire(file: &str) -> impl Fn(protobuf::WireError) -> Error + '_ {
     move |e| Error::Convert {

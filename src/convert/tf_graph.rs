@@ -197,11 +197,12 @@ pub fn convert_tf_graph_with(pb: &[u8], source_name: &str, table: &TfTable) -> R
         table.layers.len(),
         table.layers.len() - bn_count
     )];
-    Ok(Converted {
+    Converted {
         tensors,
         metadata,
         notes,
-    })
+    }
+    .finite(source_name)
 }
 
 fn is_conv(op: &str) -> bool {

@@ -56,6 +56,14 @@ fn f16_to_f32(h: u16) -> f32 {
     f32::from_bits(bits)
 }
 
+/// The index and value of the first NaN or ±infinity in `values`.
+pub fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
+    values
+        .iter()
+        .position(|v| !v.is_finite())
+        .map(|i| (i, values[i]))
+}
+
 impl WeightFile {
     /// Memory-maps and reads a safetensors file. F32 and F16 (widened) only.
     pub fn open(path: &Path) -> Result<WeightFile> {
@@ -107,6 +115,13 @@ impl WeightFile {
                     )))
                 }
             };
+            // A NaN or infinity would run through every layer and come out as boxes with NaN coordinates.
+            if let Some((i, v)) = first_non_finite(&values) {
+                return Err(err(format!(
+                    "tensor {name} holds the non-finite value {v} at element {i} (shape {:?}); weights must be finite",
+                    view.shape()
+                )));
+            }
             tensors.insert(name.to_string(), (view.shape().to_vec(), values));
         }
         Ok(WeightFile {
@@ -212,5 +227,18 @@ impl<'a> WeightPrefix<'a> {
     /// [`WeightFile::get`] of `prefix.name`.
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<&'a [f32]> {
         self.file.get(&self.name(name), shape)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::f16_to_f32;
+
+    /// Infinities and NaN are refused at load, so their widening is checked here, where it is still visible.
+    #[test]
+    fn f16_infinities_and_nan_widen_to_f32_ones() {
+        assert_eq!(f16_to_f32(0x7c00), f32::INFINITY);
+        assert_eq!(f16_to_f32(0xfc00), f32::NEG_INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan() && f16_to_f32(0xfe01).is_nan());
     }
 }

@@ -2,32 +2,13 @@
 //! in the current `layer` and legacy `layers` forms, with weight-sharing copies and every error.
 
 use sshface::convert::caffe::{
-    bilinear_kernel, caffe_name, convert_caffe_with, export_name, CaffeLayer, CaffeTable,
-    SSH_VGG16, SSH_VGG16_LAYERS,
+    bilinear_kernel, caffe_name, convert_caffe_with, export_name, SSH_VGG16, SSH_VGG16_LAYERS,
 };
 use sshface::convert::protobuf::write::Msg;
 use sshface::convert::Converted;
 
 use super::assert_err;
-
-const LAYERS: [CaffeLayer<'static>; 3] = [
-    CaffeLayer {
-        name: "conv1_1",
-        weight: [4, 3, 3, 3],
-    },
-    CaffeLayer {
-        name: "m1.ssh_3x3",
-        weight: [2, 4, 3, 3],
-    },
-    CaffeLayer {
-        name: "m1.ssh_cls_score",
-        weight: [4, 2, 1, 1],
-    },
-];
-const TABLE: CaffeTable<'static> = CaffeTable {
-    layers: &LAYERS,
-    bilinear: Some(("conv5_128_up", 3)),
-};
+use super::tables::{CAFFE_LAYERS as LAYERS, CAFFE_TABLE as TABLE};
 
 /// Distinct values per layer and position, so a swapped blob or layer is caught.
 fn vals(layer: usize, blob: usize, n: usize) -> Vec<f32> {
@@ -381,4 +362,37 @@ fn ssh_vgg16_table_matches_the_spec() {
     assert_eq!(export_name("m2@ssh_7x7-1"), "m2.ssh_7x7-1");
     assert_eq!(caffe_name("m2.ssh_7x7-1"), "m2@ssh_7x7-1");
     assert_eq!(export_name("conv4_fuse_final"), "conv4_fuse_final");
+}
+
+/// A NaN or infinity in a blob (f32 or double data) is refused naming the exported tensor.
+#[test]
+fn non_finite_blobs_are_refused_naming_the_tensor() {
+    for (enc, bad) in [
+        (B::Packed, f32::NAN),
+        (B::Unpacked, f32::NEG_INFINITY),
+        (B::Double, f32::INFINITY),
+    ] {
+        let mut net = Msg::new();
+        conv(&mut net, false, "conv1_1", 0, B::Packed);
+        deconv(&mut net, false, &bilinear3());
+        let (w, mut b) = wb(1);
+        b[1] = bad;
+        let s = LAYERS[1].weight;
+        layer(
+            &mut net,
+            false,
+            "m1@ssh_3x3",
+            &[blob(enc, &s, &w), blob(enc, &[s[0]], &b)],
+        );
+        conv(&mut net, false, "m1@ssh_cls_score", 2, B::Packed);
+        let r = convert_caffe_with(&net.finish(), "nan.caffemodel", &TABLE);
+        assert_err(
+            r.map(|c| c.tensors.len()),
+            &[
+                "nan.caffemodel",
+                "tensor m1.ssh_3x3.bias",
+                &format!("non-finite value {bad} at element 1"),
+            ],
+        );
+    }
 }

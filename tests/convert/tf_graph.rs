@@ -3,35 +3,11 @@
 //! bundled file against the name table, and the real graph when present.
 
 use sshface::convert::protobuf::write::Msg;
-use sshface::convert::tf_graph::{convert_tf_graph_with, Fold, TfLayer, TfTable};
+use sshface::convert::tf_graph::{convert_tf_graph_with, Fold, TfTable};
 
 use super::assert_err;
+use super::tables::{TF_LAYERS as LAYERS, TF_TABLE as TABLE};
 use super::tf_synth::{attr_tensor, graph_bytes, node, synth, Enc, EPS1, EPSD};
-
-const LAYERS: [TfLayer<'static>; 3] = [
-    TfLayer {
-        name: "a.conv",
-        tf_op: "c1/Conv2D",
-        shape: [5, 4, 3, 2],
-        fold: Fold::BatchNorm,
-    },
-    TfLayer {
-        name: "a.dw",
-        tf_op: "dw/depthwise",
-        shape: [5, 1, 3, 3],
-        fold: Fold::BatchNorm,
-    },
-    TfLayer {
-        name: "head",
-        tf_op: "h/Conv2D",
-        shape: [4, 5, 1, 1],
-        fold: Fold::BiasAdd,
-    },
-];
-const TABLE: TfTable<'static> = TfTable {
-    prefix: "M/",
-    layers: &LAYERS,
-};
 
 /// The fold computed independently in f64: returns (OIHW weight, bias) from an HWIO filter.
 fn fold_hwio(
@@ -260,5 +236,88 @@ fn truncated_graphs_are_errors_not_panics() {
     for n in (0..bytes.len()).step_by(7) {
         let r = convert_tf_graph_with(&bytes[..n], "cut.pb", &TABLE);
         assert_err(r.map(|c| c.tensors.len()), &["cut.pb"]);
+    }
+}
+
+/// `nodes` with the node of `new`'s name replaced by `new`.
+fn replaced(nodes: &[(String, Msg)], new: (String, Msg)) -> Vec<(String, Msg)> {
+    assert!(nodes.iter().any(|(n, _)| *n == new.0), "no node {}", new.0);
+    nodes
+        .iter()
+        .map(|n| if n.0 == new.0 { new.clone() } else { n.clone() })
+        .collect()
+}
+
+/// A Const node `name` holding `vals` of `shape`.
+fn constant(name: &str, shape: &[usize], vals: &[f32], enc: Enc) -> (String, Msg) {
+    node(
+        name,
+        "Const",
+        &[],
+        &[("value", attr_tensor(1, shape, vals, enc))],
+    )
+}
+
+/// A stored NaN, and an infinity made by folding (a BatchNorm variance of −ε), are refused naming the tensor.
+#[test]
+fn non_finite_weights_are_refused_naming_the_tensor() {
+    let s = synth();
+    let conv = |nodes: &[(String, Msg)]| {
+        convert_tf_graph_with(&graph_bytes(nodes), "synthetic.pb", &TABLE).map(|c| c.tensors.len())
+    };
+    let mut w1 = s.w1.clone();
+    w1[7] = f32::NAN;
+    let nan = constant(
+        "M/c1/Conv2D/ReadVariableOp/resource",
+        &[3, 2, 4, 5],
+        &w1,
+        Enc::Content,
+    );
+    assert_err(
+        conv(&replaced(&s.nodes, nan)),
+        &[
+            "synthetic.pb",
+            "tensor a.conv.weight",
+            "non-finite value NaN",
+        ],
+    );
+    let var = constant(
+        "M/dw_bn/FusedBatchNormV3/ReadVariableOp_1/resource",
+        &[5],
+        &[-EPSD; 5],
+        Enc::Content,
+    );
+    assert_err(
+        conv(&replaced(&s.nodes, var)),
+        &["synthetic.pb", "tensor a.dw.weight", "non-finite value"],
+    );
+    // The unchanged graph converts: the refusals above come from the values alone.
+    assert_eq!(conv(&s.nodes).unwrap(), 6);
+}
+
+/// Found auditing the readers for allocations sized by untrusted lengths: one `float_val` broadcast to a shape of 2^60 values asked for that allocation (or,
+/// with the element count wrapping, indexed out of bounds). Now the shape is refused before anything is allocated.
+#[test]
+fn a_broadcast_to_a_huge_shape_is_refused_before_allocating() {
+    let s = synth();
+    for shape in [
+        vec![1 << 30, 1 << 30],
+        vec![1 << 32, 1 << 32, 1 << 32, 1 << 32],
+    ] {
+        let big = constant(
+            "M/c1/Conv2D/ReadVariableOp/resource",
+            &shape,
+            &[1.0],
+            Enc::FloatVal,
+        );
+        let r = convert_tf_graph_with(
+            &graph_bytes(&replaced(&s.nodes, big)),
+            "synthetic.pb",
+            &TABLE,
+        );
+        assert_err(
+            r.map(|c| c.tensors.len()),
+            &["synthetic.pb", "a.conv", "more than 67108864 values"],
+        );
     }
 }
