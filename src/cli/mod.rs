@@ -45,7 +45,7 @@ struct Cli {
 enum Cmd {
     /// Detect faces: a JSON array on stdout, or one file per work unit with --out (resumable, shardable);
     /// coordinates in original pixels after EXIF orientation.
-    Detect(detect::DetectArgs),
+    Detect(Box<detect::DetectArgs>),
     /// Convert a released model to sshface's safetensors format.
     Convert(ConvertArgs),
     /// Measure end-to-end detection throughput on synthetic images.
@@ -177,7 +177,7 @@ pub fn main() -> ExitCode {
     quiet_on_broken_pipe();
     let cli = Cli::parse();
     let r = match cli.cmd {
-        Cmd::Detect(a) => detect::run(a),
+        Cmd::Detect(a) => detect::run(*a),
         Cmd::Convert(a) => convert(a),
         Cmd::Bench(a) => bench::bench(a),
         Cmd::Profile(a) => profile::profile(a),
