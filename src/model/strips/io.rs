@@ -1,0 +1,168 @@
+//! The ends of a network in row strips: the input canvas written by preprocessing, and the heads decoded into
+//! per-anchor rows strip by strip.
+
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Graph, TensorId};
+use crate::model::strips::map::{band_bytes, plan_bands, Map};
+use crate::ops::decode::{decode_rows, BoxCoding, DecodeImage, Level};
+use crate::ops::preprocess::{preprocess_rows, source_rows, CanvasRows, Preprocess};
+use crate::ops::softmax2::{softmax2, ClassLayout};
+
+/// The network input `[N, 3, H, W]` named `name`: one tensor when it fits `limit` bytes, else row pieces.
+pub fn canvas(
+    g: &mut Graph,
+    name: &str,
+    shape: [usize; 4],
+    dtype: DType,
+    limit: u64,
+) -> Result<Map> {
+    let elem = dtype.size();
+    if band_bytes(shape, shape[2], elem) <= limit {
+        let x = g.tensor_as(name, &shape, dtype)?;
+        return Map::whole(g, x);
+    }
+    let need = |a: usize, b: usize| {
+        let s = [shape[0], shape[1], b - a, shape[3]];
+        (band_bytes(s, s[2], elem), name.to_string(), s)
+    };
+    let bands = plan_bands(shape[2], 1, limit, need)?;
+    let strips = bands.len();
+    let mut pieces = Vec::with_capacity(strips);
+    for (j, &(a, b)) in bands.iter().enumerate() {
+        let s = [shape[0], shape[1], b - a, shape[3]];
+        pieces.push((
+            a,
+            g.tensor_as(&format!("{name}[strip {}/{strips}]", j + 1), &s, dtype)?,
+        ));
+    }
+    Map::from_pieces(g, name, shape, pieces)
+}
+
+/// The packed RGB8 words of one image on the GPU: (first word, input tensor) — one tensor holding them all, or
+/// row bands of the image, each holding the words one strip of a canvas reads.
+pub type Packed = Vec<(usize, TensorId)>;
+
+/// Preprocesses image `n` into every piece of `x`. When `rgb` holds no whole image (it is larger than a binding),
+/// each strip reads a row band of it, declared here as an input named `name[strip j/k]` and added to `rgb`.
+pub fn preprocess_map(
+    g: &mut Graph,
+    label: &str,
+    name: &str,
+    rgb: &mut Packed,
+    x: &Map,
+    n: usize,
+    p: &Preprocess,
+) -> Result<()> {
+    let strips = x.pieces.len();
+    let [h, w] = p.src_hw;
+    let words = (h * w * 3).div_ceil(4);
+    let whole = rgb
+        .iter()
+        .find(|(w0, t)| *w0 == 0 && g.info(*t).len() == words)
+        .copied();
+    for (j, &(row0, t)) in x.pieces.iter().enumerate() {
+        let tag = format!("[strip {}/{strips}]", j + 1);
+        let (src, word0) = match whole {
+            Some((_, src)) => (src, 0),
+            None => {
+                let band = (row0, row0 + g.shape(t)[2]);
+                let (lo, hi) = source_rows(p, band);
+                // A strip wholly in the padding reads nothing: it still binds one word.
+                let a = ((lo * w * 3) / 4).min(words - 1);
+                let b = (hi * w * 3).div_ceil(4).clamp(a + 1, words);
+                let src = g.input(&format!("{name}{tag}"), &[b - a])?;
+                rgb.push((a, src));
+                (src, a)
+            }
+        };
+        let rows = CanvasRows {
+            row0,
+            canvas_h: x.shape[2],
+            word0,
+        };
+        let l = match strips {
+            1 => label.to_string(),
+            _ => format!("{label}{tag}"),
+        };
+        preprocess_rows(g, &l, src, t, n, p, rows)?;
+    }
+    Ok(())
+}
+
+/// One level's heads in maps whose pieces line up (the heads of one SSH output), with its anchor geometry.
+pub struct HeadMaps<'a> {
+    pub class: &'a Map,
+    pub layout: ClassLayout,
+    pub bbox: &'a Map,
+    pub landmarks: Option<&'a Map>,
+    pub stride: usize,
+    pub anchor_sizes: Vec<f32>,
+    pub module: u32,
+}
+
+/// Softmax and decode of one level, strip by strip, into `rows` from `row_offset` (rows (y, x, a) of the level).
+/// Returns the face probabilities `[N, A, H, W]`, in the strips of the heads.
+#[allow(clippy::too_many_arguments)]
+pub fn decode_map(
+    g: &mut Graph,
+    softmax_label: &str,
+    label: &str,
+    h: &HeadMaps,
+    coding: &BoxCoding,
+    images: &[DecodeImage],
+    rows: TensorId,
+    row_offset: usize,
+) -> Result<Map> {
+    let strips = h.class.pieces.len();
+    let lined_up = |m: &Map| {
+        m.pieces.len() == strips
+            && (0..strips).all(|k| m.piece_rows(g, k) == h.class.piece_rows(g, k))
+    };
+    if !lined_up(h.bbox) || !h.landmarks.is_none_or(lined_up) {
+        return Err(Error::shape(
+            label,
+            format!(
+                "head strips of '{}', '{}' do not line up",
+                h.class.name, h.bbox.name
+            ),
+        ));
+    }
+    let [_, _, _, w] = h.class.shape;
+    let a = h.anchor_sizes.len();
+    let mut scores = Vec::with_capacity(strips);
+    for k in 0..strips {
+        let tag = match strips {
+            1 => String::new(),
+            _ => format!("[strip {}/{strips}]", k + 1),
+        };
+        let (y0, _) = h.class.piece_rows(g, k);
+        let s = softmax2(
+            g,
+            &format!("{softmax_label}{tag}"),
+            h.class.pieces[k].1,
+            h.layout,
+        )?;
+        let level = Level {
+            scores: s,
+            bbox: h.bbox.pieces[k].1,
+            landmarks: h.landmarks.map(|l| l.pieces[k].1),
+            stride: h.stride,
+            anchor_sizes: h.anchor_sizes.clone(),
+            module: h.module,
+        };
+        let off = row_offset + y0 * w * a;
+        decode_rows(
+            g,
+            &format!("{label}{tag}"),
+            &level,
+            coding,
+            images,
+            rows,
+            off,
+            y0,
+        )?;
+        scores.push((y0, s));
+    }
+    let [n, _, hh, _] = h.class.shape;
+    Map::from_pieces(g, softmax_label, [n, a, hh, w], scores)
+}
