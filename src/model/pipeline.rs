@@ -8,7 +8,7 @@ use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
 use crate::model::ssh_vgg16::{self as vgg, SshVgg16};
 use crate::model::strips::io;
 use crate::ops::decode::{BoxCoding, DecodeImage};
-use crate::ops::nms::{select, Segment, SelectConfig};
+use crate::ops::nms::{select_chunks, Segment, SelectConfig};
 use crate::ops::preprocess::{resized_size, Preprocess};
 use crate::ops::softmax2::ClassLayout;
 
@@ -97,10 +97,26 @@ fn inputs(
 }
 
 #[allow(clippy::too_many_arguments)]
+/// The decoded rows `[N, total, 16]` of group `k`: one tensor when it fits `limit` bytes (as the only chunk), else
+/// `None` and no chunks (each strip's decode makes its own).
+fn rows_tensor(
+    g: &mut Graph,
+    k: usize,
+    n: usize,
+    total: usize,
+    limit: u64,
+) -> Result<(Option<TensorId>, Vec<(usize, TensorId)>)> {
+    if (n * total * 16 * 4) as u64 > limit {
+        return Ok((None, Vec::new()));
+    }
+    let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
+    Ok((Some(rows), vec![(0, rows)]))
+}
+
 fn finish(
     g: &mut Graph,
     images: Vec<(usize, io::Packed)>,
-    rows: TensorId,
+    chunks: &[(usize, TensorId)],
     segments: &[Segment],
     th: Thresholds,
     plus_one: bool,
@@ -113,7 +129,7 @@ fn finish(
         plus_one,
         max_candidates: capacity,
     };
-    let sel = select(g, "nms", rows, segments, &cfg)?;
+    let sel = select_chunks(g, "nms", chunks, segments, &cfg)?;
     g.mark_output(sel.rows);
     g.mark_output(sel.counts);
     for d in &dumps {
@@ -168,7 +184,7 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
     let heads = net.forward(g, &x, limit)?;
     let count = |s: usize| 2 * padded[0].div_ceil(s) * padded[1].div_ceil(s);
     let total: usize = rf::LEVELS.iter().map(|(s, _)| count(*s)).sum();
-    let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
+    let (rows, mut chunks) = rows_tensor(g, k, n, total, limit)?;
     let geo = vec![
         DecodeImage {
             input_hw: padded,
@@ -192,16 +208,9 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
             variances: [0.1, 0.2],
         };
         let softmax = format!("head.class.{l}.softmax");
-        io::decode_map(
-            g,
-            &softmax,
-            &format!("decode.{l}"),
-            &maps,
-            &coding,
-            &geo,
-            rows,
-            off,
-        )?;
+        let label = format!("decode.{l}");
+        let (_, made) = io::decode_map(g, &softmax, &label, &maps, &coding, &geo, rows, off)?;
+        chunks.extend(made);
         segments.push(Segment {
             offset: off,
             len: count(*stride),
@@ -225,7 +234,7 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
     finish(
         g,
         images,
-        rows,
+        &chunks,
         &segments,
         th,
         false,
@@ -274,7 +283,7 @@ pub fn vgg_group(
         }
         plan.push((s, r, mods));
     }
-    let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
+    let (rows, mut chunks) = rows_tensor(g, k, n, total, limit)?;
     let (mut segments, mut dumps) = (Vec::new(), Vec::new());
     for (li, (s, r, mods)) in plan.iter().enumerate() {
         let shape = [n, 3, r[0], r[1]];
@@ -321,16 +330,10 @@ pub fn vgg_group(
             };
             let softmax = format!("{mk}.cls_prob");
             let decode = format!("{mk}.decode");
-            let scores = io::decode_map(
-                g,
-                &softmax,
-                &decode,
-                &maps,
-                &BoxCoding::Rcnn,
-                &geo,
-                rows,
-                off,
-            )?;
+            let coding = BoxCoding::Rcnn;
+            let (scores, made) =
+                io::decode_map(g, &softmax, &decode, &maps, &coding, &geo, rows, off)?;
+            chunks.extend(made);
             segments.push(Segment {
                 offset: off,
                 len,
@@ -365,7 +368,7 @@ pub fn vgg_group(
         }
     }
     let capacity = total.min(vgg::TOP_K * segments.len()).min(MAX_CANDIDATES);
-    finish(g, images, rows, &segments, th, true, capacity, dumps)
+    finish(g, images, &chunks, &segments, th, true, capacity, dumps)
 }
 
 /// Turns the values read for `dumps` (tensor shapes in `shapes`) into the named tensors of `--dump`; heads of

@@ -100,8 +100,10 @@ pub struct HeadMaps<'a> {
     pub module: u32,
 }
 
-/// Softmax and decode of one level, strip by strip, into `rows` from `row_offset` (rows (y, x, a) of the level).
-/// Returns the face probabilities `[N, A, H, W]`, in the strips of the heads.
+/// Softmax and decode of one level, strip by strip, into `rows` from `row_offset` (rows (y, x, a) of the level),
+/// or, with `rows` `None` (all rows would exceed a binding), into one rows tensor `[N, strip rows, 16]` per strip.
+/// Returns the face probabilities `[N, A, H, W]` in the strips of the heads, and the rows tensors it made as
+/// (first row, tensor).
 #[allow(clippy::too_many_arguments)]
 pub fn decode_map(
     g: &mut Graph,
@@ -110,9 +112,9 @@ pub fn decode_map(
     h: &HeadMaps,
     coding: &BoxCoding,
     images: &[DecodeImage],
-    rows: TensorId,
+    rows: Option<TensorId>,
     row_offset: usize,
-) -> Result<Map> {
+) -> Result<(Map, Vec<(usize, TensorId)>)> {
     let strips = h.class.pieces.len();
     let lined_up = |m: &Map| {
         m.pieces.len() == strips
@@ -130,6 +132,7 @@ pub fn decode_map(
     let [_, _, _, w] = h.class.shape;
     let a = h.anchor_sizes.len();
     let mut scores = Vec::with_capacity(strips);
+    let mut made = Vec::new();
     for k in 0..strips {
         let tag = match strips {
             1 => String::new(),
@@ -151,18 +154,22 @@ pub fn decode_map(
             module: h.module,
         };
         let off = row_offset + y0 * w * a;
-        decode_rows(
-            g,
-            &format!("{label}{tag}"),
-            &level,
-            coding,
-            images,
-            rows,
-            off,
-            y0,
-        )?;
+        let (target, at) = match rows {
+            Some(r) => (r, off),
+            None => {
+                let [nn, _, ph, _] = g.nchw(label, s)?;
+                let t = g.tensor(&format!("{label}.rows{tag}"), &[nn, ph * w * a, 16])?;
+                made.push((off, t));
+                (t, 0)
+            }
+        };
+        let l = format!("{label}{tag}");
+        decode_rows(g, &l, &level, coding, images, target, at, y0)?;
         scores.push((y0, s));
     }
     let [n, _, hh, _] = h.class.shape;
-    Map::from_pieces(g, softmax_label, [n, a, hh, w], scores)
+    Ok((
+        Map::from_pieces(g, softmax_label, [n, a, hh, w], scores)?,
+        made,
+    ))
 }
