@@ -96,13 +96,15 @@ pub fn select_chunks(
                 r += rr;
                 n = nn;
             }
-            s => return Err(Error::shape(
-                label,
-                format!(
+            s => {
+                return Err(Error::shape(
+                    label,
+                    format!(
                     "rows '{}' must be [N, R, 16] starting at row {r}, found {s:?} at row {first}",
                     g.info(t).name
                 ),
-            )),
+                ))
+            }
         }
     }
     if chunks.is_empty() {
