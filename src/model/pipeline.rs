@@ -209,7 +209,12 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
         };
         let softmax = format!("head.class.{l}.softmax");
         let label = format!("decode.{l}");
-        let (_, made) = io::decode_map(g, &softmax, &label, &maps, &coding, &geo, rows, off)?;
+        let out = io::RowsOut {
+            rows,
+            offset: off,
+            limit,
+        };
+        let (_, made) = io::decode_map(g, &softmax, &label, &maps, &coding, &geo, &out)?;
         chunks.extend(made);
         segments.push(Segment {
             offset: off,
@@ -331,8 +336,12 @@ pub fn vgg_group(
             let softmax = format!("{mk}.cls_prob");
             let decode = format!("{mk}.decode");
             let coding = BoxCoding::Rcnn;
-            let (scores, made) =
-                io::decode_map(g, &softmax, &decode, &maps, &coding, &geo, rows, off)?;
+            let out = io::RowsOut {
+                rows,
+                offset: off,
+                limit,
+            };
+            let (scores, made) = io::decode_map(g, &softmax, &decode, &maps, &coding, &geo, &out)?;
             chunks.extend(made);
             segments.push(Segment {
                 offset: off,

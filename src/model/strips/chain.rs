@@ -10,7 +10,7 @@
 use crate::error::{Error, Result};
 use crate::gpu::{Graph, TensorId};
 use crate::model::blocks::ConvLayer;
-use crate::model::strips::map::{band_bytes, plan_bands, Map, Need};
+use crate::model::strips::map::{band_bytes, plan_bands, Assembler, Map, Need};
 use crate::ops::max_pool::{max_pool, Pool};
 
 /// One layer of a chain.
@@ -208,7 +208,7 @@ pub fn run_stage(g: &mut Graph, stage: &Stage, x: &Map, limit: u64) -> Result<Ma
     let along: Vec<(usize, usize)> = (0..x.pieces.len()).map(|k| x.piece_rows(g, k)).collect();
     let planned =
         if keeps_rows && along.len() > 1 && along.iter().all(|&(a, b)| need(a, b).0 <= limit) {
-            Ok(along)
+            Ok(along.clone())
         } else {
             plan_bands(h, 1, limit, need)
         };
@@ -229,7 +229,10 @@ pub fn run_stage(g: &mut Graph, stage: &Stage, x: &Map, limit: u64) -> Result<Ma
         Err(e) => return Err(e),
     };
     let strips = bands.len();
-    let mut pieces = Vec::with_capacity(strips);
+    // Strips that follow the input's pieces stay as they are, so that maps of one input keep lining up.
+    let follows = bands.len() > 1 && bands == along;
+    let group_limit = if follows { 0 } else { limit };
+    let mut pieces = Assembler::new(&stage.name, out_shape, elem, &bands, group_limit);
     for (j, &(oa, ob)) in bands.iter().enumerate() {
         let tag = format!("[strip {}/{strips}]", j + 1);
         let single = stage.branches.len() == 1;
@@ -279,9 +282,9 @@ pub fn run_stage(g: &mut Graph, stage: &Stage, x: &Map, limit: u64) -> Result<Ma
             }
             piece = Some(t);
         }
-        pieces.push((oa, band.or(piece).expect("a stage has a branch")));
+        pieces.add(g, j, band.or(piece).expect("a stage has a branch"))?;
     }
-    Map::from_pieces(g, &stage.name, out_shape, pieces)
+    pieces.finish(g)
 }
 
 /// The stage without strips: a chain layer after layer, branches into one output (shared leading layers once).

@@ -100,8 +100,15 @@ pub struct HeadMaps<'a> {
     pub module: u32,
 }
 
-/// Softmax and decode of one level, strip by strip, into `rows` from `row_offset` (rows (y, x, a) of the level),
-/// or, with `rows` `None` (all rows would exceed a binding), into one rows tensor `[N, strip rows, 16]` per strip.
+/// Where a level's decoded rows go: from row `offset` of `rows`, or, with `rows` `None` (all rows of the image would
+/// exceed a binding), into new rows tensors `[N, rows, 16]` of consecutive strips, each at most `limit` bytes.
+pub struct RowsOut {
+    pub rows: Option<TensorId>,
+    pub offset: usize,
+    pub limit: u64,
+}
+
+/// Softmax and decode of one level, strip by strip, into the rows `out` names (rows (y, x, a) of the level).
 /// Returns the face probabilities `[N, A, H, W]` in the strips of the heads, and the rows tensors it made as
 /// (first row, tensor).
 #[allow(clippy::too_many_arguments)]
@@ -112,8 +119,7 @@ pub fn decode_map(
     h: &HeadMaps,
     coding: &BoxCoding,
     images: &[DecodeImage],
-    rows: Option<TensorId>,
-    row_offset: usize,
+    out: &RowsOut,
 ) -> Result<(Map, Vec<(usize, TensorId)>)> {
     let strips = h.class.pieces.len();
     let lined_up = |m: &Map| {
@@ -131,8 +137,35 @@ pub fn decode_map(
     }
     let [_, _, _, w] = h.class.shape;
     let a = h.anchor_sizes.len();
-    let mut scores = Vec::with_capacity(strips);
+    let n = h.class.shape[0];
+    let bands: Vec<(usize, usize)> = (0..strips).map(|k| h.class.piece_rows(g, k)).collect();
+    let cells = |k: usize| (bands[k].1 - bands[k].0) * w * a;
+    // Per strip: (rows tensor, its first row within it); consecutive strips share one while it fits the limit.
+    let mut target: Vec<(TensorId, usize)> = Vec::with_capacity(strips);
     let mut made = Vec::new();
+    match out.rows {
+        Some(r) => target.extend((0..strips).map(|_| (r, out.offset))),
+        None => {
+            let per_row = (n * 16 * 4) as u64;
+            let mut k = 0;
+            while k < strips {
+                let (mut end, mut len) = (k + 1, cells(k));
+                while end < strips && (len + cells(end)) as u64 * per_row <= out.limit {
+                    len += cells(end);
+                    end += 1;
+                }
+                let first = out.offset + bands[k].0 * w * a;
+                let t = g.tensor(
+                    &format!("{label}.rows[chunk {}]", made.len() + 1),
+                    &[n, len, 16],
+                )?;
+                made.push((first, t));
+                target.extend((k..end).map(|_| (t, first)));
+                k = end;
+            }
+        }
+    }
+    let mut scores = Vec::with_capacity(strips);
     for k in 0..strips {
         let tag = match strips {
             1 => String::new(),
@@ -153,21 +186,13 @@ pub fn decode_map(
             anchor_sizes: h.anchor_sizes.clone(),
             module: h.module,
         };
-        let off = row_offset + y0 * w * a;
-        let (target, at) = match rows {
-            Some(r) => (r, off),
-            None => {
-                let [nn, _, ph, _] = g.nchw(label, s)?;
-                let t = g.tensor(&format!("{label}.rows{tag}"), &[nn, ph * w * a, 16])?;
-                made.push((off, t));
-                (t, 0)
-            }
-        };
+        let (t, first) = target[k];
+        let at = out.offset + y0 * w * a - first;
         let l = format!("{label}{tag}");
-        decode_rows(g, &l, &level, coding, images, target, at, y0)?;
+        decode_rows(g, &l, &level, coding, images, t, at, y0)?;
         scores.push((y0, s));
     }
-    let [n, _, hh, _] = h.class.shape;
+    let hh = h.class.shape[2];
     Ok((
         Map::from_pieces(g, softmax_label, [n, a, hh, w], scores)?,
         made,

@@ -163,3 +163,81 @@ pub fn plan_bands(
     let r = h.div_ceil(k).div_ceil(align) * align;
     Ok(split(r))
 }
+
+/// Collects the bands of a stage's output into as few pieces as fit `limit` bytes: a piece of several bands is
+/// one tensor each band is pasted into as soon as it is computed (so band outputs are freed at once and a map is
+/// not held in hundreds of small tensors).
+pub struct Assembler {
+    name: String,
+    shape: [usize; 4],
+    /// Per band: (first band of its piece, last band of its piece).
+    group: Vec<(usize, usize)>,
+    bands: Vec<(usize, usize)>,
+    open: Option<TensorId>,
+    pieces: Vec<(usize, TensorId)>,
+}
+
+impl Assembler {
+    pub fn new(
+        name: &str,
+        shape: [usize; 4],
+        elem: usize,
+        bands: &[(usize, usize)],
+        limit: u64,
+    ) -> Self {
+        let mut group = Vec::with_capacity(bands.len());
+        let mut k = 0;
+        while k < bands.len() {
+            let mut end = k + 1;
+            while end < bands.len() && band_bytes(shape, bands[end].1 - bands[k].0, elem) <= limit {
+                end += 1;
+            }
+            group.extend((k..end).map(|_| (k, end - 1)));
+            k = end;
+        }
+        Assembler {
+            name: name.to_string(),
+            shape,
+            group,
+            bands: bands.to_vec(),
+            open: None,
+            pieces: Vec::new(),
+        }
+    }
+
+    /// Takes the output `t` of band `j` (bands in order).
+    pub fn add(&mut self, g: &mut Graph, j: usize, t: TensorId) -> Result<()> {
+        let (first, last) = self.group[j];
+        if first == last {
+            self.pieces.push((self.bands[j].0, t));
+            return Ok(());
+        }
+        let (a, b) = (self.bands[first].0, self.bands[last].1);
+        if j == first {
+            let [n, c, _, w] = self.shape;
+            let tag = format!("[piece {}]", self.pieces.len() + 1);
+            let piece = g.tensor_as(
+                &format!("{}{tag}", self.name),
+                &[n, c, b - a, w],
+                g.dtype(t),
+            )?;
+            self.open = Some(piece);
+            self.pieces.push((a, piece));
+        }
+        let piece = self.open.expect("a piece is open");
+        let (oa, ob) = self.bands[j];
+        copy_rows(
+            g,
+            &format!("{}.paste{}", self.name, oa),
+            t,
+            0,
+            piece,
+            oa - a,
+            ob - oa,
+        )
+    }
+
+    pub fn finish(self, g: &Graph) -> Result<Map> {
+        Map::from_pieces(g, &self.name, self.shape, self.pieces)
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::error::Result;
 use crate::gpu::Graph;
-use crate::model::strips::map::{band_bytes, plan_bands, Map, Need};
+use crate::model::strips::map::{band_bytes, plan_bands, Assembler, Map, Need};
 use crate::ops::upsample_bilinear::upsample_bilinear_rows;
 use crate::ops::upsample_nearest::{upsample_nearest_rows, RowWindow};
 use crate::ops::{add::add, Activation};
@@ -73,7 +73,7 @@ pub fn run_merge(g: &mut Graph, m: &Merge, small: &Map, big: &Map, limit: u64) -
     };
     let bands = plan_bands(h, 1, limit, need)?;
     let strips = bands.len();
-    let mut pieces = Vec::with_capacity(strips);
+    let mut pieces = Assembler::new(m.add, big.shape, elem, &bands, limit);
     for (j, &(a, b)) in bands.iter().enumerate() {
         let tag = format!("[strip {}/{strips}]", j + 1);
         let (lo, hi) = m.kind.source_rows(hs, h, (a, b));
@@ -90,7 +90,8 @@ pub fn run_merge(g: &mut Graph, m: &Merge, small: &Map, big: &Map, limit: u64) -
             Up::Nearest => upsample_nearest_rows(g, &label, xs, [b - a, w], win)?,
             Up::Bilinear => upsample_bilinear_rows(g, &label, xs, [b - a, w], win)?,
         };
-        pieces.push((a, sum(g, &format!("{}{tag}", m.add), up, xb)?));
+        let out = sum(g, &format!("{}{tag}", m.add), up, xb)?;
+        pieces.add(g, j, out)?;
     }
-    Map::from_pieces(g, m.add, big.shape, pieces)
+    pieces.finish(g)
 }
