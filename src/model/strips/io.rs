@@ -144,7 +144,7 @@ pub fn decode_map(
     let mut target: Vec<(TensorId, usize)> = Vec::with_capacity(strips);
     let mut made = Vec::new();
     match out.rows {
-        Some(r) => target.extend((0..strips).map(|_| (r, out.offset))),
+        Some(r) => target.extend((0..strips).map(|_| (r, 0))),
         None => {
             let per_row = (n * 16 * 4) as u64;
             let mut k = 0;
