@@ -96,7 +96,6 @@ fn inputs(
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
 /// The decoded rows `[N, total, 16]` of group `k`: one tensor when it fits `limit` bytes (as the only chunk), else
 /// `None` and no chunks (each strip's decode makes its own).
 fn rows_tensor(
@@ -105,7 +104,7 @@ fn rows_tensor(
     n: usize,
     total: usize,
     limit: u64,
-) -> Result<(Option<TensorId>, Vec<(usize, TensorId)>)> {
+) -> Result<(Option<TensorId>, io::Chunks)> {
     if (n * total * 16 * 4) as u64 > limit {
         return Ok((None, Vec::new()));
     }
@@ -113,6 +112,7 @@ fn rows_tensor(
     Ok((Some(rows), vec![(0, rows)]))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn finish(
     g: &mut Graph,
     images: Vec<(usize, io::Packed)>,

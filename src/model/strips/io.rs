@@ -100,6 +100,9 @@ pub struct HeadMaps<'a> {
     pub module: u32,
 }
 
+/// Rows tensors `[N, rows, 16]` of consecutive rows, each as (first row, tensor).
+pub type Chunks = Vec<(usize, TensorId)>;
+
 /// Where a level's decoded rows go: from row `offset` of `rows`, or, with `rows` `None` (all rows of the image would
 /// exceed a binding), into new rows tensors `[N, rows, 16]` of consecutive strips, each at most `limit` bytes.
 pub struct RowsOut {
@@ -120,7 +123,7 @@ pub fn decode_map(
     coding: &BoxCoding,
     images: &[DecodeImage],
     out: &RowsOut,
-) -> Result<(Map, Vec<(usize, TensorId)>)> {
+) -> Result<(Map, Chunks)> {
     let strips = h.class.pieces.len();
     let lined_up = |m: &Map| {
         m.pieces.len() == strips
@@ -166,7 +169,7 @@ pub fn decode_map(
         }
     }
     let mut scores = Vec::with_capacity(strips);
-    for k in 0..strips {
+    for (k, &(t, first)) in target.iter().enumerate() {
         let tag = match strips {
             1 => String::new(),
             _ => format!("[strip {}/{strips}]", k + 1),
@@ -186,7 +189,6 @@ pub fn decode_map(
             anchor_sizes: h.anchor_sizes.clone(),
             module: h.module,
         };
-        let (t, first) = target[k];
         let at = out.offset + y0 * w * a - first;
         let l = format!("{label}{tag}");
         decode_rows(g, &l, &level, coding, images, t, at, y0)?;
