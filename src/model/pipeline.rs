@@ -96,22 +96,6 @@ fn inputs(
         .collect()
 }
 
-/// The decoded rows `[N, total, 16]` of group `k`: one tensor when it fits `limit` bytes (as the only chunk), else
-/// `None` and no chunks (each strip's decode makes its own).
-fn rows_tensor(
-    g: &mut Graph,
-    k: usize,
-    n: usize,
-    total: usize,
-    limit: u64,
-) -> Result<(Option<TensorId>, io::Chunks)> {
-    if (n * total * 16 * 4) as u64 > limit {
-        return Ok((None, Vec::new()));
-    }
-    let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
-    Ok((Some(rows), vec![(0, rows)]))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn finish(
     g: &mut Graph,
@@ -184,7 +168,7 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
     let heads = net.forward(g, &x, limit)?;
     let count = |s: usize| 2 * padded[0].div_ceil(s) * padded[1].div_ceil(s);
     let total: usize = rf::LEVELS.iter().map(|(s, _)| count(*s)).sum();
-    let (rows, mut chunks) = rows_tensor(g, k, n, total, limit)?;
+    let (rows, mut chunks) = io::rows_tensor(g, k, n, total, limit)?;
     let geo = vec![
         DecodeImage {
             input_hw: padded,
@@ -288,7 +272,7 @@ pub fn vgg_group(
         }
         plan.push((s, r, mods));
     }
-    let (rows, mut chunks) = rows_tensor(g, k, n, total, limit)?;
+    let (rows, mut chunks) = io::rows_tensor(g, k, n, total, limit)?;
     let (mut segments, mut dumps) = (Vec::new(), Vec::new());
     for (li, (s, r, mods)) in plan.iter().enumerate() {
         let shape = [n, 3, r[0], r[1]];

@@ -103,6 +103,22 @@ pub struct HeadMaps<'a> {
 /// Rows tensors `[N, rows, 16]` of consecutive rows, each as (first row, tensor).
 pub type Chunks = Vec<(usize, TensorId)>;
 
+/// The decoded rows `[N, total, 16]` of group `k`: one tensor when it fits `limit` bytes (as the only chunk), else
+/// `None` and no chunks (each strip's decode makes its own).
+pub fn rows_tensor(
+    g: &mut Graph,
+    k: usize,
+    n: usize,
+    total: usize,
+    limit: u64,
+) -> Result<(Option<TensorId>, Chunks)> {
+    if (n * total * 16 * 4) as u64 > limit {
+        return Ok((None, Vec::new()));
+    }
+    let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
+    Ok((Some(rows), vec![(0, rows)]))
+}
+
 /// Where a level's decoded rows go: from row `offset` of `rows`, or, with `rows` `None` (all rows of the image would
 /// exceed a binding), into new rows tensors `[N, rows, 16]` of consecutive strips, each at most `limit` bytes.
 pub struct RowsOut {
