@@ -279,3 +279,20 @@ fn vgg_strips_are_bit_identical() {
     let images = sizes.map(|[h, w]| vgg_support::image(7, w as u32, h as u32));
     assert_identical(&plain, &strips, &images);
 }
+
+/// An image is refused only when the thinnest strip of some layer does not fit: the error names the map, the bytes
+/// of that strip and the budget. At 1024 px wide one row of block0.dw reads 3 rows of conv1's output
+/// (3 · 32 · 512 · 4 = 196,608 bytes), past a 100,000-byte budget.
+#[test]
+fn a_row_too_wide_is_refused_naming_the_map() {
+    let det = retina(noop(), Some(100_000));
+    let e = det.plan_steps(&[[64, 1024]]).unwrap_err().to_string();
+    assert!(
+        e.contains(
+            "'backbone.conv1 (one band of 3 rows, the thinnest row strip)' needs 196608 bytes"
+        ) && e.contains("100000 bytes"),
+        "{e}"
+    );
+    // 128 px wide (the widest strip: 3 rows of block1.expand, 73,728 bytes), it plans.
+    det.plan_steps(&[[64, 128]]).unwrap();
+}
