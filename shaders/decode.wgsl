@@ -28,7 +28,7 @@ struct Params {
     scale: f32,       // coordinates are divided by it last
     var0: f32,
     var1: f32,
-    _p0: u32,
+    y0: u32,          // first row of the level the heads hold (row strips)
     _p1: u32,
     sizes: array<vec4<f32>, 2>,  // per anchor: Ssd min size, Rcnn scale
 }
@@ -61,7 +61,7 @@ fn decode(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     let a = i % p.anchors;
     let cell = i / p.anchors;
     let x = cell % p.w;
-    let y = cell / p.w;
+    let y = cell / p.w + p.y0;
     let size = p.sizes[a / 4u][a % 4u];
     let b4 = 4u * p.anchors;
     let dx = f32(bbox[chan(4u * a, b4, cell)]);

@@ -28,8 +28,9 @@ struct Params {
     mul: vec4<f32>,  // per output channel
     m: vec4<u32>,
     pad_value: f32,
-    _p0: u32,
-    _p1: u32,
+    // Row strips: out holds canvas rows row0.. (canvas_h of them); src holds the packed words word0.. of the image.
+    row0: u32,
+    word0: u32,
     _p2: u32,
 }
 
@@ -208,7 +209,7 @@ fn taps(d: u32, n: u32, reset_at_edges: bool) -> Taps {
 }
 
 fn byte_at(i: u32) -> f32 {
-    return f32((src[i / 4u] >> (8u * (i % 4u))) & 0xffu);
+    return f32((src[i / 4u - p.word0] >> (8u * (i % 4u))) & 0xffu);
 }
 
 fn value(y: u32, x: u32, c: u32, sc: u32) -> f32 {
@@ -222,7 +223,7 @@ fn preprocess(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgr
     if (i >= plane) {
         return;
     }
-    let y = i / p.canvas_w;
+    let y = i / p.canvas_w + p.row0;
     let x = i % p.canvas_w;
     let base = p.image * 3u * plane + i;
     if (y >= p.dst_h || x >= p.dst_w) {

@@ -30,16 +30,20 @@ fn score_key(s: f32) -> u32 {
 
 @compute @workgroup_size(WG)
 fn select_keys(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
-    let i = gid.x + gid.y * nwg.x * WG;
-    if (i >= p.len) {
+    // seg[31] (group 31 is no segment's): (first row, rows, records written, 0) of this call; `rows` holds rows
+    // first.. of each image (a chunk of an image too large for one binding). One call over all rows: (0, R, len, 0).
+    let c = p.seg[31];
+    let local = gid.x + gid.y * nwg.x * WG;
+    if (local >= c.z) {
         return;
     }
+    let i = c.x + local;
     var rec = vec2<u32>(0xffffffffu, 0xffffffffu);
-    if (i < p.rows) {
+    if (local < c.y) {
         for (var g = 0u; g < p.segments; g++) {
             let s = p.seg[g];
             if (i >= s.x && i - s.x < s.y) {
-                rec = vec2<u32>((g << 27u) | i, score_key(rows[(gid.z * p.rows + i) * 16u + 15u]));
+                rec = vec2<u32>((g << 27u) | i, score_key(rows[(gid.z * c.y + local) * 16u + 15u]));
             }
         }
     }

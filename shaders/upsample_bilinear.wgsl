@@ -13,9 +13,10 @@ struct Params {
     w: u32,
     ho: u32,
     wo: u32,
-    _p0: u32,
-    _p1: u32,
-    _p2: u32,
+    // Row strips: out holds output rows oy0.., x holds input rows row0.. of a map of h_full rows (0, 0, H unsplit).
+    oy0: u32,
+    row0: u32,
+    h_full: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -39,14 +40,17 @@ fn upsample_bilinear(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     let ox = i % p.wo;
     let oy = (i / p.wo) % p.ho;
     let base = (i / (p.wo * p.ho)) * p.h * p.w;
-    let jy = oy >> 1u;
+    let gy = oy + p.oy0;
+    let jy = gy >> 1u;
     let jx = ox >> 1u;
-    let ny = neighbour(oy, p.h);
+    let ny = neighbour(gy, p.h_full);
     let nx = neighbour(ox, p.w);
     let wy = 0.25 * f32(ny.y);
     let wx = 0.25 * f32(nx.y);
-    let r0 = base + jy * p.w;
-    let r1 = base + u32(ny.x) * p.w;
+    // Outside the map the neighbour's weight is 0; row jy stands in for it (inside every strip's window).
+    let ky = select(jy, u32(ny.x), ny.y == 1);
+    let r0 = base + (jy - p.row0) * p.w;
+    let r1 = base + (ky - p.row0) * p.w;
     // Rows first, then columns, as the separable kernel factors.
     let row0 = 0.75 * f32(x[r0 + jx]) + wx * f32(x[r0 + u32(nx.x)]);
     let row1 = 0.75 * f32(x[r1 + jx]) + wx * f32(x[r1 + u32(nx.x)]);

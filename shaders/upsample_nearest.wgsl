@@ -15,11 +15,16 @@ struct Params {
     wo: u32,
     scale_y: f32, // H / Ho
     scale_x: f32, // W / Wo
+    // Row strips: out holds output rows oy0.., x holds input rows row0.. of a map of h_full rows (0, 0, H unsplit).
+    oy0: u32,
+    row0: u32,
+    h_full: u32,
     _p0: u32,
+    _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
-@group(0) @binding(1) var<storage, read> x: array<Map>;         // [N, C, H, W]
+@group(0) @binding(1) var<storage, read> x: array<Map>;         // [N, C, H, W] (rows row0.. of h_full)
 @group(0) @binding(2) var<storage, read_write> out: array<Map>; // [N, C, Ho, Wo]
 
 fn src(dst: u32, scale: f32, n: u32) -> u32 {
@@ -35,5 +40,6 @@ fn upsample_nearest(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_
     let ox = i % p.wo;
     let oy = (i / p.wo) % p.ho;
     let base = (i / (p.wo * p.ho)) * p.h * p.w;
-    out[i] = Map(f32(x[base + src(oy, p.scale_y, p.h) * p.w + src(ox, p.scale_x, p.w)]));
+    let sy = src(oy + p.oy0, p.scale_y, p.h_full) - p.row0;
+    out[i] = Map(f32(x[base + sy * p.w + src(ox, p.scale_x, p.w)]));
 }

@@ -306,4 +306,11 @@ impl Detector {
     pub fn plan_steps(&self, sizes: &[[usize; 2]]) -> Result<Vec<crate::gpu::StepDesc>> {
         Ok(self.graph(sizes, false, self.th)?.0.steps().to_vec())
     }
+
+    /// For the plan of [`plan_steps`](Self::plan_steps): the bytes of its largest tensor and of its arena (what
+    /// [`gpu_memory_bytes`](Self::gpu_memory_bytes) counts less the weights), planned without compiling.
+    pub fn plan_bytes(&self, sizes: &[[usize; 2]]) -> Result<(u64, u64)> {
+        let g = self.graph(sizes, false, self.th)?.0;
+        Ok((g.max_tensor_bytes(), g.arena_bytes()))
+    }
 }

@@ -345,7 +345,8 @@ fn row_strips_are_bit_identical() {
             .unwrap();
     let mut g = sshface::gpu::Graph::new();
     let x = g.input("x", &[1, 3, 512, 512]).unwrap();
-    net.forward(&mut g, x, budget).unwrap();
+    let x = sshface::model::strips::Map::whole(&g, x).unwrap();
+    net.forward(&mut g, &x, budget).unwrap();
     let strip_steps: Vec<&str> = g
         .steps()
         .iter()

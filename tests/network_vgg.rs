@@ -426,7 +426,8 @@ fn default_protocol_fits_a_128_mib_binding() {
     let budget = 128u64 << 20;
     let mut g = sshface::gpu::Graph::new();
     let x = g.input("x", &[1, 3, 1200, 1600]).unwrap();
-    net.forward(&mut g, x, [true; 3], budget).unwrap();
+    let x = sshface::model::strips::Map::whole(&g, x).unwrap();
+    net.forward(&mut g, &x, [true; 3], budget).unwrap();
     assert!(
         g.max_tensor_bytes() <= budget,
         "largest tensor {} bytes",

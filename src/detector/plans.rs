@@ -97,9 +97,22 @@ impl Detector {
 
     pub(super) fn write_inputs(&self, c: &Compiled, images: &[RgbImage]) -> Result<()> {
         for gr in &c.groups {
-            for &(idx, t) in &gr.images {
-                c.plan
-                    .write(&self.ctx, t, &pack_rgb8(images[idx].as_raw()))?;
+            for (idx, pieces) in &gr.images {
+                let packed = pack_rgb8(images[*idx].as_raw());
+                for &(word0, t) in pieces {
+                    let len = c.plan.info(t).len();
+                    let words = packed.get(word0..word0 + len).ok_or_else(|| {
+                        crate::error::Error::shape(
+                            format!("image{idx}.rgb8"),
+                            format!(
+                                "band of words {word0}..{} past the {} words of the image",
+                                word0 + len,
+                                packed.len()
+                            ),
+                        )
+                    })?;
+                    c.plan.write(&self.ctx, t, words)?;
+                }
             }
         }
         Ok(())

@@ -278,6 +278,11 @@ impl Graph {
         Plan::build(ctx, self, slots)
     }
 
+    /// Bytes of the arena `compile` would allocate for this graph (feature maps, inputs, outputs), without a device.
+    pub fn arena_bytes(&self) -> u64 {
+        self.plan_arena().1.iter().sum()
+    }
+
     /// Greedy best-fit assignment of tensors to buffers from their lifetimes (first..=last step).
     /// Returns, per tensor, its slot index and each slot's size in bytes.
     fn plan_arena(&self) -> (Vec<usize>, Vec<u64>) {

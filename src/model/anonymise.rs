@@ -1,7 +1,7 @@
 //! The anonymisation steps appended to a detection graph: for every image, a blur step reading its packed RGB8
 //! upload and its group's kept rows, writing a packed RGB8 output that is read back instead of the image.
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::gpu::{Graph, TensorId};
 use crate::model::pipeline::GroupIo;
 use crate::ops::blur::{blur, Blur};
@@ -17,8 +17,14 @@ pub fn append(
     let mut outs = Vec::with_capacity(groups.len());
     for (k, gr) in groups.iter().enumerate() {
         let mut v = Vec::with_capacity(gr.images.len());
-        for (j, &(idx, src)) in gr.images.iter().enumerate() {
-            let hw = sizes[idx];
+        for (j, (idx, pieces)) in gr.images.iter().enumerate() {
+            let (idx, hw) = (*idx, sizes[*idx]);
+            let &[(0, src)] = pieces.as_slice() else {
+                return Err(Error::shape(
+                    format!("anonymise{k}.{j}"),
+                    format!("image {idx} ({}×{}) is larger than one storage binding: blurring it is not supported", hw[1], hw[0]),
+                ));
+            };
             let words = (hw[0] * hw[1] * 3).div_ceil(4);
             let out = g.tensor(&format!("anonymised{k}.{j}"), &[words])?;
             g.mark_output(out);

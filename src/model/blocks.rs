@@ -3,6 +3,7 @@
 
 use crate::error::Result;
 use crate::gpu::{DType, GpuContext, Graph, TensorId};
+use crate::model::strips::{run_stage, Branch, ChainLayer, Map, Stage};
 use crate::model::weights::WeightFile;
 use crate::ops::conv2d::{conv2d, Conv2d};
 use crate::ops::Activation;
@@ -158,18 +159,30 @@ impl SshModule {
         self.conv3x3.c_out() + self.conv5x5.c_out() + self.conv7x7.c_out()
     }
 
-    /// Appends the module on `f` [N, C, H, W]; returns the post-ReLU concat [N, c_out, H, W].
-    pub fn apply(&self, g: &mut Graph, f: TensorId) -> Result<TensorId> {
-        let [n, _, h, w] = g.nchw(&self.label, f)?;
-        let shape = [n, self.c_out(), h, w];
-        let out = g.tensor_as(&format!("{}.output", self.label), &shape, g.dtype(f))?;
+    /// The module as a strips stage: three chains writing the post-ReLU concat `<prefix>.output`
+    /// [N, c_out, H, W] at their channel offsets (dimred, shared by two chains, runs once without strips).
+    pub fn stage(&self) -> Stage<'_> {
         let c0 = self.conv3x3.c_out();
         let c1 = c0 + self.conv5x5.c_out();
-        self.conv3x3.apply(g, f, None, Some((out, 0)))?;
-        let d = self.dimred.apply(g, f, None, None)?;
-        self.conv5x5.apply(g, d, None, Some((out, c0)))?;
-        let t = self.conv7x7_1.apply(g, d, None, None)?;
-        self.conv7x7.apply(g, t, None, Some((out, c1)))?;
-        Ok(out)
+        fn chain<'a>(layers: &[&'a ConvLayer], c_off: usize) -> Branch<'a> {
+            Branch {
+                layers: layers.iter().map(|&l| ChainLayer::Conv(l)).collect(),
+                c_off,
+            }
+        }
+        Stage {
+            name: format!("{}.output", self.label),
+            branches: vec![
+                chain(&[&self.conv3x3], 0),
+                chain(&[&self.dimred, &self.conv5x5], c0),
+                chain(&[&self.dimred, &self.conv7x7_1, &self.conv7x7], c1),
+            ],
+            residual: None,
+        }
+    }
+
+    /// Appends the module on the map `f` [N, C, H, W] (in row strips when a map exceeds `limit` bytes).
+    pub fn apply(&self, g: &mut Graph, f: &Map, limit: u64) -> Result<Map> {
+        run_stage(g, &self.stage(), f, limit)
     }
 }

@@ -6,10 +6,11 @@ use crate::error::Result;
 use crate::gpu::{Graph, TensorId};
 use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
 use crate::model::ssh_vgg16::{self as vgg, SshVgg16};
-use crate::ops::decode::{decode, BoxCoding, DecodeImage, Level};
-use crate::ops::nms::{select, Segment, SelectConfig};
-use crate::ops::preprocess::{preprocess, resized_size, Preprocess};
-use crate::ops::softmax2::{softmax2, ClassLayout};
+use crate::model::strips::io;
+use crate::ops::decode::{BoxCoding, DecodeImage};
+use crate::ops::nms::{select_chunks, Segment, SelectConfig};
+use crate::ops::preprocess::{resized_size, Preprocess};
+use crate::ops::softmax2::ClassLayout;
 
 /// Upper bound on candidates above the score threshold per image that enter NMS (its bit matrix is K²/8 bytes).
 pub const MAX_CANDIDATES: usize = 16_384;
@@ -34,8 +35,9 @@ pub struct DumpTensor {
 
 /// The inputs and outputs of one group inside a compiled plan.
 pub struct GroupIo {
-    /// (index into the caller's image list, packed-RGB8 input tensor)
-    pub images: Vec<(usize, TensorId)>,
+    /// (index into the caller's image list, its packed-RGB8 input: one tensor, or row bands of the image when
+    /// larger than a binding)
+    pub images: Vec<(usize, io::Packed)>,
     /// Kept rows [N, capacity, 16] and counts [N, 2] (kept, overflow).
     pub rows: TensorId,
     pub counts: TensorId,
@@ -73,15 +75,23 @@ impl Protocol {
     }
 }
 
-/// Declares one packed-RGB8 input per image.
-fn inputs(g: &mut Graph, idxs: &[usize], sizes: &[[usize; 2]]) -> Result<Vec<(usize, TensorId)>> {
+/// Declares one packed-RGB8 input per image: one tensor when it fits `limit` bytes, else none yet (preprocessing
+/// declares the row bands each strip of the canvas reads, see [`io::preprocess_map`]).
+fn inputs(
+    g: &mut Graph,
+    idxs: &[usize],
+    sizes: &[[usize; 2]],
+    limit: u64,
+) -> Result<Vec<(usize, io::Packed)>> {
     idxs.iter()
         .map(|&i| {
             let [h, w] = sizes[i];
-            Ok((
-                i,
-                g.input(&format!("image{i}.rgb8"), &[(h * w * 3).div_ceil(4)])?,
-            ))
+            let words = (h * w * 3).div_ceil(4);
+            let whole = match words as u64 * 4 <= limit {
+                true => vec![(0, g.input(&format!("image{i}.rgb8"), &[words])?)],
+                false => Vec::new(),
+            };
+            Ok((i, whole))
         })
         .collect()
 }
@@ -89,8 +99,8 @@ fn inputs(g: &mut Graph, idxs: &[usize], sizes: &[[usize; 2]]) -> Result<Vec<(us
 #[allow(clippy::too_many_arguments)]
 fn finish(
     g: &mut Graph,
-    images: Vec<(usize, TensorId)>,
-    rows: TensorId,
+    images: Vec<(usize, io::Packed)>,
+    chunks: &[(usize, TensorId)],
     segments: &[Segment],
     th: Thresholds,
     plus_one: bool,
@@ -103,7 +113,7 @@ fn finish(
         plus_one,
         max_candidates: capacity,
     };
-    let sel = select(g, "nms", rows, segments, &cfg)?;
+    let sel = select_chunks(g, "nms", chunks, segments, &cfg)?;
     g.mark_output(sel.rows);
     g.mark_output(sel.counts);
     for d in &dumps {
@@ -147,26 +157,18 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
         limit,
     } = *spec;
     let n = idxs.len();
-    let x = g.tensor_as(
-        &format!("input{k}"),
-        &[n, 3, padded[0], padded[1]],
-        g.map_dtype(),
-    )?;
-    let images = inputs(g, idxs, sizes)?;
-    for (j, &(i, rgb)) in images.iter().enumerate() {
-        preprocess(
-            g,
-            &format!("preprocess.image{i}"),
-            rgb,
-            x,
-            j,
-            &Preprocess::retinaface(sizes[i]),
-        )?;
+    let shape = [n, 3, padded[0], padded[1]];
+    let x = io::canvas(g, &format!("input{k}"), shape, g.map_dtype(), limit)?;
+    let mut images = inputs(g, idxs, sizes, limit)?;
+    for (j, (i, rgb)) in images.iter_mut().enumerate() {
+        let pre = Preprocess::retinaface(sizes[*i]);
+        let name = format!("image{i}.rgb8");
+        io::preprocess_map(g, &format!("preprocess.image{i}"), &name, rgb, &x, j, &pre)?;
     }
-    let heads = net.forward(g, x, limit)?;
+    let heads = net.forward(g, &x, limit)?;
     let count = |s: usize| 2 * padded[0].div_ceil(s) * padded[1].div_ceil(s);
     let total: usize = rf::LEVELS.iter().map(|(s, _)| count(*s)).sum();
-    let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
+    let (rows, mut chunks) = io::rows_tensor(g, k, n, total, limit)?;
     let geo = vec![
         DecodeImage {
             input_hw: padded,
@@ -177,31 +179,27 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
     let (mut segments, mut off, mut dumps) = (Vec::new(), 0, Vec::new());
     for (l, (stride, anchor_sizes)) in rf::LEVELS.iter().enumerate() {
         let h = &heads[l];
-        let scores = softmax2(
-            g,
-            &format!("head.class.{l}.softmax"),
-            h.class,
-            ClassLayout::Interleaved,
-        )?;
-        let level = Level {
-            scores,
-            bbox: h.bbox,
-            landmarks: Some(h.landmark),
+        let maps = io::HeadMaps {
+            class: &h.class,
+            layout: ClassLayout::Interleaved,
+            bbox: &h.bbox,
+            landmarks: Some(&h.landmark),
             stride: *stride,
             anchor_sizes: anchor_sizes.to_vec(),
             module: l as u32,
         };
-        decode(
-            g,
-            &format!("decode.{l}"),
-            &level,
-            &BoxCoding::Ssd {
-                variances: [0.1, 0.2],
-            },
-            &geo,
+        let coding = BoxCoding::Ssd {
+            variances: [0.1, 0.2],
+        };
+        let softmax = format!("head.class.{l}.softmax");
+        let label = format!("decode.{l}");
+        let out = io::RowsOut {
             rows,
-            off,
-        )?;
+            offset: off,
+            limit,
+        };
+        let (_, made) = io::decode_map(g, &softmax, &label, &maps, &coding, &geo, &out)?;
+        chunks.extend(made);
         segments.push(Segment {
             offset: off,
             len: count(*stride),
@@ -209,14 +207,14 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
         });
         off += count(*stride);
         if dump {
-            for (name, id, kk) in [
-                ("cls_logits", h.class, 2),
-                ("bbox", h.bbox, 4),
-                ("landm", h.landmark, 10),
+            for (name, m, kk) in [
+                ("cls_logits", &h.class, 2),
+                ("bbox", &h.bbox, 4),
+                ("landm", &h.landmark, 10),
             ] {
                 dumps.push(DumpTensor {
                     name: name.into(),
-                    id,
+                    id: m.joined(g)?,
                     layout: DumpLayout::RetinaHead { level: l, k: kk },
                 });
             }
@@ -225,7 +223,7 @@ pub fn retina_group(net: &RetinaFaceMnv2, g: &mut Graph, spec: &GroupSpec) -> Re
     finish(
         g,
         images,
-        rows,
+        &chunks,
         &segments,
         th,
         false,
@@ -251,7 +249,7 @@ pub fn vgg_group(
         limit,
     } = *spec;
     let n = idxs.len();
-    let images = inputs(g, idxs, sizes)?;
+    let mut images = inputs(g, idxs, sizes, limit)?;
     let scales = protocol.scales(hw);
     // Rows of every (level, module), in that order, then one selection over all of them.
     let mut plan = Vec::new();
@@ -274,30 +272,28 @@ pub fn vgg_group(
         }
         plan.push((s, r, mods));
     }
-    let rows = g.tensor(&format!("rows{k}"), &[n, total, 16])?;
+    let (rows, mut chunks) = io::rows_tensor(g, k, n, total, limit)?;
     let (mut segments, mut dumps) = (Vec::new(), Vec::new());
     for (li, (s, r, mods)) in plan.iter().enumerate() {
-        let x = g.tensor_as(
+        let shape = [n, 3, r[0], r[1]];
+        let x = io::canvas(
+            g,
             &format!("input{k}.level{li}"),
-            &[n, 3, r[0], r[1]],
+            shape,
             g.map_dtype(),
+            limit,
         )?;
         let pre = Preprocess::ssh(hw, *s)?;
-        for (j, &(i, rgb)) in images.iter().enumerate() {
-            preprocess(
-                g,
-                &format!("preprocess.image{i}.level{li}"),
-                rgb,
-                x,
-                j,
-                &pre,
-            )?;
+        for (j, (i, rgb)) in images.iter_mut().enumerate() {
+            let label = format!("preprocess.image{i}.level{li}");
+            let name = format!("image{i}.rgb8.level{li}");
+            io::preprocess_map(g, &label, &name, rgb, &x, j, &pre)?;
         }
         let mut enabled = [false; 3];
         for &(m, _, _) in mods {
             enabled[m] = true;
         }
-        let out = net.forward(g, x, enabled, limit)?;
+        let out = net.forward(g, &x, enabled, limit)?;
         let geo = vec![
             DecodeImage {
                 input_hw: *r,
@@ -307,27 +303,30 @@ pub fn vgg_group(
         ];
         let first = dump && li == 0;
         for &(m, off, len) in mods {
-            let (cls, bbox) = out.heads[m];
+            let Some((cls, bbox)) = &out.heads[m] else {
+                continue;
+            };
             let mk = format!("m{}", m + 1);
-            let scores = softmax2(g, &format!("{mk}.cls_prob"), cls, ClassLayout::ClassMajor)?;
             let (stride, scales_a) = vgg::MODULES[m];
-            let level = Level {
-                scores,
+            let maps = io::HeadMaps {
+                class: cls,
+                layout: ClassLayout::ClassMajor,
                 bbox,
                 landmarks: None,
                 stride,
                 anchor_sizes: scales_a.to_vec(),
                 module: m as u32,
             };
-            decode(
-                g,
-                &format!("{mk}.decode"),
-                &level,
-                &BoxCoding::Rcnn,
-                &geo,
+            let softmax = format!("{mk}.cls_prob");
+            let decode = format!("{mk}.decode");
+            let coding = BoxCoding::Rcnn;
+            let out = io::RowsOut {
                 rows,
-                off,
-            )?;
+                offset: off,
+                limit,
+            };
+            let (scores, made) = io::decode_map(g, &softmax, &decode, &maps, &coding, &geo, &out)?;
+            chunks.extend(made);
             segments.push(Segment {
                 offset: off,
                 len,
@@ -336,33 +335,33 @@ pub fn vgg_group(
             if first {
                 dumps.push(DumpTensor {
                     name: format!("{mk}.cls_prob"),
-                    id: scores,
+                    id: scores.joined(g)?,
                     layout: DumpLayout::Hwa,
                 });
                 dumps.push(DumpTensor {
                     name: format!("{mk}.bbox_pred"),
-                    id: bbox,
+                    id: bbox.joined(g)?,
                     layout: DumpLayout::Chw,
                 });
             }
         }
         if first {
-            for (name, id) in [
-                ("conv4_3", out.conv4_3),
-                ("conv5_3", out.conv5_3),
-                ("conv4_fuse_final", out.conv4_fuse_final),
-                ("pool6", out.pool6),
+            for (name, m) in [
+                ("conv4_3", &out.conv4_3),
+                ("conv5_3", &out.conv5_3),
+                ("conv4_fuse_final", &out.conv4_fuse_final),
+                ("pool6", &out.pool6),
             ] {
                 dumps.push(DumpTensor {
                     name: name.into(),
-                    id,
+                    id: m.joined(g)?,
                     layout: DumpLayout::Chw,
                 });
             }
         }
     }
     let capacity = total.min(vgg::TOP_K * segments.len()).min(MAX_CANDIDATES);
-    finish(g, images, rows, &segments, th, true, capacity, dumps)
+    finish(g, images, &chunks, &segments, th, true, capacity, dumps)
 }
 
 /// Turns the values read for `dumps` (tensor shapes in `shapes`) into the named tensors of `--dump`; heads of

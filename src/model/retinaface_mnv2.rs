@@ -2,12 +2,11 @@
 //! Any input size: images are padded bottom/right to a multiple of 32 with pixel value 0.
 
 use crate::error::Result;
-use crate::gpu::{DType, GpuContext, Graph, TensorId};
+use crate::gpu::{DType, GpuContext, Graph};
 use crate::model::blocks::{ConvLayer, ConvSpec, SshModule, SshNames};
-use crate::model::strips::{run_chain, ChainLayer};
+use crate::model::strips::{run_merge, run_stage, ChainLayer, Map, Merge, Stage, Up};
 use crate::model::weights::WeightFile;
-use crate::ops::upsample_nearest::upsample_nearest;
-use crate::ops::{add::add, Activation};
+use crate::ops::Activation;
 
 const LEAKY: Activation = Activation::Leaky(0.1);
 /// TF's explicit `Pad [[0,0],[0,1],[0,1],[0,0]]` before every stride-2 conv: top 0, bottom 1, left 0, right 1.
@@ -38,12 +37,12 @@ pub struct RetinaFaceMnv2 {
     heads: Vec<[ConvLayer; 3]>,
 }
 
-/// The raw head outputs of one level, [N, 2A·k, H, W] each.
-#[derive(Clone, Copy, Debug)]
+/// The raw head outputs of one level, [N, 2A·k, H, W] each (in row pieces when larger than a binding).
+#[derive(Clone, Debug)]
 pub struct LevelHeads {
-    pub class: TensorId,
-    pub bbox: TensorId,
-    pub landmark: TensorId,
+    pub class: Map,
+    pub bbox: Map,
+    pub landmark: Map,
 }
 
 impl RetinaFaceMnv2 {
@@ -149,57 +148,57 @@ impl RetinaFaceMnv2 {
     /// Appends the network on the normalised input `x` [N, 3, H, W] (H, W multiples of 32) and returns the raw
     /// heads of the three levels (strides 8, 16, 32).
     ///
-    /// conv1 and blocks 0–1 (the stride-2 maps, up to 96 channels) run in row strips when one of their maps would
-    /// exceed `limit` bytes (see [`strips`](crate::model::strips)).
-    pub fn forward(&self, g: &mut Graph, x: TensorId, limit: u64) -> Result<[LevelHeads; 3]> {
-        let mut front = vec![ChainLayer::Conv(&self.conv1)];
-        for b in &self.blocks[..2] {
-            front.extend(b.expand.iter().map(ChainLayer::Conv));
-            front.push(ChainLayer::Conv(&b.dw));
-            front.push(ChainLayer::Conv(&b.project));
+    /// Every stage runs in row strips when one of its maps would exceed `limit` bytes (see
+    /// [`strips`](crate::model::strips)): conv1 with blocks 0–1 as one chain, then each inverted-residual block, the
+    /// laterals, the FPN merges, the SSH modules and the heads.
+    pub fn forward(&self, g: &mut Graph, x: &Map, limit: u64) -> Result<[LevelHeads; 3]> {
+        fn conv(l: &ConvLayer) -> ChainLayer<'_> {
+            ChainLayer::Conv(l)
         }
-        let mut t = run_chain(g, x, &front, limit)?;
+        let chain = |g: &mut Graph, layers: Vec<ChainLayer>, x: &Map, res: Option<&Map>| {
+            run_stage(g, &Stage::chain(layers, res), x, limit)
+        };
+        let mut front = vec![conv(&self.conv1)];
+        for b in &self.blocks[..2] {
+            front.extend(b.expand.iter().map(conv));
+            front.extend([conv(&b.dw), conv(&b.project)]);
+        }
+        let mut t = chain(g, front, x, None)?;
         let mut feats = Vec::with_capacity(3);
         for (i, b) in self.blocks.iter().enumerate().skip(2) {
-            let input = t;
-            let e = match &b.expand {
-                Some(c) => c.apply(g, input, None, None)?,
-                None => input,
-            };
-            let d = b.dw.apply(g, e, None, None)?;
-            t = b.project.apply(g, d, b.residual.then_some(input), None)?;
+            let mut layers: Vec<_> = b.expand.iter().map(conv).collect();
+            layers.extend([conv(&b.dw), conv(&b.project)]);
+            t = chain(g, layers, &t, b.residual.then_some(&t))?;
             if i == 5 || i == 12 || i == 15 {
-                feats.push(t);
+                feats.push(t.clone());
             }
         }
-        let l1 = self.lateral[0].apply(g, feats[0], None, None)?;
-        let l2 = self.lateral[1].apply(g, feats[1], None, None)?;
-        let p5 = self.lateral[2].apply(g, feats[2], None, None)?;
-        let hw2 = spatial(g, l2);
-        let up3 = upsample_nearest(g, "fpn.up3", p5, hw2)?;
-        let s2 = add(g, "fpn.sum2", l2, up3, Activation::None)?;
-        let p4 = self.merge2.apply(g, s2, None, None)?;
-        let hw1 = spatial(g, l1);
-        let up2 = upsample_nearest(g, "fpn.up2", p4, hw1)?;
-        let s1 = add(g, "fpn.sum1", l1, up2, Activation::None)?;
-        let p3 = self.merge1.apply(g, s1, None, None)?;
+        let [l1, l2, p5] =
+            [0, 1, 2].map(|i| chain(g, vec![conv(&self.lateral[i])], &feats[i], None));
+        let (l1, l2, p5) = (l1?, l2?, p5?);
+        let merge = |up, add| Merge {
+            up,
+            add,
+            kind: Up::Nearest,
+            up_first: false,
+        };
+        let s2 = run_merge(g, &merge("fpn.up3", "fpn.sum2"), &p5, &l2, limit)?;
+        let p4 = chain(g, vec![conv(&self.merge2)], &s2, None)?;
+        let s1 = run_merge(g, &merge("fpn.up2", "fpn.sum1"), &p4, &l1, limit)?;
+        let p3 = chain(g, vec![conv(&self.merge1)], &s1, None)?;
         let mut out = Vec::with_capacity(3);
-        for (i, p) in [p3, p4, p5].into_iter().enumerate() {
-            let f = self.ssh[i].apply(g, p)?;
+        for (i, p) in [p3, p4, p5].iter().enumerate() {
+            let f = self.ssh[i].apply(g, p, limit)?;
             let [c, b, l] = &self.heads[i];
             out.push(LevelHeads {
-                class: c.apply(g, f, None, None)?,
-                bbox: b.apply(g, f, None, None)?,
-                landmark: l.apply(g, f, None, None)?,
+                class: chain(g, vec![conv(c)], &f, None)?,
+                bbox: chain(g, vec![conv(b)], &f, None)?,
+                landmark: chain(g, vec![conv(l)], &f, None)?,
             });
         }
-        Ok([out[0], out[1], out[2]])
+        let [a, b, c] = <[LevelHeads; 3]>::try_from(out).expect("three levels");
+        Ok([a, b, c])
     }
-}
-
-fn spatial(g: &Graph, t: TensorId) -> [usize; 2] {
-    let s = g.shape(t);
-    [s[2], s[3]]
 }
 
 /// The input size for an image of `hw`: each side rounded up to a multiple of 32.

@@ -3,13 +3,12 @@
 //! deconvolution, top-left crop, sum, 3×3), pool6, and three detection modules with class-major heads.
 
 use crate::error::Result;
-use crate::gpu::{DType, GpuContext, Graph, TensorId};
+use crate::gpu::{DType, GpuContext, Graph};
 use crate::model::blocks::{ConvLayer, ConvSpec, SshModule, SshNames};
-use crate::model::strips::{run_chain, ChainLayer};
+use crate::model::strips::{run_merge, run_stage, ChainLayer, Map, Merge, Stage, Up};
 use crate::model::weights::WeightFile;
-use crate::ops::max_pool::{max_pool, Pool};
-use crate::ops::upsample_bilinear::upsample_bilinear;
-use crate::ops::{add::add, Activation};
+use crate::ops::max_pool::Pool;
+use crate::ops::Activation;
 
 /// Caffe mean of the B, G, R channels, subtracted before the resize.
 pub const MEAN_BGR: [f32; 3] = [102.9801, 115.9465, 122.7717];
@@ -34,7 +33,6 @@ const VGG: [(&str, usize, usize); 13] = [
     ("conv5_2", 512, 512),
     ("conv5_3", 512, 512),
 ];
-const POOL_AFTER: [&str; 4] = ["conv1_2", "conv2_2", "conv3_3", "conv4_3"];
 
 /// Caffe's max pool k2 s2 p0 in ceil mode.
 pub const POOL: Pool = Pool {
@@ -54,15 +52,16 @@ pub struct SshVgg16 {
     heads: Vec<(ConvLayer, ConvLayer)>,
 }
 
-/// Tensors of one forward pass that callers may read: the dumpable feature maps and the raw heads.
-#[derive(Clone, Copy, Debug)]
+/// Maps of one forward pass that callers may read: the dumpable feature maps and the raw heads (each in row pieces
+/// when larger than a binding).
+#[derive(Clone, Debug)]
 pub struct VggOutputs {
-    pub conv4_3: TensorId,
-    pub conv5_3: TensorId,
-    pub conv4_fuse_final: TensorId,
-    pub pool6: TensorId,
-    /// Per module: (cls_score [N, 2A, H, W] class-major, bbox_pred [N, 4A, H, W]).
-    pub heads: [(TensorId, TensorId); 3],
+    pub conv4_3: Map,
+    pub conv5_3: Map,
+    pub conv4_fuse_final: Map,
+    pub pool6: Map,
+    /// Per module: (cls_score [N, 2A, H, W] class-major, bbox_pred [N, 4A, H, W]); `None` when skipped.
+    pub heads: [Option<(Map, Map)>; 3],
 }
 
 impl SshVgg16 {
@@ -137,55 +136,62 @@ impl SshVgg16 {
     /// Appends the network on `x` [N, 3, H, W] (BGR, mean-subtracted). `modules[k]` false skips module k+1
     /// (the pyramid's largest level runs without M3).
     ///
-    /// conv1_1 … pool2 (the full- and half-resolution maps) run in row strips when one of their maps would exceed
-    /// `limit` bytes (see [`strips`](crate::model::strips)).
+    /// Every stage runs in row strips when one of its maps would exceed `limit` bytes (see
+    /// [`strips`](crate::model::strips)): conv1_1 … pool2, conv3_1 … conv4_3, pool4 … conv5_3, the M1 fusion, pool6,
+    /// the modules and the heads.
     pub fn forward(
         &self,
         g: &mut Graph,
-        x: TensorId,
+        x: &Map,
         modules: [bool; 3],
         limit: u64,
     ) -> Result<VggOutputs> {
-        let front = [
-            ChainLayer::Conv(&self.vgg[0]),
-            ChainLayer::Conv(&self.vgg[1]),
-            ChainLayer::Pool("pool1", POOL),
-            ChainLayer::Conv(&self.vgg[2]),
-            ChainLayer::Conv(&self.vgg[3]),
-            ChainLayer::Pool("pool2", POOL),
+        let conv = |l: usize| ChainLayer::Conv(&self.vgg[l]);
+        let pool = |name| ChainLayer::Pool(name, POOL);
+        let chain = |g: &mut Graph, layers: Vec<ChainLayer>, x: &Map| {
+            run_stage(g, &Stage::chain(layers, None), x, limit)
+        };
+        let front = vec![
+            conv(0),
+            conv(1),
+            pool("pool1"),
+            conv(2),
+            conv(3),
+            pool("pool2"),
         ];
-        let mut t = run_chain(g, x, &front, limit)?;
-        let (mut conv4_3, mut conv5_3) = (x, x);
-        for layer in &self.vgg[4..] {
-            t = layer.apply(g, t, None, None)?;
-            match layer.name.as_str() {
-                "conv4_3" => conv4_3 = t,
-                "conv5_3" => conv5_3 = t,
-                _ => {}
-            }
-            if POOL_AFTER.contains(&layer.name.as_str()) {
-                let pool = format!("pool{}", &layer.name[4..5]);
-                t = max_pool(g, &pool, t, &POOL)?;
-            }
-        }
-        let c5 = self.conv5_128.apply(g, conv5_3, None, None)?;
-        let c4 = self.conv4_128.apply(g, conv4_3, None, None)?;
-        let s4 = g.shape(c4).to_vec();
-        let up = upsample_bilinear(g, "conv5_128_up", c5, [s4[2], s4[3]])?;
-        let fuse = add(g, "conv4_fuse", up, c4, Activation::None)?;
-        let fuse_final = self.conv4_fuse_final.apply(g, fuse, None, None)?;
-        let pool6 = max_pool(g, "pool6", conv5_3, &POOL)?;
-        let inputs = [fuse_final, conv5_3, pool6];
-        let mut heads = [(x, x); 3];
-        for k in 0..3 {
-            if !modules[k] {
-                continue;
-            }
-            let f = self.modules[k].apply(g, inputs[k])?;
-            heads[k] = (
-                self.heads[k].0.apply(g, f, None, None)?,
-                self.heads[k].1.apply(g, f, None, None)?,
-            );
+        let t = chain(g, front, x)?;
+        let stage4 = vec![
+            conv(4),
+            conv(5),
+            conv(6),
+            pool("pool3"),
+            conv(7),
+            conv(8),
+            conv(9),
+        ];
+        let conv4_3 = chain(g, stage4, &t)?;
+        let stage5 = vec![pool("pool4"), conv(10), conv(11), conv(12)];
+        let conv5_3 = chain(g, stage5, &conv4_3)?;
+        let c5 = chain(g, vec![ChainLayer::Conv(&self.conv5_128)], &conv5_3)?;
+        let c4 = chain(g, vec![ChainLayer::Conv(&self.conv4_128)], &conv4_3)?;
+        let m1 = Merge {
+            up: "conv5_128_up",
+            add: "conv4_fuse",
+            kind: Up::Bilinear,
+            up_first: true,
+        };
+        let fuse = run_merge(g, &m1, &c5, &c4, limit)?;
+        let fuse_final = chain(g, vec![ChainLayer::Conv(&self.conv4_fuse_final)], &fuse)?;
+        let pool6 = chain(g, vec![pool("pool6")], &conv5_3)?;
+        let inputs = [&fuse_final, &conv5_3, &pool6];
+        let mut heads = [None, None, None];
+        for k in (0..3).filter(|&k| modules[k]) {
+            let f = self.modules[k].apply(g, inputs[k], limit)?;
+            let (cls, bbox) = &self.heads[k];
+            heads[k] = Some((
+                chain(g, vec![ChainLayer::Conv(cls)], &f)?,
+                chain(g, vec![ChainLayer::Conv(bbox)], &f)?,
+            ));
         }
         Ok(VggOutputs {
             conv4_3,

@@ -31,7 +31,10 @@ pub struct Params {
     pub scale: f32,
     pub var0: f32,
     pub var1: f32,
-    pub _pad: [u32; 2],
+    /// First row (y) of the level that the heads hold (row strips); rows of the level are `(y, x, a)`, so a strip's
+    /// anchors are consecutive rows from `row_offset`.
+    pub y0: u32,
+    pub _pad: u32,
     /// Per anchor: Ssd min size or Rcnn scale; unused entries 0.
     pub sizes: [[f32; 4]; 2],
 }
@@ -90,6 +93,22 @@ pub fn decode(
     images: &[DecodeImage],
     rows: TensorId,
     row_offset: usize,
+) -> Result<()> {
+    decode_rows(g, label, level, coding, images, rows, row_offset, 0)
+}
+
+/// [`decode`] of heads holding rows `y0..` of the level (a row strip), into the rows of its anchors from
+/// `row_offset` (the level's offset plus y0·W·A).
+#[allow(clippy::too_many_arguments)]
+pub fn decode_rows(
+    g: &mut Graph,
+    label: &str,
+    level: &Level,
+    coding: &BoxCoding,
+    images: &[DecodeImage],
+    rows: TensorId,
+    row_offset: usize,
+    y0: usize,
 ) -> Result<()> {
     let err = |msg: String| Error::shape(label, msg);
     let name = |g: &Graph, t: TensorId| g.info(t).name.clone();
@@ -200,7 +219,8 @@ pub fn decode(
             scale: im.scale,
             var0: variances[0],
             var1: variances[1],
-            _pad: [0; 2],
+            y0: y0 as u32,
+            _pad: 0,
             sizes,
         };
         g.push(StepDesc {

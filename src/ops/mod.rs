@@ -11,6 +11,7 @@ pub mod conv2d_layer;
 pub mod copy_rows;
 pub mod decode;
 pub mod fill;
+pub mod gather_rows;
 pub mod max_pool;
 pub mod max_pool_grad;
 pub mod nms;
@@ -109,6 +110,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &upsample_nearest::SHADER,
         &preprocess::SHADER,
         &nms::SHADER,
+        &gather_rows::SHADER,
         &nms_mask::SHADER,
         &select_keys::SHADER,
         &select_topk::SHADER,

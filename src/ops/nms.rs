@@ -11,8 +11,9 @@ use bytemuck::{Pod, Zeroable};
 use crate::error::{Error, Result};
 use crate::gpu::{Graph, StepDesc, TensorId};
 use crate::ops::fill::fill;
+use crate::ops::gather_rows::gather_rows;
 use crate::ops::nms_mask::nms_mask;
-use crate::ops::select_keys::{score_key, select_keys, MAX_SEGMENTS};
+use crate::ops::select_keys::{score_key, select_keys_chunk, MAX_SEGMENTS};
 use crate::ops::select_topk::select_topk;
 use crate::ops::sort::sort;
 use crate::ops::{nms_mask as mask_op, select_keys as keys_op, Shader};
@@ -74,18 +75,41 @@ pub fn select(
     segments: &[Segment],
     cfg: &SelectConfig,
 ) -> Result<Selection> {
-    let (n, r) = match g.shape(rows) {
-        &[n, r, 16] => (n, r),
-        s => {
-            return Err(Error::shape(
-                label,
-                format!(
-                    "rows '{}' must be [N, R, 16], found {s:?}",
-                    g.info(rows).name
+    select_chunks(g, label, &[(0, rows)], segments, cfg)
+}
+
+/// [`select`] over rows held in chunks, each `(first row, [N, rows, 16])`, consecutive from row 0 (the rows of an
+/// image too large for one binding). The candidates are gathered into one `[N, max_candidates, 16]` tensor that NMS
+/// reads; the result is the same as over one rows tensor.
+pub fn select_chunks(
+    g: &mut Graph,
+    label: &str,
+    chunks: &[(usize, TensorId)],
+    segments: &[Segment],
+    cfg: &SelectConfig,
+) -> Result<Selection> {
+    let mut r = 0;
+    let mut n = 0;
+    for &(first, t) in chunks {
+        match g.shape(t) {
+            &[nn, rr, 16] if first == r && (n == 0 || nn == n) => {
+                r += rr;
+                n = nn;
+            }
+            s => {
+                return Err(Error::shape(
+                    label,
+                    format!(
+                    "rows '{}' must be [N, R, 16] starting at row {r}, found {s:?} at row {first}",
+                    g.info(t).name
                 ),
-            ))
+                ))
+            }
         }
-    };
+    }
+    if chunks.is_empty() {
+        return Err(Error::shape(label, "no rows to select from"));
+    }
     check_config(label, r, segments, cfg)?;
     let len = r.next_power_of_two().max(2);
     let cap = cfg.max_candidates;
@@ -108,11 +132,29 @@ pub fn select(
     let mask = g.tensor(&format!("{label}.mask"), &[n, cap, words])?;
     let out = g.tensor(&format!("{label}.rows"), &[n, cap, 16])?;
     let counts = g.tensor(&format!("{label}.counts"), &[n, 2])?;
-    select_keys(g, &format!("{label}.keys"), rows, recs, &kp)?;
+    for (k, &(first, t)) in chunks.iter().enumerate() {
+        let l = match chunks.len() {
+            1 => format!("{label}.keys"),
+            c => format!("{label}.keys[chunk {}/{c}]", k + 1),
+        };
+        select_keys_chunk(g, &l, t, first, recs, &kp)?;
+    }
     sort(g, &format!("{label}.sort_segments"), recs)?;
     fill(g, &format!("{label}.clear"), count, 0)?;
     select_topk(g, &format!("{label}.topk"), recs, count, &kp)?;
     sort(g, &format!("{label}.sort_candidates"), recs)?;
+    // NMS reads the candidates' rows: in place from one rows tensor, else gathered from the chunks.
+    let (rows, r) = match chunks {
+        [(_, t)] => (*t, r),
+        _ => {
+            let cand = g.tensor(&format!("{label}.candidate_rows"), &[n, cap, 16])?;
+            for (k, &(first, t)) in chunks.iter().enumerate() {
+                let l = format!("{label}.gather[chunk {}/{}]", k + 1, chunks.len());
+                gather_rows(g, &l, t, first, count, recs, cand, k + 1 == chunks.len())?;
+            }
+            (cand, cap)
+        }
+    };
     let mp = mask_op::Params {
         rows: r as u32,
         len: len as u32,

@@ -138,9 +138,35 @@ pub struct Params {
     /// The 53-bit significand of 1/s in 16-bit limbs, little-endian.
     pub m: [u32; 4],
     pub pad_value: f32,
-    pub _pad: [u32; 3],
+    /// Row strips: `out` holds canvas rows `row0..` and `src` the packed words `word0..` of the image.
+    pub row0: u32,
+    pub word0: u32,
+    pub _pad: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 96);
+
+/// Which part of the canvas a preprocessing step writes and which words of the packed image it holds (row strips).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CanvasRows {
+    /// First canvas row of `out`.
+    pub row0: usize,
+    /// Rows of the whole canvas.
+    pub canvas_h: usize,
+    /// First packed word of the image that `src` holds.
+    pub word0: usize,
+}
+
+/// Source rows [lo, hi) that canvas rows [a, b) of `p` read (OpenCV's two taps per row, with a row of margin).
+pub fn source_rows(p: &Preprocess, (a, b): (usize, usize)) -> (usize, usize) {
+    let [h, _] = p.src_hw;
+    if p.resized_hw == p.src_hw {
+        return (a.min(h), b.min(h));
+    }
+    let f = |d: usize| (d as f64 + 0.5) / p.scale - 0.5;
+    let lo = (f(a).floor() as isize - 1).clamp(0, h as isize) as usize;
+    let hi = ((f(b.saturating_sub(1)).floor() as isize + 3).max(0) as usize).min(h);
+    (lo.min(hi), hi)
+}
 
 pub static SHADER: Shader = crate::shader!("preprocess", Params);
 pub static SHADER_F16: Shader = crate::shader_f16!("preprocess", Params);
@@ -174,6 +200,26 @@ pub fn preprocess(
     n: usize,
     p: &Preprocess,
 ) -> Result<()> {
+    let hc = g.nchw(label, out)?[2];
+    let rows = CanvasRows {
+        row0: 0,
+        canvas_h: hc,
+        word0: 0,
+    };
+    preprocess_rows(g, label, src, out, n, p, rows)
+}
+
+/// [`preprocess`] of the canvas rows `rows.row0..` that `out` holds, from `src` holding the packed words
+/// `rows.word0..` of the image (which must include every word those rows read).
+pub fn preprocess_rows(
+    g: &mut Graph,
+    label: &str,
+    src: TensorId,
+    out: TensorId,
+    n: usize,
+    p: &Preprocess,
+    rows: CanvasRows,
+) -> Result<()> {
     let [h, w] = p.src_hw;
     if h == 0 || w == 0 {
         return Err(Error::shape(
@@ -197,7 +243,18 @@ pub fn preprocess(
             format!("resize scale {} is outside 2^-53..2^38", p.scale),
         ));
     };
-    let [nn, c, hc, wc] = g.nchw(label, out)?;
+    let [nn, c, band_h, wc] = g.nchw(label, out)?;
+    let hc = rows.canvas_h;
+    if rows.row0 + band_h > hc {
+        return Err(Error::shape(
+            label,
+            format!(
+                "canvas rows {}..{} run past the canvas of {hc} rows",
+                rows.row0,
+                rows.row0 + band_h
+            ),
+        ));
+    }
     let out_name = &g.info(out).name;
     if c != 3 {
         return Err(Error::shape(
@@ -227,8 +284,24 @@ pub fn preprocess(
             ),
         ));
     }
+    let (lo, hi) = source_rows(p, (rows.row0, rows.row0 + band_h));
+    let (w_lo, w_hi) = ((lo * w * 3) / 4, (hi * w * 3).div_ceil(4));
+    let held = rows.word0..rows.word0 + g.info(src).len();
     let words = (h * w * 3).div_ceil(4);
-    if g.info(src).len() != words {
+    let whole = rows.word0 == 0 && rows.row0 == 0 && band_h == hc;
+    let reads = rows.row0 < p.resized_hw[0];
+    if !whole && reads && (lo >= hi || !held.contains(&w_lo) || w_hi > held.end) {
+        return Err(Error::shape(
+            label,
+            format!(
+                "pixel buffer '{}' holds words {held:?} of the image; canvas rows {}..{} read words {w_lo}..{w_hi}",
+                g.info(src).name,
+                rows.row0,
+                rows.row0 + band_h
+            ),
+        ));
+    }
+    if whole && g.info(src).len() != words {
         return Err(Error::shape(
             label,
             format!(
@@ -246,7 +319,7 @@ pub fn preprocess(
         src_w: w as u32,
         dst_h: rh as u32,
         dst_w: rw as u32,
-        canvas_h: hc as u32,
+        canvas_h: band_h as u32,
         canvas_w: wc as u32,
         image: n as u32,
         k,
@@ -254,7 +327,9 @@ pub fn preprocess(
         mul: ext(p.scale_mul),
         m,
         pad_value: p.pad_value,
-        _pad: [0; 3],
+        row0: rows.row0 as u32,
+        word0: rows.word0 as u32,
+        _pad: 0,
     };
     g.push(StepDesc {
         label: label.to_string(),
@@ -267,7 +342,7 @@ pub fn preprocess(
         ],
         params: bytemuck::bytes_of(&params).to_vec(),
         bindings: vec![src.into(), out.into()],
-        workgroups: dispatch_1d(hc * wc, WG),
+        workgroups: dispatch_1d(band_h * wc, WG),
         flops: 0,
     });
     Ok(())

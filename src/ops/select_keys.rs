@@ -51,7 +51,20 @@ pub fn select_keys(
     recs: TensorId,
     params: &Params,
 ) -> Result<()> {
-    let (n, r) = match g.shape(rows) {
+    select_keys_chunk(g, label, rows, 0, recs, params)
+}
+
+/// [`select_keys`] for rows held in chunks: `rows` `[N, chunk, 16]` holds rows `base..base + chunk` of each image
+/// (of `params.rows`); writes their records, and those past R when it is the last chunk.
+pub fn select_keys_chunk(
+    g: &mut Graph,
+    label: &str,
+    rows: TensorId,
+    base: usize,
+    recs: TensorId,
+    params: &Params,
+) -> Result<()> {
+    let (n, chunk) = match g.shape(rows) {
         &[n, r, 16] => (n, r),
         s => {
             return Err(Error::shape(
@@ -63,25 +76,31 @@ pub fn select_keys(
             ))
         }
     };
-    let len = params.len as usize;
-    if g.shape(recs) != [n, len, 2] || r != params.rows as usize || r > len {
+    let (len, r) = (params.len as usize, params.rows as usize);
+    if g.shape(recs) != [n, len, 2] || base + chunk > r || r > len {
         return Err(Error::shape(
             label,
             format!(
-                "records '{}' must be [{n}, {len}, 2] with {len} >= R = {r}, found {:?}",
+                "records '{}' must be [{n}, {len}, 2] with {len} >= R = {r} >= rows {base}..{} of '{}', found {:?}",
                 g.info(recs).name,
+                base + chunk,
+                g.info(rows).name,
                 g.shape(recs)
             ),
         ));
     }
-    let mut workgroups = dispatch_1d(len, WG);
+    // The last chunk also writes the records past R (they sort last).
+    let threads = if base + chunk == r { len - base } else { chunk };
+    let mut p = *params;
+    p.seg[31] = [base as u32, chunk as u32, threads as u32, 0];
+    let mut workgroups = dispatch_1d(threads, WG);
     workgroups[2] = n as u32;
     g.push(StepDesc {
         label: label.to_string(),
         shader: &SHADER,
         entry: "select_keys",
         constants: vec![("WG", WG as f64)],
-        params: bytemuck::bytes_of(params).to_vec(),
+        params: bytemuck::bytes_of(&p).to_vec(),
         bindings: vec![rows.into(), recs.into()],
         workgroups,
         flops: 0,

@@ -4,6 +4,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::{dispatch_1d, Graph, StepDesc, TensorId};
+use crate::ops::upsample_nearest::RowWindow;
 use crate::ops::{Shader, WG};
 
 #[repr(C)]
@@ -14,7 +15,10 @@ pub struct Params {
     pub w: u32,
     pub ho: u32,
     pub wo: u32,
-    pub _pad: [u32; 3],
+    /// Row strips, see [`RowWindow`].
+    pub oy0: u32,
+    pub row0: u32,
+    pub h_full: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
@@ -32,9 +36,38 @@ pub fn upsample_bilinear(
     x: TensorId,
     out_hw: [usize; 2],
 ) -> Result<TensorId> {
+    let h = g.nchw(label, x)?[2];
+    upsample_bilinear_rows(g, label, x, out_hw, RowWindow::whole(h, out_hw[0]))
+}
+
+/// [`upsample_bilinear`] of the output rows `win` names (row strips; `win.ho_full` is the crop's height); `out_hw`
+/// is the strip's (rows, Wo). x must hold input rows (oy0 >> 1) − 1 … ((oy0 + rows − 1) >> 1) + 1 (clipped).
+pub fn upsample_bilinear_rows(
+    g: &mut Graph,
+    label: &str,
+    x: TensorId,
+    out_hw: [usize; 2],
+    win: RowWindow,
+) -> Result<TensorId> {
     let [n, c, h, w] = g.nchw(label, x)?;
     let [ho, wo] = out_hw;
-    if ho == 0 || wo == 0 || ho > 2 * h || wo > 2 * w {
+    win.check(label, h, ho)?;
+    let need = (
+        (win.oy0 >> 1).saturating_sub(1),
+        (((win.oy0 + ho.max(1) - 1) >> 1) + 2).min(win.h_full),
+    );
+    if need.0 < win.row0 || need.1 > win.row0 + h {
+        return Err(Error::shape(
+            label,
+            format!(
+                "input rows {}..{} do not hold rows {need:?} that output rows {win:?} read",
+                win.row0,
+                win.row0 + h
+            ),
+        ));
+    }
+    let h_full = win.h_full;
+    if ho == 0 || wo == 0 || win.ho_full > 2 * h_full || wo > 2 * w {
         return Err(Error::shape(
             label,
             format!(
@@ -60,7 +93,9 @@ pub fn upsample_bilinear(
             w: w as u32,
             ho: ho as u32,
             wo: wo as u32,
-            _pad: [0; 3],
+            oy0: win.oy0 as u32,
+            row0: win.row0 as u32,
+            h_full: h_full as u32,
         })
         .to_vec(),
         bindings: vec![x.into(), out.into()],

@@ -138,6 +138,13 @@ fn network_variants(ctx: &Arc<GpuContext>, precision: Precision, v: &mut Variant
         &retina(Some(256 << 10)),
         &[&[[160, 120]]],
     );
+    // Per-anchor rows past the budget: held in chunks, NMS gathers its candidates (gather_rows).
+    add_plans(
+        v,
+        "retinaface-mnv2 row chunks",
+        &retina(Some(200_000)),
+        &[&[[333, 213]]],
+    );
 
     let weights = vgg_support::write("ssh_vgg16_zero_variants", &vgg_support::zero_weights());
     let vgg = |protocol: Protocol, max_binding: u64| {
