@@ -42,8 +42,10 @@ fn probs(o: vec2<u32>) -> vec2<f32> {
     return e / (e.x + e.y);
 }
 
-fn nan() -> f32 {
-    return bitcast<f32>(0x7fc00000u);
+// A quiet NaN made from a runtime value's bits: a constant NaN is a compile error in Tint (WGSL forbids
+// non-finite constant expressions), so the exponent and quiet bit are set on `x`.
+fn nan_from(x: f32) -> f32 {
+    return bitcast<f32>(bitcast<u32>(x) | 0x7fc00000u);
 }
 
 var<workgroup> red: array<vec2<f32>, 256>; // (loss, count) per thread
@@ -62,7 +64,7 @@ fn softmax_loss(@builtin(local_invocation_index) lid: u32) {
             // FLT_MIN by its bits, as Caffe clamps the probability.
             acc += vec2<f32>(-log(max(pl, bitcast<f32>(0x00800000u))), 1.0);
         } else {
-            acc.x = nan();
+            acc.x = nan_from(label);
         }
     }
     red[lid] = acc;
@@ -92,7 +94,7 @@ fn softmax_loss_grad(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
     if (label == 0.0 || label == 1.0) {
         g = (probs(o) - select(vec2<f32>(1.0, 0.0), vec2<f32>(0.0, 1.0), label == 1.0)) / max(1.0, stats_in[1]);
     } else if (label != -1.0) {
-        g = vec2<f32>(nan());
+        g = vec2<f32>(nan_from(label));
     }
     dlogits[o.x] = g.x;
     dlogits[o.y] = g.y;
