@@ -211,33 +211,28 @@ fn batches(
             (None, _) => true,
             _ => false,
         };
-        if full && !batch.is_empty() {
+        // Run the batch when the next frame changes size, when the decoder is done, or when the batch is full.
+        let mut flush = |batch: &mut Vec<Frame>| {
+            let frames = std::mem::take(batch);
             run(
                 det,
                 job,
                 name,
-                std::mem::take(&mut batch),
+                frames,
                 blur.as_ref(),
                 rows,
                 stats,
                 pb,
                 outputs,
-            )?;
+            )
+        };
+        if full && !batch.is_empty() {
+            flush(&mut batch)?;
         }
         let Some(f) = next else { return Ok(()) };
         batch.push(f);
         if batch.len() == job.batch {
-            run(
-                det,
-                job,
-                name,
-                std::mem::take(&mut batch),
-                blur.as_ref(),
-                rows,
-                stats,
-                pb,
-                outputs,
-            )?;
+            flush(&mut batch)?;
         }
     }
 }
