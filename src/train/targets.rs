@@ -150,8 +150,8 @@ pub fn anchor_targets(grid: &AnchorGrid, gt: &[[f32; 4]]) -> Targets {
                 let cell = y * w + x;
                 t.labels[a * hw + cell] = if arg != usize::MAX && best >= POS_IOU {
                     let d = bbox_transform(anchor, gt[arg]);
-                    for j in 0..4 {
-                        t.bbox_targets[(4 * a + j) * hw + cell] = d[j];
+                    for (j, &dj) in d.iter().enumerate() {
+                        t.bbox_targets[(4 * a + j) * hw + cell] = dj;
                         t.inside_weights[(4 * a + j) * hw + cell] = 1.0;
                     }
                     1.0
