@@ -33,6 +33,8 @@ pub mod options;
 pub mod readers;
 #[allow(missing_docs)] // unstable internals (see above)
 pub mod reference;
+#[allow(missing_docs)] // unstable internals (see above)
+pub mod train;
 
 pub use detector::{Detector, DetectorBuilder, Face, Model, NamedTensor, Protocol};
 /// The `image` crate whose `RgbImage` [`Detector::detect`] takes, re-exported so that callers need not match its

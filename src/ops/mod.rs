@@ -2,6 +2,7 @@
 //! its output shape rule and a launcher that appends a labelled step to a [`Graph`](crate::gpu::Graph).
 
 pub mod add;
+pub mod anchor_targets;
 pub mod blur;
 pub mod conv2d;
 pub mod conv2d_coop;
@@ -141,6 +142,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &sgd::SHADER,
         &smooth_l1::SHADER,
         &softmax_loss::SHADER,
+        &anchor_targets::SHADER,
     ]
 }
 

@@ -347,4 +347,9 @@ fn grad_variants(ctx: &GpuContext, v: &mut Variants) {
     };
     sgd(&mut g, "sgd", &b, &hist, grad, hyper, mult, true).unwrap();
     v.add_steps("backward ops", g.steps());
+    let mut g = Graph::new();
+    let gt = g.input("gt_boxes", &[3, 4]).unwrap();
+    let grid = sshface::train::targets::AnchorGrid::ssh(0, [5, 7], [40, 56]);
+    sshface::ops::anchor_targets::anchor_targets(&mut g, "m1_targets", gt, 3, &grid).unwrap();
+    v.add_steps("anchor targets", g.steps());
 }

@@ -1,0 +1,3 @@
+//! Training of SSH on the GPU (issue 12): CPU references and helpers of the training targets.
+
+pub mod targets;
