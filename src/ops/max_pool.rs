@@ -24,6 +24,28 @@ pub struct Params {
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 48);
 
+impl Params {
+    /// The window geometry of `pool` from `[h, w]` to `[ho, wo]`, over `len` threads (max_pool.wgsl and, for the
+    /// backward, max_pool_grad.wgsl, whose `Params` structs are the same).
+    pub fn new(len: usize, [h, w]: [usize; 2], [ho, wo]: [usize; 2], pool: &Pool) -> Params {
+        let u = |v: usize| v as u32;
+        Params {
+            len: u(len),
+            h: u(h),
+            w: u(w),
+            ho: u(ho),
+            wo: u(wo),
+            kh: u(pool.kernel[0]),
+            kw: u(pool.kernel[1]),
+            sh: u(pool.stride[0]),
+            sw: u(pool.stride[1]),
+            ph: u(pool.pad[0]),
+            pw: u(pool.pad[1]),
+            _pad: 0,
+        }
+    }
+}
+
 pub static SHADER: Shader = crate::shader!("max_pool", Params);
 pub static SHADER_F16: Shader = crate::shader_f16!("max_pool", Params);
 
@@ -118,27 +140,12 @@ pub fn max_pool(g: &mut Graph, label: &str, x: TensorId, pool: &Pool) -> Result<
     let dtype = g.dtype(x);
     let out = g.tensor_as(label, &[n, c, ho, wo], dtype)?;
     let len = n * c * ho * wo;
-    let u = |v: usize| v as u32;
     g.push(StepDesc {
         label: label.to_string(),
         shader: crate::ops::variant(dtype, &SHADER, &SHADER_F16),
         entry: "max_pool",
         constants: vec![("WG", WG as f64)],
-        params: bytemuck::bytes_of(&Params {
-            len: u(len),
-            h: u(h),
-            w: u(w),
-            ho: u(ho),
-            wo: u(wo),
-            kh: u(pool.kernel[0]),
-            kw: u(pool.kernel[1]),
-            sh: u(pool.stride[0]),
-            sw: u(pool.stride[1]),
-            ph: u(pool.pad[0]),
-            pw: u(pool.pad[1]),
-            _pad: 0,
-        })
-        .to_vec(),
+        params: bytemuck::bytes_of(&Params::new(len, [h, w], [ho, wo], pool)).to_vec(),
         bindings: vec![x.into(), out.into()],
         workgroups: dispatch_1d(len, WG),
         flops: (len * pool.kernel[0] * pool.kernel[1]) as u64,

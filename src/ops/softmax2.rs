@@ -38,6 +38,22 @@ impl ClassLayout {
     }
 }
 
+/// `[N, A, H, W]` of logits `[N, 2A, H, W]` (two classes per anchor), or an error naming `op` and the logits.
+pub fn anchor_shape(g: &Graph, op: &str, label: &str, logits: TensorId) -> Result<[usize; 4]> {
+    let [n, c2, h, w] = g.nchw(label, logits)?;
+    if c2 % 2 != 0 {
+        return Err(Error::shape(
+            label,
+            format!(
+                "{op} needs an even channel count (2 classes × anchors), logits '{}' {:?} has {c2} channels",
+                g.info(logits).name,
+                g.shape(logits)
+            ),
+        ));
+    }
+    Ok([n, c2 / 2, h, w])
+}
+
 /// Two-class softmax per anchor: logits `[N, 2A, H, W]` -> face probability p[cls = 1], `[N, A, H, W]`.
 pub fn softmax2(
     g: &mut Graph,
@@ -45,18 +61,7 @@ pub fn softmax2(
     logits: TensorId,
     layout: ClassLayout,
 ) -> Result<TensorId> {
-    let [n, c2, h, w] = g.nchw(label, logits)?;
-    if c2 % 2 != 0 {
-        return Err(Error::shape(
-            label,
-            format!(
-                "softmax2 needs an even channel count (2 classes × anchors), input '{}' {:?} has {c2} channels",
-                g.info(logits).name,
-                g.shape(logits)
-            ),
-        ));
-    }
-    let a = c2 / 2;
+    let [n, a, h, w] = anchor_shape(g, "softmax2", label, logits)?;
     let out = g.tensor(label, &[n, a, h, w])?;
     let len = n * a * h * w;
     let code = match layout {

@@ -5,7 +5,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::{dispatch_1d, Graph, StepDesc, TensorId};
-use crate::ops::softmax2::ClassLayout;
+use crate::ops::softmax2::{anchor_shape, ClassLayout};
 use crate::ops::Shader;
 
 #[repr(C)]
@@ -40,18 +40,8 @@ pub fn softmax_loss(
     labels: TensorId,
     layout: ClassLayout,
 ) -> Result<SoftmaxLoss> {
-    let [n, c2, h, w] = g.nchw(label, logits)?;
-    if c2 % 2 != 0 {
-        return Err(Error::shape(
-            label,
-            format!(
-                "softmax loss needs an even channel count (2 classes × anchors), logits '{}' {:?} has {c2}",
-                g.info(logits).name,
-                g.shape(logits)
-            ),
-        ));
-    }
-    let a = c2 / 2;
+    let [n, a, h, w] = anchor_shape(g, "softmax loss", label, logits)?;
+    let c2 = 2 * a;
     if g.shape(labels) != [n, a, h, w] {
         return Err(Error::shape(
             label,
