@@ -40,22 +40,25 @@ fn device_choice(device: Option<&Bound<'_, PyAny>>, strict: bool) -> PyResult<De
     }
 }
 
-/// Runs images in batches of at most `batch` equal-size images; results in input order.
+/// Runs images in batches of at most `batch` equal-size images (moved into their groups, not copied); results in
+/// input order.
 pub(crate) fn run_grouped(
     det: &sshface::Detector,
-    images: &[RgbImage],
+    images: Vec<RgbImage>,
     opts: &DetectOptions,
     batch: usize,
 ) -> sshface::Result<Vec<Vec<Face>>> {
-    let mut by_size: BTreeMap<(u32, u32), Vec<usize>> = BTreeMap::new();
-    for (i, im) in images.iter().enumerate() {
-        by_size.entry(im.dimensions()).or_default().push(i);
-    }
     let mut out = vec![Vec::new(); images.len()];
-    for idx in by_size.values() {
-        for chunk in idx.chunks(batch.max(1)) {
-            let group: Vec<RgbImage> = chunk.iter().map(|&i| images[i].clone()).collect();
-            for (&i, faces) in chunk.iter().zip(det.detect_batch_with(&group, opts)?) {
+    let mut by_size: BTreeMap<(u32, u32), (Vec<usize>, Vec<RgbImage>)> = BTreeMap::new();
+    for (i, im) in images.into_iter().enumerate() {
+        let group = by_size.entry(im.dimensions()).or_default();
+        group.0.push(i);
+        group.1.push(im);
+    }
+    let batch = batch.max(1);
+    for (idx, imgs) in by_size.values() {
+        for (idx, chunk) in idx.chunks(batch).zip(imgs.chunks(batch)) {
+            for (&i, faces) in idx.iter().zip(det.detect_batch_with(chunk, opts)?) {
                 out[i] = faces;
             }
         }
@@ -144,7 +147,7 @@ impl Detector {
         let opts = options(score, nms, max_faces);
         let det = &self.inner;
         let faces = py
-            .detach(|| run_grouped(det, &imgs, &opts, batch_size))
+            .detach(|| run_grouped(det, imgs, &opts, batch_size))
             .map_err(to_py)?;
         let lm = self.has_landmarks();
         Ok(faces.iter().map(|f| faces_to_arrays(py, f, lm)).collect())

@@ -116,7 +116,7 @@ pub(crate) fn detect_encoded(
                     })
                 })
                 .collect();
-            let mut faces = run_grouped(det, &images, opts, batch)?.into_iter();
+            let mut faces = run_grouped(det, images, opts, batch)?.into_iter();
             out.extend(
                 status
                     .into_iter()
