@@ -28,6 +28,7 @@ pub mod softmax_loss;
 pub mod sort;
 pub mod spin;
 pub mod upsample_bilinear;
+pub mod upsample_bilinear_grad;
 pub mod upsample_nearest;
 
 /// A WGSL source file compiled into the binary.
@@ -143,6 +144,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &smooth_l1::SHADER,
         &softmax_loss::SHADER,
         &anchor_targets::SHADER,
+        &upsample_bilinear_grad::SHADER,
     ]
 }
 
