@@ -18,6 +18,7 @@ pub mod softmax2;
 pub mod softmax_loss;
 pub mod ssh_vgg16;
 pub mod upsample_bilinear;
+pub mod upsample_bilinear_grad;
 pub mod upsample_nearest;
 
 /// A dense row-major CPU tensor; feature maps are `[N, C, H, W]`.
