@@ -14,3 +14,5 @@ mod losses;
 mod pool_relu;
 #[path = "grad_ops/sgd.rs"]
 mod sgd;
+#[path = "grad_ops/upsample.rs"]
+mod upsample;
