@@ -352,4 +352,10 @@ fn grad_variants(ctx: &GpuContext, v: &mut Variants) {
     let grid = sshface::train::targets::AnchorGrid::ssh(0, [5, 7], [40, 56]);
     sshface::ops::anchor_targets::anchor_targets(&mut g, "m1_targets", gt, 3, &grid).unwrap();
     v.add_steps("anchor targets", g.steps());
+    // M1's fusion upsampling backward, cropped by one row and column as on odd feature maps.
+    let mut g = Graph::new();
+    let dy = g.input("m1_up.grad", &[1, c, 9, 13]).unwrap();
+    sshface::ops::upsample_bilinear_grad::upsample_bilinear_grad(&mut g, "m1_up", dy, [1, c, 5, 7])
+        .unwrap();
+    v.add_steps("upsample bilinear grad", g.steps());
 }
