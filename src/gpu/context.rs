@@ -294,6 +294,63 @@ impl GpuContext {
         shape: &[usize],
         dtype: DType,
     ) -> Result<Weight> {
+        self.upload(name, data, shape, dtype, wgpu::BufferUsages::empty())
+    }
+
+    /// An f32 tensor that training updates in place and reads back: a parameter, its gradient accumulator or its
+    /// momentum. Bound like a weight, or as a graph tensor through [`Graph::external`](crate::gpu::Graph::external).
+    pub fn trainable(&self, name: &str, data: &[f32], shape: &[usize]) -> Result<Weight> {
+        self.upload(name, data, shape, DType::F32, wgpu::BufferUsages::COPY_SRC)
+    }
+
+    /// Overwrites an f32 weight's values (restoring a checkpoint, zeroing a gradient).
+    pub fn write_weight(&self, w: &Weight, data: &[f32]) -> Result<()> {
+        if w.dtype != DType::F32 || data.len() != w.len() {
+            return Err(Error::shape(
+                &w.name,
+                format!(
+                    "{} f32 values written to a {:?} weight of shape {:?}",
+                    data.len(),
+                    w.dtype,
+                    w.shape
+                ),
+            ));
+        }
+        self.queue
+            .write_buffer(&w.buffer, 0, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Reads an f32 weight made by [`GpuContext::trainable`] back to the host (checkpoints, `--dump-grads`).
+    pub fn read_weight(&self, w: &Weight) -> Result<Vec<f32>> {
+        if w.dtype != DType::F32 || !w.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+            return Err(Error::shape(
+                &w.name,
+                "only f32 weights made by GpuContext::trainable can be read back",
+            ));
+        }
+        let len = (w.len() * 4) as u64;
+        let staging = self.create_buffer(
+            &format!("readback of '{}'", w.name),
+            len.next_multiple_of(4).max(4),
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        )?;
+        let mut enc = self.device.create_command_encoder(&Default::default());
+        enc.copy_buffer_to_buffer(&w.buffer, 0, &staging, 0, len);
+        let what = format!("reading '{}'", w.name);
+        let submitted = self.submit(&what, enc.finish())?;
+        let bytes = crate::gpu::readback::map_read(self, &staging, len, &what, submitted)?;
+        Ok(crate::gpu::readback::bytes_to_f32(&bytes))
+    }
+
+    fn upload(
+        &self,
+        name: &str,
+        data: &[f32],
+        shape: &[usize],
+        dtype: DType,
+        extra: wgpu::BufferUsages,
+    ) -> Result<Weight> {
         self.check_bytes(name, shape, dtype.size())?;
         let n: usize = shape.iter().product();
         if n != data.len() {
@@ -313,7 +370,7 @@ impl GpuContext {
         let buffer = self.create_buffer(
             &format!("weight '{name}'"),
             bytes.len() as u64,
-            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | extra,
         )?;
         self.queue.write_buffer(&buffer, 0, &bytes);
         Ok(Weight {

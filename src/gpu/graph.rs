@@ -21,6 +21,9 @@ pub enum TensorKind {
     Transient,
     /// Read back or kept after the run; never shared.
     Output,
+    /// A buffer that outlives the plan, given by the caller ([`Graph::external`]): trainable weights, their
+    /// gradient accumulators and momentum, shared by the plans of several input sizes.
+    External,
 }
 
 /// Element type of a tensor in GPU memory.
@@ -113,6 +116,8 @@ pub fn mac_flops(dims: &[usize]) -> u64 {
 pub struct Graph {
     pub(crate) tensors: Vec<TensorInfo>,
     pub(crate) steps: Vec<StepDesc>,
+    /// Buffers of the [`TensorKind::External`] tensors, by tensor index.
+    pub(crate) externals: Vec<(usize, wgpu::Buffer)>,
     conv_path: ConvPath,
     maps: DType,
     /// Whether `Auto` may pick the 256-thread conv2d_gemm tier (set per adapter kind, see
@@ -202,6 +207,15 @@ impl Graph {
     /// [`Graph::tensor`] of element type `dtype`.
     pub fn tensor_as(&mut self, name: &str, shape: &[usize], dtype: DType) -> Result<TensorId> {
         self.add(name, shape, TensorKind::Transient, dtype)
+    }
+
+    /// The caller's buffer `w` as a tensor of its shape and element type: steps read and write it in place and
+    /// its values persist across runs and plans (the plan never allocates, shares or frees it). The buffer
+    /// must allow storage use, and `COPY_SRC` to be read back by [`Plan::run`] (see [`GpuContext::trainable`]).
+    pub fn external(&mut self, w: &Weight) -> Result<TensorId> {
+        let id = self.add(&w.name, &w.shape, TensorKind::External, w.dtype)?;
+        self.externals.push((id.0, (*w.buffer).clone()));
+        Ok(id)
     }
 
     /// Element type of `id`.
@@ -297,7 +311,11 @@ impl Graph {
                 }
             }
         }
-        let bytes = |t: usize| self.tensors[t].bytes().next_multiple_of(256);
+        let bytes = |t: usize| match self.tensors[t].kind {
+            // The caller's buffer, not the arena's.
+            TensorKind::External => 0,
+            _ => self.tensors[t].bytes().next_multiple_of(256),
+        };
         let mut slot_of = vec![usize::MAX; n];
         let mut sizes: Vec<u64> = Vec::new();
         // Tensors that are never shared, and those never used by a step, get their own slot.

@@ -45,6 +45,8 @@ pub struct Plan {
     steps: Vec<CompiledStep>,
     /// Bytes of the distinct weight buffers the steps bind.
     weight_bytes: u64,
+    /// Bytes of the buffers the plan allocated (external tensors excluded).
+    arena_bytes: u64,
     staging: Mutex<Option<wgpu::Buffer>>,
 }
 
@@ -68,7 +70,11 @@ impl Plan {
         (slot_of, sizes): (Vec<usize>, Vec<u64>),
     ) -> Result<Plan> {
         ctx.scoped("building the plan", || {
-            let buffers = arena(ctx, &g.tensors, &slot_of, &sizes)?;
+            let mut buffers = arena(ctx, &g.tensors, &slot_of, &sizes)?;
+            let arena_bytes = sizes.iter().filter(|&&s| s > 0).map(|&s| s.max(256)).sum();
+            for (t, buf) in &g.externals {
+                buffers[slot_of[*t]] = buf.clone();
+            }
             let mut steps = Vec::with_capacity(g.steps.len());
             let mut weights = std::collections::HashSet::new();
             let mut weight_bytes = 0;
@@ -139,6 +145,7 @@ impl Plan {
                 buffers,
                 steps,
                 weight_bytes,
+                arena_bytes,
                 staging: Mutex::new(None),
             })
         })
@@ -150,7 +157,7 @@ impl Plan {
 
     /// Bytes of GPU memory held by the arena (feature maps, inputs, outputs).
     pub fn arena_bytes(&self) -> u64 {
-        self.buffers.iter().map(|b| b.size()).sum()
+        self.arena_bytes
     }
 
     /// Bytes of GPU memory held by the weights the steps bind (each shared buffer counted once).
