@@ -13,17 +13,19 @@ fn parse(text: &str) -> sshface::Result<Vec<Annotation>> {
     parse_wider_train(text, Path::new(SRC))
 }
 
-/// The error's line, and its message (which must name the file, the line and `expected`).
-fn parse_err(text: &str) -> (usize, String) {
+/// Asserts that `text` is refused with an [`Error::Parse`] at `line` whose message names the file and the line, says
+/// what was `expected`, and contains every one of `needles`.
+fn refused(text: &str, line: usize, needles: &[&str]) {
     let e = parse(text).expect_err("broken text must be refused");
     let msg = e.to_string();
-    let Error::Parse { file, line, .. } = &e else {
+    let Error::Parse { file, line: at, .. } = &e else {
         panic!("expected Error::Parse, got {e:?}");
     };
-    assert_eq!(file, SRC);
+    assert_eq!((file.as_str(), *at), (SRC, line), "{msg}");
     assert!(msg.contains(&format!("{SRC}:{line}:")), "{msg}");
-    assert!(msg.contains("expected"), "{msg}");
-    (*line, msg)
+    for n in ["expected"].iter().chain(needles) {
+        assert!(msg.contains(n), "'{n}' missing from: {msg}");
+    }
 }
 
 const GOOD: &str = "0--Parade/a.jpg\n2\n10 20 30 40 0 0 0 0 0 0 \n1 2 3 4 2 0 1 0 2 0 \n\
@@ -63,31 +65,32 @@ fn crlf_and_trailing_blank_lines() {
 
 #[test]
 fn truncated_text_names_the_line_after_the_end() {
-    let (line, msg) = parse_err("a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n");
-    assert_eq!(line, 4);
-    assert!(
-        msg.contains("face 2 of 2 of 'a.jpg'") && msg.contains("ends"),
-        "{msg}"
+    refused(
+        "a.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n",
+        4,
+        &["face 2 of 2 of 'a.jpg'", "ends"],
     );
-    let (line, msg) = parse_err("a.jpg\n1\n1 2 3 4 0 0 0 0 0 0\nb.jpg\n");
-    assert_eq!(line, 5);
-    assert!(msg.contains("face count of 'b.jpg'"), "{msg}");
+    refused(
+        "a.jpg\n1\n1 2 3 4 0 0 0 0 0 0\nb.jpg\n",
+        5,
+        &["face count of 'b.jpg'"],
+    );
     // The placeholder line after an empty record is part of the record.
-    let (line, msg) = parse_err("a.jpg\n0\n");
-    assert_eq!(line, 3);
-    assert!(msg.contains("placeholder"), "{msg}");
+    refused("a.jpg\n0\n", 3, &["placeholder", "ends"]);
 }
 
 #[test]
 fn bad_counts() {
-    for (count, found) in [("-1", "'-1'"), ("two", "'two'"), ("1.5", "'1.5'")] {
-        let (line, msg) = parse_err(&format!("a.jpg\n{count}\n1 2 3 4 0 0 0 0 0 0\n"));
-        assert_eq!(line, 2, "{msg}");
-        assert!(msg.contains("face count") && msg.contains(found), "{msg}");
+    for count in ["-1", "two", "1.5"] {
+        let text = format!("a.jpg\n{count}\n1 2 3 4 0 0 0 0 0 0\n");
+        refused(&text, 2, &["face count", &format!("'{count}'")]);
     }
     // A count far beyond the text is a truncation, not an allocation.
-    let (line, _) = parse_err("a.jpg\n18446744073709551615\n1 2 3 4 0 0 0 0 0 0\n");
-    assert_eq!(line, 4);
+    refused(
+        "a.jpg\n18446744073709551615\n1 2 3 4 0 0 0 0 0 0\n",
+        4,
+        &["ends"],
+    );
 }
 
 #[test]
@@ -98,30 +101,20 @@ fn bad_face_lines() {
         ("1 2 x 4 0 0 0 0 0 0", "found 'x'"),
         ("1 2 3.5 4 0 0 0 0 0 0", "found '3.5'"),
     ] {
-        let (line, msg) = parse_err(&format!(
-            "ok.jpg\n1\n0 0 5 5 0 0 0 0 0 0\na.jpg\n2\n1 1 9 9 0 0 0 0 0 0\n{face}\n"
-        ));
-        assert_eq!(line, 7, "{msg}");
-        assert!(
-            msg.contains("face 2 of 2 of 'a.jpg'") && msg.contains(found),
-            "{msg}"
-        );
+        let text =
+            format!("ok.jpg\n1\n0 0 5 5 0 0 0 0 0 0\na.jpg\n2\n1 1 9 9 0 0 0 0 0 0\n{face}\n");
+        refused(&text, 7, &["face 2 of 2 of 'a.jpg'", found]);
     }
     // A blank line inside a record.
-    let (line, msg) = parse_err("a.jpg\n1\n\n1 2 3 4 0 0 0 0 0 0\n");
-    assert_eq!(line, 3);
-    assert!(msg.contains("blank"), "{msg}");
+    refused("a.jpg\n1\n\n1 2 3 4 0 0 0 0 0 0\n", 3, &["blank"]);
     // CRLF does not shift the line numbers.
-    let (line, _) = parse_err("a.jpg\r\n1\r\n1 2 3\r\n");
-    assert_eq!(line, 3);
+    refused("a.jpg\r\n1\r\n1 2 3\r\n", 3, &["found 3 fields"]);
 }
 
 #[test]
 fn absolute_paths_are_refused() {
-    let (line, msg) =
-        parse_err("ok.jpg\n1\n0 0 5 5 0 0 0 0 0 0\n/etc/a.jpg\n0\n0 0 0 0 0 0 0 0 0 0\n");
-    assert_eq!(line, 4);
-    assert!(msg.contains("relative"), "{msg}");
+    let text = "ok.jpg\n1\n0 0 5 5 0 0 0 0 0 0\n/etc/a.jpg\n0\n0 0 0 0 0 0 0 0 0 0\n";
+    refused(text, 4, &["relative", "'/etc/a.jpg'"]);
 }
 
 #[test]
@@ -129,6 +122,17 @@ fn load_names_a_missing_file() {
     let missing = std::env::temp_dir().join(format!("sshface-no-such-{}.txt", std::process::id()));
     let msg = load_wider_train(&missing).unwrap_err().to_string();
     assert!(msg.contains(&missing.display().to_string()), "{msg}");
+}
+
+#[test]
+fn load_train_image_names_a_missing_image() {
+    let ann = &parse(GOOD).unwrap()[0];
+    let root = std::env::temp_dir().join(format!("sshface-no-root-{}", std::process::id()));
+    let msg = load_train_image(&root, ann, true).unwrap_err().to_string();
+    assert!(
+        msg.contains(&root.join(&ann.path).display().to_string()),
+        "{msg}"
+    );
 }
 
 #[test]

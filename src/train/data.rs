@@ -59,7 +59,7 @@ pub fn parse_wider_train(text: &str, source: &Path) -> Result<Vec<Annotation>> {
         if n == 0 {
             // WIDER writes a placeholder face line of zeros after an empty record.
             lines.face(&format!(
-                "the placeholder line of ten zeros after '{path}' (0 faces)"
+                "the placeholder line after '{path}' (a record of 0 faces)"
             ))?;
         }
         out.push(Annotation {
@@ -139,14 +139,10 @@ impl<'a> Lines<'a> {
 
     /// The next line as a face line: ten integers, of which `[x, y, w, h]` is returned.
     fn face(&mut self, what: &str) -> Result<[f32; 4]> {
-        let (no, l) = self.expect(&format!("{what} ({FACE_FIELDS})"))?;
+        let expected = format!("{what}: ten integers ({FACE_FIELDS})");
+        let (no, l) = self.expect(&expected)?;
         let fields: Vec<&str> = l.split_whitespace().collect();
-        let bad = |why: String| {
-            self.error(
-                no,
-                format!("expected {what}: ten integers ({FACE_FIELDS}), {why}"),
-            )
-        };
+        let bad = |why: String| self.error(no, format!("expected {expected}, {why}"));
         if fields.len() != 10 {
             return Err(bad(format!("found {} fields in '{l}'", fields.len())));
         }
