@@ -24,11 +24,11 @@ pub struct Annotation {
 const FACE_FIELDS: &str = "x y w h blur expression illumination invalid occlusion pose";
 
 /// Parses the text of `wider_face_train_bbx_gt.txt`: records of a relative image path, a face count `n`, then `n`
-/// lines of ten integers (`x y w h` and six attributes, ignored). A record with `n = 0` is followed by one line of
-/// ten zeros, which is skipped. CRLF line endings and blank lines between records (e.g. at the end) are accepted.
+/// lines of ten integers (`x y w h` and six attributes, ignored). A record with `n = 0` is followed by one
+/// placeholder line of ten zeros, which must be there (ten integers) and is skipped. CRLF line endings and blank lines between records (e.g. at the end) are accepted.
 ///
 /// # Errors
-/// [`Error::Parse`] naming `source`, the 1-based line and what was expected there: an absolute or empty path, a count
+/// [`Error::Parse`] naming `source`, the 1-based line and what was expected there: an absolute image path, a count
 /// that is not a whole number ≥ 0, a face line without ten integers, or a text that ends inside a record.
 pub fn parse_wider_train(text: &str, source: &Path) -> Result<Vec<Annotation>> {
     let mut lines = Lines::new(text, source);
