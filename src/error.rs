@@ -124,6 +124,17 @@ pub enum Error {
         msg: String,
     },
 
+    /// A text file (e.g. WIDER FACE's `wider_face_train_bbx_gt.txt`) does not hold what its format requires.
+    #[error("{file}:{line}: {msg}")]
+    Parse {
+        /// The file, or the label of in-memory text.
+        file: String,
+        /// The 1-based line; one past the last line when the text ends too early.
+        line: usize,
+        /// What was expected and what was found.
+        msg: String,
+    },
+
     /// Invalid configuration (thresholds, sizes, options).
     #[error("invalid option: {0}")]
     Config(String),

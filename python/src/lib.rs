@@ -44,6 +44,7 @@ pub(crate) fn to_py(e: sshface::Error) -> PyErr {
         | E::Weights { .. }
         | E::Image { .. }
         | E::Convert { .. }
+        | E::Parse { .. }
         | E::Config(_) => PyValueError::new_err(msg),
     }
 }
