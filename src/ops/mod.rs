@@ -17,6 +17,7 @@ pub mod max_pool;
 pub mod max_pool_grad;
 pub mod nms;
 pub mod nms_mask;
+pub mod ohem;
 pub mod preprocess;
 pub mod relu_grad;
 pub mod select_keys;
@@ -143,6 +144,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &smooth_l1::SHADER,
         &softmax_loss::SHADER,
         &anchor_targets::SHADER,
+        &ohem::SHADER,
     ]
 }
 

@@ -352,4 +352,18 @@ fn grad_variants(ctx: &GpuContext, v: &mut Variants) {
     let grid = sshface::train::targets::AnchorGrid::ssh(0, [5, 7], [40, 56]);
     sshface::ops::anchor_targets::anchor_targets(&mut g, "m1_targets", gt, 3, &grid).unwrap();
     v.add_steps("anchor targets", g.steps());
+    let mut g = Graph::new();
+    let labels = g.input("m1_labels", &[1, 2, 5, 7]).unwrap();
+    let prob = g.input("m1_face_prob", &[1, 2, 5, 7]).unwrap();
+    use sshface::ops::ohem::{sample_anchors, Normalise, Sampling};
+    sample_anchors(
+        &mut g,
+        "m1_ohem",
+        labels,
+        prob,
+        Sampling::SSH,
+        Normalise::Sampled,
+    )
+    .unwrap();
+    v.add_steps("anchor sampling", g.steps());
 }
