@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::ops::Range;
+
 use common::*;
 use rand::Rng;
 use sshface::gpu::plan::{bytes_to_f32, bytes_to_u32};
@@ -12,6 +14,25 @@ use sshface::ops::ohem::{sample_anchors as gpu_sample, Normalise, Sampling};
 use sshface::reference::ohem::{random_key, sample_anchors, CpuSampled};
 
 const SSH: Sampling = Sampling::SSH;
+
+fn ohem(batch: u32, fg_fraction: f32) -> Sampling {
+    Sampling::Ohem { batch, fg_fraction }
+}
+
+fn random(seed: u32, fg_fraction: f32) -> Sampling {
+    let batch = 256;
+    Sampling::Random {
+        batch,
+        fg_fraction,
+        seed,
+    }
+}
+
+/// `len` labels: 1 on `pos`, 0 on `neg`, −1 elsewhere.
+fn segments(len: usize, pos: Range<usize>, neg: Range<usize>) -> Vec<f32> {
+    let label = |i| [-1.0, 1.0, 0.0][pos.contains(&i) as usize + 2 * neg.contains(&i) as usize];
+    (0..len).map(label).collect()
+}
 
 /// The GPU op on `[1, A, H, W]` inputs, read back as the reference's struct.
 fn run_gpu(
@@ -51,21 +72,10 @@ fn both(
     if let Some(ctx) = gpu() {
         let got = run_gpu(ctx, labels, prob, dims, s, n);
         assert_eq!(got.stats, want.stats, "{case}: GPU stats");
-        assert_close(
-            &format!("{case}: GPU labels"),
-            &got.labels,
-            &want.labels,
-            0.0,
-            0.0,
-        );
-        let what = format!("{case}: GPU outside weights");
-        assert_close(
-            &what,
-            &got.outside_weights,
-            &want.outside_weights,
-            0.0,
-            1e-6,
-        );
+        let tag = |what: &str| format!("{case}: GPU {what}");
+        assert_close(&tag("labels"), &got.labels, &want.labels, 0.0, 0.0);
+        let w = (&got.outside_weights, &want.outside_weights);
+        assert_close(&tag("outside weights"), w.0, w.1, 0.0, 1e-6);
     }
     want
 }
@@ -93,13 +103,7 @@ fn expect(case: &str, got: &CpuSampled, dims: [usize; 3], kept: [&[usize]; 2], w
 fn ohem_keeps_the_lowest_probability_positives() {
     // 100 positives at 0..100 with probability (100 − i)/128, 50 negatives, 50 ignored.
     let dims = [2, 10, 10];
-    let labels: Vec<f32> = (0..200)
-        .map(|i| match i {
-            0..100 => 1.0,
-            100..150 => 0.0,
-            _ => -1.0,
-        })
-        .collect();
+    let labels = segments(200, 0..100, 100..150);
     let prob: Vec<f32> = (0..200)
         .map(|i| (100 - i.min(100)) as f32 / 128.0)
         .collect();
@@ -120,13 +124,7 @@ fn ohem_keeps_the_highest_probability_negatives() {
     // 10 positives, 300 negatives whose probabilities are a permutation of k/512 (k = 7·j mod 300), 50 ignored:
     // 256 − 10 = 246 negatives fit, so the 54 with k < 54 go.
     let dims = [2, 12, 15];
-    let labels: Vec<f32> = (0..360)
-        .map(|i| match i {
-            0..10 => 1.0,
-            10..310 => 0.0,
-            _ => -1.0,
-        })
-        .collect();
+    let labels = segments(360, 0..10, 10..310);
     let k = |i: usize| (7 * (i - 10)) % 300;
     let prob: Vec<f32> = (0..360)
         .map(|i| {
@@ -181,10 +179,7 @@ fn ties_go_to_the_lower_index_and_nan_ranks_last() {
     neg.extend((0..383).filter(|&i| labels[i] == 0.0 && i != 1).take(191));
     expect("ties", &got, dims, [&pos, &neg], 1.0 / 256.0);
     // With room for every anchor the NaN ones are kept too.
-    let all = Sampling::Ohem {
-        batch: 1000,
-        fg_fraction: 0.5,
-    };
+    let all = ohem(1000, 0.5);
     let got = both("ties, room", &labels, &prob, dims, all, Normalise::Sampled);
     assert_eq!(got.stats, [100, 284, 100, 284]);
     assert_eq!(got.labels, labels);
@@ -197,11 +192,7 @@ fn nothing_labelled_gives_zero_weights() {
     let odd = [-1.0, 0.5, 2.0, -0.5, f32::NAN];
     let labels: Vec<f32> = (0..126).map(|i| odd[i % odd.len()]).collect();
     let prob = rand_vec(3, 126, 0.0, 1.0);
-    let random = Sampling::Random {
-        batch: 256,
-        fg_fraction: 0.25,
-        seed: 5,
-    };
+    let random = random(5, 0.25);
     for s in [SSH, Sampling::All, random] {
         for n in [Normalise::Sampled, Normalise::Positives] {
             let got = both(&format!("{s:?} {n:?}"), &labels, &prob, dims, s, n);
@@ -225,63 +216,36 @@ fn no_positives_or_no_room() {
     expect("no +, positives", &got, dims, [&[], &neg], 0.0);
     // 10 positives and 20 negatives: fg_fraction 0 keeps no positive; a batch of 8 at fg_fraction 1 keeps
     // the 8 hardest positives and no negative.
-    let labels: Vec<f32> = (0..126)
-        .map(|i| match i {
-            0..10 => 1.0,
-            10..30 => 0.0,
-            _ => -1.0,
-        })
-        .collect();
+    let labels = segments(126, 0..10, 10..30);
     let prob: Vec<f32> = (0..126).map(|i| i as f32 / 128.0).collect();
-    let s = Sampling::Ohem {
-        batch: 256,
-        fg_fraction: 0.0,
-    };
+    let s = ohem(256, 0.0);
     let got = both("fg 0", &labels, &prob, dims, s, Normalise::Sampled);
     assert_eq!(got.stats, [0, 20, 10, 20]);
     let neg: Vec<usize> = (10..30).collect();
     expect("fg 0", &got, dims, [&[], &neg], 0.05);
-    let s = Sampling::Ohem {
-        batch: 8,
-        fg_fraction: 1.0,
-    };
+    let s = ohem(8, 1.0);
     let got = both("batch 8", &labels, &prob, dims, s, Normalise::Positives);
     assert_eq!(got.stats, [8, 0, 10, 20]);
-    expect(
-        "batch 8",
-        &got,
-        dims,
-        [&(0..8).collect::<Vec<_>>(), &[]],
-        0.125,
-    );
+    let pos: Vec<usize> = (0..8).collect();
+    expect("batch 8", &got, dims, [&pos, &[]], 0.125);
 }
 
-/// Labels [A, H, W] with the given fractions of positives and negatives (the rest ignored) and probabilities,
-/// rounded to multiples of 1/`levels` when `levels` > 0 (many ties).
+/// Probabilities from rand are multiples of 2^−24: this many levels leaves them as they are.
+const ALL_LEVELS: u32 = 1 << 24;
+
+/// Labels [A, H, W] with the given fractions of positives and negatives (the rest ignored) and probabilities
+/// rounded down to multiples of 1/`levels` (few levels: many ties).
 fn random_case(seed: u64, dims: [usize; 3], pos: f64, neg: f64, levels: u32) -> [Vec<f32>; 2] {
     let mut r = rng(seed);
     let len = dims.iter().product();
     let labels = (0..len)
         .map(|_| {
             let u: f64 = r.random();
-            if u < pos {
-                1.0
-            } else if u < pos + neg {
-                0.0
-            } else {
-                -1.0
-            }
+            [1.0, 0.0, -1.0][(u >= pos) as usize + (u >= pos + neg) as usize]
         })
         .collect();
     let prob = (0..len)
-        .map(|_| {
-            let p: f32 = r.random();
-            if levels > 0 {
-                (p * levels as f32).floor() / levels as f32
-            } else {
-                p
-            }
-        })
+        .map(|_| (r.random::<f32>() * levels as f32).floor() / levels as f32)
         .collect();
     [labels, prob]
 }
@@ -289,29 +253,16 @@ fn random_case(seed: u64, dims: [usize; 3], pos: f64, neg: f64, levels: u32) -> 
 #[test]
 fn all_keeps_every_labelled_anchor() {
     let dims = [2, 30, 41];
-    let [labels, prob] = random_case(7, dims, 0.05, 0.6, 0);
-    let got = both(
-        "all",
-        &labels,
-        &prob,
-        dims,
-        Sampling::All,
-        Normalise::Sampled,
-    );
+    let [labels, prob] = random_case(7, dims, 0.05, 0.6, ALL_LEVELS);
+    let all = |n| both("all", &labels, &prob, dims, Sampling::All, n);
+    let got = all(Normalise::Sampled);
     let count = |v: f32| labels.iter().filter(|&&l| l == v).count() as u32;
     let (p, n) = (count(1.0), count(0.0));
     assert_eq!(got.stats, [p, n, p, n]);
     assert_eq!(got.labels, labels);
     let w = 1.0 / (p + n) as f32;
     assert!(got.outside_weights.iter().all(|&v| v == 0.0 || v == w));
-    let got = both(
-        "all",
-        &labels,
-        &prob,
-        dims,
-        Sampling::All,
-        Normalise::Positives,
-    );
+    let got = all(Normalise::Positives);
     assert!(got
         .outside_weights
         .iter()
@@ -320,17 +271,14 @@ fn all_keeps_every_labelled_anchor() {
 
 #[test]
 fn gpu_matches_reference_on_random_maps() {
-    let small = Sampling::Ohem {
-        batch: 32,
-        fg_fraction: 0.25,
-    };
+    let small = ohem(32, 0.25);
     // (map, positives, negatives, probability levels, sampling)
     let cases = [
-        ([7, 9], 0.2, 0.5, 0, small),
+        ([7, 9], 0.2, 0.5, ALL_LEVELS, small),
         ([7, 9], 0.3, 0.6, 8, small),
         ([60, 80], 0.02, 0.7, 32, SSH),
-        ([60, 80], 0.003, 0.9, 0, SSH),
-        ([150, 200], 0.005, 0.8, 0, SSH),
+        ([60, 80], 0.003, 0.9, ALL_LEVELS, SSH),
+        ([150, 200], 0.005, 0.8, ALL_LEVELS, SSH),
         ([150, 200], 0.01, 0.8, 256, SSH),
     ];
     for (i, (hw, pos, neg, levels, s)) in cases.into_iter().enumerate() {
@@ -350,17 +298,13 @@ fn gpu_matches_reference_on_random_maps() {
 #[test]
 fn random_sampling_is_seeded_and_reproducible() {
     let dims = [2, 40, 50];
-    let [labels, prob] = random_case(9, dims, 0.075, 0.75, 0);
+    let [labels, prob] = random_case(9, dims, 0.075, 0.75, ALL_LEVELS);
     let ap = labels.iter().filter(|&&l| l == 1.0).count() as u32;
     let an = labels.iter().filter(|&&l| l == 0.0).count() as u32;
     assert!(ap > 64 && an > 192, "{ap} positives, {an} negatives");
     let mut kept = Vec::new();
     for seed in [1, 2] {
-        let s = Sampling::Random {
-            batch: 256,
-            fg_fraction: 0.25,
-            seed,
-        };
+        let s = random(seed, 0.25);
         let got = both(
             &format!("seed {seed}"),
             &labels,
@@ -436,34 +380,9 @@ fn shapes_and_settings_are_checked() {
             "labels 'two_images' must be [1, A, H, W] or [A, H, W]",
         ),
         (l4, half, SSH, "'m1_prob_f16' is F16"),
-        (
-            l4,
-            p4,
-            Sampling::Ohem {
-                batch: 0,
-                fg_fraction: 0.25,
-            },
-            "batch 0",
-        ),
-        (
-            l4,
-            p4,
-            Sampling::Random {
-                batch: 256,
-                fg_fraction: f32::NAN,
-                seed: 1,
-            },
-            "fg_fraction NaN",
-        ),
-        (
-            l4,
-            p4,
-            Sampling::Ohem {
-                batch: 256,
-                fg_fraction: 1.5,
-            },
-            "fg_fraction 1.5",
-        ),
+        (l4, p4, ohem(0, 0.25), "batch 0"),
+        (l4, p4, random(1, f32::NAN), "fg_fraction NaN"),
+        (l4, p4, ohem(256, 1.5), "fg_fraction 1.5"),
     ] {
         let e = err(&mut g, l, p, s);
         assert!(e.contains("m1_ohem") && e.contains(want), "{e}");
