@@ -17,7 +17,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
-use crate::gpu::{DType, Graph, StepDesc, TensorId};
+use crate::gpu::{Graph, StepDesc, TensorId};
 use crate::ops::Shader;
 
 #[repr(C)]
@@ -129,41 +129,27 @@ pub fn sample_anchors(
     sampling: Sampling,
     norm: Normalise,
 ) -> Result<Sampled> {
+    let desc = |t: TensorId| format!("'{}' {:?}", g.info(t).name, g.shape(t));
     let dims = anchor_dims(g.shape(labels));
     let Some([a, h, w]) = dims else {
+        let msg = "must be [1, A, H, W] or [A, H, W] with no zero size";
         return Err(Error::shape(
             label,
-            format!(
-                "labels '{}' must be [1, A, H, W] or [A, H, W] with no zero size, found {:?}",
-                g.info(labels).name,
-                g.shape(labels)
-            ),
+            format!("labels {} {msg}", desc(labels)),
         ));
     };
     if anchor_dims(g.shape(face_prob)) != dims {
         return Err(Error::shape(
             label,
             format!(
-                "face probabilities '{}' have shape {:?}, expected [1, {a}, {h}, {w}] like labels '{}' {:?}",
-                g.info(face_prob).name,
-                g.shape(face_prob),
-                g.info(labels).name,
-                g.shape(labels)
+                "face probabilities {} must be [1, {a}, {h}, {w}] (or [{a}, {h}, {w}]) as labels {}",
+                desc(face_prob),
+                desc(labels)
             ),
         ));
     }
-    for t in [labels, face_prob] {
-        if g.dtype(t) != DType::F32 {
-            return Err(Error::shape(
-                label,
-                format!(
-                    "anchor sampling reads f32: '{}' is {:?}",
-                    g.info(t).name,
-                    g.dtype(t)
-                ),
-            ));
-        }
-    }
+    crate::ops::relu_grad::f32_maps(g, label, &[labels])?;
+    crate::ops::relu_grad::f32_maps(g, label, &[face_prob])?;
     let [num_fg, batch] = sampling.caps().map_err(|e| Error::shape(label, e))?;
     let len = a * h * w;
     if len >= u32::MAX as usize {
