@@ -17,6 +17,7 @@ pub mod max_pool;
 pub mod max_pool_grad;
 pub mod nms;
 pub mod nms_mask;
+pub mod ohem;
 pub mod preprocess;
 pub mod relu_grad;
 pub mod select_keys;
@@ -145,6 +146,7 @@ pub fn all_shaders() -> Vec<&'static Shader> {
         &softmax_loss::SHADER,
         &anchor_targets::SHADER,
         &upsample_bilinear_grad::SHADER,
+        &ohem::SHADER,
     ]
 }
 

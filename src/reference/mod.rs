@@ -10,6 +10,7 @@ pub mod decode;
 pub mod max_pool;
 pub mod max_pool_grad;
 pub mod nms;
+pub mod ohem;
 pub mod preprocess;
 pub mod relu_grad;
 pub mod sgd;

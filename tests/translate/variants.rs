@@ -358,4 +358,18 @@ fn grad_variants(ctx: &GpuContext, v: &mut Variants) {
     sshface::ops::upsample_bilinear_grad::upsample_bilinear_grad(&mut g, "m1_up", dy, [1, c, 5, 7])
         .unwrap();
     v.add_steps("upsample bilinear grad", g.steps());
+    let mut g = Graph::new();
+    let labels = g.input("m1_labels", &[1, 2, 5, 7]).unwrap();
+    let prob = g.input("m1_face_prob", &[1, 2, 5, 7]).unwrap();
+    use sshface::ops::ohem::{sample_anchors, Normalise, Sampling};
+    sample_anchors(
+        &mut g,
+        "m1_ohem",
+        labels,
+        prob,
+        Sampling::SSH,
+        Normalise::Sampled,
+    )
+    .unwrap();
+    v.add_steps("anchor sampling", g.steps());
 }
