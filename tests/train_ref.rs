@@ -139,6 +139,9 @@ const EPS: f32 = 5e-4;
 /// Allowed |fd − analytic| / |analytic|: kinks, see [`EPS`]; a wrong junction is off by O(1).
 const TOL: f64 = 2e-2;
 
+/// The loss as a function of the weight tensors.
+type LossFn<'a> = dyn Fn(&[NamedTensor]) -> f64 + 'a;
+
 #[test]
 fn gradients_match_central_differences() {
     let s = setup();
@@ -160,12 +163,11 @@ fn gradients_match_central_differences() {
     let mut failures = Vec::new();
     let mut worst = 0f64;
     for (layer, n_weights) in FD_LAYERS {
-        let (tensors, loss): (&mut Vec<NamedTensor>, &dyn Fn(&[NamedTensor]) -> f64) =
-            if is_trunk(layer) {
-                (&mut all, &all_loss)
-            } else {
-                (&mut top, &top_loss)
-            };
+        let (tensors, loss): (&mut Vec<NamedTensor>, &LossFn) = if is_trunk(layer) {
+            (&mut all, &all_loss)
+        } else {
+            (&mut top, &top_loss)
+        };
         for (kind, n) in [("weight", n_weights), ("bias", 1)] {
             let name = format!("{layer}.{kind}");
             let g = grad(&s.step, &format!("{name}.grad"));
@@ -185,7 +187,7 @@ fn gradients_match_central_differences() {
                 let fd = (lp - lm) / ((orig + EPS) - (orig - EPS)) as f64;
                 let rel = (fd - g[i] as f64).abs() / (g[i] as f64).abs();
                 worst = worst.max(rel);
-                if !(rel <= TOL) {
+                if rel.is_nan() || rel > TOL {
                     failures.push(format!("{name}[{i}]: analytic {:e}, fd {fd:e}", g[i]));
                 }
             }
@@ -251,4 +253,9 @@ fn bad_inputs_name_the_tensor() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("conv1_1.weight"), "{e}");
+    let batch2 = CpuTensor::zeros(&[2, 512, 3, 3]);
+    let e = total_loss_from_trunk(&s.wf, &batch2, &batch2, HW, &GT)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("conv4_3") && e.contains("[2, 512, 3, 3]"), "{e}");
 }

@@ -183,6 +183,12 @@ pub fn total_loss_from_trunk(
     image_hw: [usize; 2],
     gt: &[[f32; 4]],
 ) -> Result<f64> {
+    for (name, t) in [("conv4_3", conv4_3), ("conv5_3", conv5_3)] {
+        if t.shape.len() != 4 || t.shape[0] != 1 {
+            let msg = format!("trunk output must be [1, C, H, W], found {:?}", t.shape);
+            return Err(Error::shape(name, msg));
+        }
+    }
     let mut g = Graph::new(wf, &|_| false, conv4_3.clone());
     let c5 = g.input(conv5_3.clone());
     let heads = top(&mut g, Graph::INPUT, c5)?;
@@ -208,10 +214,11 @@ pub fn train_step(
     let [c4, c5] = trunk(&mut g)?;
     let heads = top(&mut g, c4, c5)?;
     let losses = losses(&g, &heads, image_hw, gt);
+    let values = losses.each_ref().map(|m| m.losses.map(|v| v as f32));
     let seeds = heads
         .iter()
-        .zip(losses.iter())
-        .flat_map(|(&[c, b], m)| [(c, m.d_cls.clone()), (b, m.d_bbox.clone())])
+        .zip(losses)
+        .flat_map(|(&[c, b], m)| [(c, m.d_cls), (b, m.d_bbox)])
         .collect();
     let mut grads = g.backward(seeds)?;
     // Weight-table order (then weight before bias) so that listings and comparisons are stable.
@@ -224,7 +231,7 @@ pub fn train_step(
     };
     grads.sort_by_key(|(n, _, _)| rank(n));
     Ok(TrainStepRef {
-        losses: losses.map(|m| m.losses.map(|v| v as f32)),
+        losses: values,
         grads,
     })
 }

@@ -300,3 +300,33 @@ impl<'a> Graph<'a> {
         Ok(grads)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The transposed op is the adjoint of the forward: ⟨up(x), d⟩ = ⟨x, upᵀ(d)⟩, for crops that drop the last
+    /// row/column (odd L4) and for crops that keep everything (even L4).
+    #[test]
+    fn upsample_grad_is_the_adjoint() {
+        let val = |i: usize| ((i * 37 % 11) as f32 - 5.0) / 3.0;
+        for (in_hw, out_hw) in [([3, 4], [5, 8]), ([2, 3], [4, 5]), ([1, 1], [1, 2])] {
+            let n = 2 * in_hw[0] * in_hw[1];
+            let x = CpuTensor::new(&[1, 2, in_hw[0], in_hw[1]], (0..n).map(val).collect());
+            let m = 2 * out_hw[0] * out_hw[1];
+            let d = CpuTensor::new(
+                &[1, 2, out_hw[0], out_hw[1]],
+                (0..m).map(|i| val(i + 3)).collect(),
+            );
+            let up = r::upsample_bilinear::upsample_bilinear(&x, out_hw);
+            let dx = upsample_bilinear_grad(&d, in_hw);
+            let dot =
+                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p * q) as f64).sum::<f64>();
+            let (lhs, rhs) = (dot(&up.data, &d.data), dot(&x.data, &dx.data));
+            assert!(
+                (lhs - rhs).abs() < 1e-5 * lhs.abs().max(1.0),
+                "{in_hw:?}→{out_hw:?}: {lhs} vs {rhs}"
+            );
+        }
+    }
+}
