@@ -17,6 +17,7 @@ pub mod sgd;
 pub mod smooth_l1;
 pub mod softmax2;
 pub mod softmax_loss;
+pub mod ssh_train;
 pub mod ssh_vgg16;
 pub mod upsample_bilinear;
 pub mod upsample_bilinear_grad;
