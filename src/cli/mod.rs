@@ -16,6 +16,7 @@ mod precision;
 mod profile;
 mod status;
 mod synthetic;
+mod train;
 mod units;
 mod video;
 mod visual;
@@ -56,6 +57,10 @@ enum Cmd {
     Eval(eval::EvalArgs),
     /// List the GPU adapters wgpu can see, with the indexes of --device N.
     Adapters(AdaptersArgs),
+    /// Train ssh-vgg16 on WIDER FACE (or boxes in its format) with the authors' recipe.
+    Train(Box<train::TrainArgs>),
+    /// One forward and backward on one image: losses and every parameter's gradient (`--dump-grads`).
+    TrainStep(Box<train::TrainStepArgs>),
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -183,6 +188,8 @@ pub fn main() -> ExitCode {
         Cmd::Profile(a) => profile::profile(a),
         Cmd::Eval(a) => eval::run(a),
         Cmd::Adapters(a) => adapters(a),
+        Cmd::Train(a) => train::train(*a),
+        Cmd::TrainStep(a) => train::train_step(*a),
     };
     match r {
         Ok(code) => code,

@@ -1,0 +1,167 @@
+//! The training engine on the GPU: external tensors that outlive plans, gradient accumulation across runs and
+//! plans, the SGD update on the live parameters, checkpoints that `detect` loads, and overfitting one image.
+
+mod common;
+#[path = "vgg_support/mod.rs"]
+mod vgg_support;
+
+use common::*;
+use sshface::gpu::Graph;
+use sshface::model::weights::WeightFile;
+use sshface::ops::conv2d::Conv2d;
+use sshface::ops::conv2d_grad::{conv2d_grad_params, ParamGrads};
+use sshface::ops::ohem::{Normalise, Sampling};
+use sshface::train::net::Freeze;
+use sshface::train::step::StepConfig;
+use sshface::train::trainer::Trainer;
+
+/// Gradient accumulators bound as external tensors keep their values across runs and across plans.
+#[test]
+fn external_tensors_accumulate_across_runs_and_plans() {
+    let Some(ctx) = gpu() else { return };
+    let (c, side) = (3, 5);
+    let w = ctx
+        .weight("w", &rand_vec(1, c * c * 9, -1.0, 1.0), &[c, c, 3, 3])
+        .unwrap();
+    let conv = Conv2d::new(w, None).with_pad([1, 1, 1, 1]);
+    let gw = ctx
+        .trainable("w.grad", &vec![0.0; c * c * 9], &[c, c, 3, 3])
+        .unwrap();
+    let gb = ctx.trainable("b.grad", &vec![0.0; c], &[c]).unwrap();
+    let shape = [1, c, side, side];
+    let x = rand_vec(2, c * side * side, -1.0, 1.0);
+    let dy = rand_vec(3, c * side * side, -1.0, 1.0);
+    let plan = || {
+        let mut g = Graph::new();
+        let xi = g.input("x", &shape).unwrap();
+        let dyi = g.input("dy", &shape).unwrap();
+        let acc = ParamGrads {
+            weight: g.external(&gw).unwrap(),
+            bias: g.external(&gb).unwrap(),
+        };
+        conv2d_grad_params(&mut g, "dw", xi, dyi, &conv, Some(acc)).unwrap();
+        let p = g.compile(ctx).unwrap();
+        p.write(ctx, xi, &x).unwrap();
+        p.write(ctx, dyi, &dy).unwrap();
+        p
+    };
+    let (p1, p2) = (plan(), plan());
+    p1.run(ctx, &[]).unwrap();
+    let once_w = ctx.read_weight(&gw).unwrap();
+    let once_b = ctx.read_weight(&gb).unwrap();
+    assert!(once_w.iter().any(|&v| v != 0.0));
+    p1.run(ctx, &[]).unwrap();
+    p2.run(ctx, &[]).unwrap();
+    let thrice_w: Vec<f32> = once_w.iter().map(|v| 3.0 * v).collect();
+    let thrice_b: Vec<f32> = once_b.iter().map(|v| 3.0 * v).collect();
+    assert_close(
+        "weight grad ×3",
+        &ctx.read_weight(&gw).unwrap(),
+        &thrice_w,
+        1e-5,
+        1e-5,
+    );
+    assert_close(
+        "bias grad ×3",
+        &ctx.read_weight(&gb).unwrap(),
+        &thrice_b,
+        1e-5,
+        1e-5,
+    );
+    assert_eq!(p1.arena_bytes(), p2.arena_bytes());
+}
+
+fn small_net(seed: u64) -> WeightFile {
+    let path = vgg_support::write(
+        &format!("train_gpu_{seed}"),
+        &vgg_support::random_weights(seed, &vgg_support::GAINS),
+    );
+    WeightFile::open(&path).unwrap()
+}
+
+const ALL: StepConfig = StepConfig {
+    sampling: Sampling::All,
+    normalise: Normalise::Sampled,
+};
+
+/// Two faces an M1 anchor (16 or 32 px) and an M2 anchor (64 px) match in a 96×80 image.
+fn faces() -> Vec<[f32; 4]> {
+    vec![[8.0, 8.0, 39.0, 39.0], [30.0, 10.0, 93.0, 73.0]]
+}
+
+/// Accumulating one image twice doubles every gradient; the losses are those of one step each time.
+#[test]
+fn accumulation_sums_gradients() {
+    let Some(ctx) = gpu() else { return };
+    let wf = small_net(11);
+    let img = vgg_support::image(5, 96, 80);
+    let mut t = Trainer::new(ctx, &wf, Freeze::Backbone, ALL, 0).unwrap();
+    let l1 = t
+        .accumulate(ctx, img.as_raw(), [80, 96], &faces(), 1.0)
+        .unwrap();
+    let g1 = t.net.gradients(ctx).unwrap();
+    let l2 = t
+        .accumulate(ctx, img.as_raw(), [80, 96], &faces(), 1.0)
+        .unwrap();
+    let g2 = t.net.gradients(ctx).unwrap();
+    assert_eq!(l1, l2, "same image, same losses");
+    assert!(
+        l1.sampled[0][0] > 0 && l1.sampled[1][0] > 0,
+        "positives in M1 and M2: {l1:?}"
+    );
+    for ((n, _, a), (_, _, b)) in g1.iter().zip(&g2) {
+        let twice: Vec<f32> = a.iter().map(|v| 2.0 * v).collect();
+        assert_close(n, b, &twice, 1e-6, 1e-5);
+    }
+    // Backbone frozen: gradients only for the 24 new layers (fusion 3, modules 3 × 7).
+    assert_eq!(
+        g1.len(),
+        2 * 24,
+        "{:?}",
+        g1.iter().map(|g| &g.0).collect::<Vec<_>>()
+    );
+    assert!(g1
+        .iter()
+        .all(|g| g.0.ends_with(".grad") && !g.0.starts_with("conv5_3")));
+}
+
+/// SGD on one image lowers its loss; the checkpoint loads in the detector.
+#[test]
+fn overfits_one_image_and_checkpoint_detects() {
+    let Some(ctx) = gpu() else { return };
+    let wf = small_net(12);
+    let img = vgg_support::image(6, 96, 80);
+    let mut t = Trainer::new(ctx, &wf, Freeze::Backbone, ALL, 0).unwrap();
+    let first = t
+        .accumulate(ctx, img.as_raw(), [80, 96], &faces(), 1.0)
+        .unwrap();
+    t.update(ctx, 0.01, 1).unwrap();
+    let mut last = first;
+    for _ in 0..15 {
+        last = t
+            .accumulate(ctx, img.as_raw(), [80, 96], &faces(), 1.0)
+            .unwrap();
+        t.update(ctx, 0.01, 1).unwrap();
+    }
+    println!(
+        "loss {:.4} → {:.4}: {first:?} → {last:?}",
+        first.total(),
+        last.total()
+    );
+    assert!(last.total().is_finite() && last.total() < 0.7 * first.total());
+    let dir = scratch("train_gpu_ckpt");
+    let path = dir.join("ckpt.safetensors");
+    t.net.save(ctx, &path, &Default::default()).unwrap();
+    let det = sshface::Detector::builder()
+        .model(sshface::Model::SshVgg16)
+        .weights(&path)
+        .build()
+        .unwrap();
+    det.detect(&img).unwrap();
+    // Frozen layers are saved unchanged.
+    let saved = WeightFile::open(&path).unwrap();
+    assert_eq!(
+        saved.get("conv3_1.weight", &[256, 128, 3, 3]).unwrap(),
+        wf.get("conv3_1.weight", &[256, 128, 3, 3]).unwrap()
+    );
+}
