@@ -11,7 +11,7 @@ use sshface::model::weights::WeightFile;
 use sshface::ops::conv2d::Conv2d;
 use sshface::ops::conv2d_grad::{conv2d_grad_params, ParamGrads};
 use sshface::ops::ohem::{Normalise, Sampling};
-use sshface::train::net::Freeze;
+use sshface::train::net::{Freeze, Init};
 use sshface::train::step::StepConfig;
 use sshface::train::trainer::Trainer;
 
@@ -95,7 +95,7 @@ fn accumulation_sums_gradients() {
     let Some(ctx) = gpu() else { return };
     let wf = small_net(11);
     let img = vgg_support::image(5, 96, 80);
-    let mut t = Trainer::new(ctx, &wf, Freeze::Backbone, ALL, 0).unwrap();
+    let mut t = Trainer::new(ctx, &wf, Freeze::Backbone, ALL, Init::seed(0)).unwrap();
     let l1 = t
         .accumulate(ctx, img.as_raw(), [80, 96], &faces(), 1.0)
         .unwrap();
@@ -125,23 +125,28 @@ fn accumulation_sums_gradients() {
         .all(|g| g.0.ends_with(".grad") && !g.0.starts_with("conv5_3")));
 }
 
+const LR: f32 = 0.001;
+const HW: [usize; 2] = [128, 128];
+/// A 32 px face for M1 and a 64 px one for M2.
+const FACES: [[f32; 4]; 2] = [[8.0, 8.0, 39.0, 39.0], [40.0, 40.0, 103.0, 103.0]];
+
 /// SGD on one image lowers its loss; the checkpoint loads in the detector.
 #[test]
 fn overfits_one_image_and_checkpoint_detects() {
     let Some(ctx) = gpu() else { return };
     let wf = small_net(12);
-    let img = vgg_support::image(6, 96, 80);
-    let mut t = Trainer::new(ctx, &wf, Freeze::Backbone, ALL, 0).unwrap();
-    let first = t
-        .accumulate(ctx, img.as_raw(), [80, 96], &faces(), 1.0)
-        .unwrap();
-    t.update(ctx, 0.01, 1).unwrap();
+    let img = vgg_support::image(6, HW[1] as u32, HW[0] as u32);
+    let ohem = StepConfig {
+        sampling: Sampling::SSH,
+        normalise: Normalise::Sampled,
+    };
+    let mut t = Trainer::new(ctx, &wf, Freeze::Backbone, ohem, Init::seed(0)).unwrap();
+    let first = t.accumulate(ctx, img.as_raw(), HW, &FACES, 1.0).unwrap();
+    t.update(ctx, LR, 1).unwrap();
     let mut last = first;
     for _ in 0..15 {
-        last = t
-            .accumulate(ctx, img.as_raw(), [80, 96], &faces(), 1.0)
-            .unwrap();
-        t.update(ctx, 0.01, 1).unwrap();
+        last = t.accumulate(ctx, img.as_raw(), HW, &FACES, 1.0).unwrap();
+        t.update(ctx, LR, 1).unwrap();
     }
     println!(
         "loss {:.4} → {:.4}: {first:?} → {last:?}",
@@ -155,6 +160,7 @@ fn overfits_one_image_and_checkpoint_detects() {
     let det = sshface::Detector::builder()
         .model(sshface::Model::SshVgg16)
         .weights(&path)
+        .protocol(sshface::Protocol::Scale(1.0))
         .build()
         .unwrap();
     det.detect(&img).unwrap();

@@ -15,7 +15,7 @@ use sshface::ops::ohem::{Normalise, Sampling};
 use sshface::ops::preprocess::Preprocess;
 use sshface::reference::preprocess::preprocess;
 use sshface::reference::ssh_train::train_step;
-use sshface::train::net::Freeze;
+use sshface::train::net::{Freeze, Init};
 use sshface::train::step::StepConfig;
 use sshface::train::trainer::Trainer;
 
@@ -58,7 +58,7 @@ fn gpu_step_matches_the_cpu_reference() {
         sampling: Sampling::All,
         normalise: Normalise::Sampled,
     };
-    let mut t = Trainer::new(ctx, &wf, Freeze::Caffe, cfg, 0).unwrap();
+    let mut t = Trainer::new(ctx, &wf, Freeze::Caffe, cfg, Init::seed(0)).unwrap();
     let got = t.accumulate(ctx, img.as_raw(), HW, &GT, 1.0).unwrap();
     let grads = t.net.gradients(ctx).unwrap();
 

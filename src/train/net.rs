@@ -62,6 +62,34 @@ const TORCHVISION: [(&str, usize); 13] = [
     ("conv5_3", 28),
 ];
 
+/// How the layers an ImageNet VGG-16 lacks (fusion, modules, heads) are initialised.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub enum NewLayers {
+    /// The recipe: weights N(0, 0.01), bias 0.
+    #[default]
+    Gaussian,
+    /// He (MSRA): weights N(0, 2 / fan_in), bias 0. Keeps the signal's scale through the new stack, so short
+    /// trainings (fine-tuning on a small set, the convergence test) learn faster than from N(0, 0.01).
+    He,
+}
+
+/// The seed and rule of the initialisation of new layers.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Init {
+    pub seed: u64,
+    pub new_layers: NewLayers,
+}
+
+impl Init {
+    /// The recipe's N(0, 0.01) from `seed`.
+    pub fn seed(seed: u64) -> Self {
+        Init {
+            seed,
+            new_layers: NewLayers::Gaussian,
+        }
+    }
+}
+
 /// Gradient accumulators and momentum of one trainable layer.
 #[derive(Clone, Debug)]
 pub struct LayerState {
@@ -112,9 +140,9 @@ impl TrainNet {
     /// Uploads the parameters from `wf`: a full ssh-vgg16 checkpoint, or an ImageNet VGG-16 (our names, or
     /// torchvision's `features.N.*`) whose missing new layers (fusion, modules, heads) are initialised N(0, 0.01)
     /// with zero bias from `seed`. A missing or mis-shaped VGG layer is an error naming it; tensors of no layer
-    /// (e.g. `fc6`) are ignored and listed in `notes`.
-    pub fn load(ctx: &GpuContext, wf: &WeightFile, freeze: Freeze, seed: u64) -> Result<Self> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    /// (e.g. `fc6`) are ignored and listed in `notes`. [`NewLayers::He`] replaces N(0, 0.01) by He's rule.
+    pub fn load(ctx: &GpuContext, wf: &WeightFile, freeze: Freeze, init: Init) -> Result<Self> {
+        let mut rng = ChaCha8Rng::seed_from_u64(init.seed);
         let mut notes = Vec::new();
         let mut used = std::collections::HashSet::new();
         let mut layers = Vec::with_capacity(SSH_VGG16_LAYERS.len());
@@ -158,10 +186,14 @@ impl TrainNet {
                 }
             };
             let n: usize = shape.iter().product();
+            let std = match init.new_layers {
+                NewLayers::Gaussian => 0.01,
+                NewLayers::He => (2.0 / (shape[1] * shape[2] * shape[3]) as f32).sqrt(),
+            };
             let (w, b): (Vec<f32>, Vec<f32>) = match src {
                 Source::File(w, b) => (w.to_vec(), b.to_vec()),
                 Source::Random => (
-                    (0..n).map(|_| normal(&mut rng) * 0.01).collect(),
+                    (0..n).map(|_| normal(&mut rng) * std).collect(),
                     vec![0.0; shape[0]],
                 ),
             };
@@ -169,7 +201,11 @@ impl TrainNet {
         }
         if !random.is_empty() {
             notes.push(format!(
-                "initialised N(0, 0.01), bias 0: {}",
+                "initialised {}, bias 0: {}",
+                match init.new_layers {
+                    NewLayers::Gaussian => "N(0, 0.01)",
+                    NewLayers::He => "N(0, 2/fan_in) (He)",
+                },
                 random.join(", ")
             ));
         }

@@ -6,7 +6,7 @@ use crate::gpu::GpuContext;
 use crate::model::ssh_vgg16::scale_for;
 use crate::model::weights::WeightFile;
 use crate::ops::sgd::HYPER_LEN;
-use crate::train::net::{Freeze, TrainNet};
+use crate::train::net::{Freeze, Init, TrainNet};
 use crate::train::step::{
     compile_step, compile_update, run_step, StepConfig, StepLosses, StepPlan, UpdatePlan,
 };
@@ -57,12 +57,15 @@ impl Default for Solver {
 /// Compiled steps kept for reuse: training at one size (synthetic sets, fixed crops) compiles once.
 const CACHE: usize = 8;
 
+/// What a compiled step is specialised for: original size, the resize factor's bits, the number of faces.
+type StepKey = ([usize; 2], u64, usize);
+
 pub struct Trainer {
     pub net: TrainNet,
     pub step: StepConfig,
     pub solver: Solver,
     update: UpdatePlan,
-    cache: Vec<(([usize; 2], u64, usize), StepPlan)>,
+    cache: Vec<(StepKey, StepPlan)>,
 }
 
 impl Trainer {
@@ -72,9 +75,9 @@ impl Trainer {
         wf: &WeightFile,
         freeze: Freeze,
         step: StepConfig,
-        seed: u64,
+        init: Init,
     ) -> Result<Self> {
-        let net = TrainNet::load(ctx, wf, freeze, seed)?;
+        let net = TrainNet::load(ctx, wf, freeze, init)?;
         let update = compile_update(ctx, &net)?;
         Ok(Trainer {
             net,
