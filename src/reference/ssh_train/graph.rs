@@ -22,9 +22,6 @@ const POOL: Pool = Pool {
     ceil_mode: true,
 };
 
-/// Taps of the fixed bilinear deconvolution (spec §3.1): output `2j + t − 1` receives `TAPS[t] · x[j]`.
-const TAPS: [f64; 4] = [0.25, 0.75, 0.75, 0.25];
-
 /// What a node computes from its inputs.
 enum Op {
     /// The network input.
@@ -81,37 +78,6 @@ fn accumulate(slot: &mut Option<CpuTensor>, g: CpuTensor) {
         Some(s) => s.data.iter_mut().zip(&g.data).for_each(|(a, b)| *a += b),
         None => *slot = Some(g),
     }
-}
-
-/// Adjoint of [`upsample_bilinear`](r::upsample_bilinear::upsample_bilinear) for an input of `in_hw`: the
-/// transposed deconvolution, per axis `dx[j] = 0.75·(d[2j] + d[2j+1]) + 0.25·(d[2j−1] + d[2j+2])`, where `d` is 0
-/// outside the crop (the cropped-away row/column never reached the loss). f64 sums, like the conv references.
-fn upsample_bilinear_grad(dy: &CpuTensor, in_hw: [usize; 2]) -> CpuTensor {
-    let [n, c, ho, wo] = dy.nchw();
-    let [h, w] = in_hw;
-    // The output positions (within the crop) that input j feeds along an axis of cropped length `len`.
-    let taps = |j: usize, len: usize| {
-        TAPS.iter().enumerate().filter_map(move |(t, &v)| {
-            let o = (2 * j + t).checked_sub(1)?;
-            (o < len).then_some((o, v))
-        })
-    };
-    let mut dx = CpuTensor::zeros(&[n, c, h, w]);
-    for plane in 0..n * c {
-        let d = &dy.data[plane * ho * wo..][..ho * wo];
-        for y in 0..h {
-            for x in 0..w {
-                let mut s = 0f64;
-                for (oy, vy) in taps(y, ho) {
-                    for (ox, vx) in taps(x, wo) {
-                        s += vy * vx * d[oy * wo + ox] as f64;
-                    }
-                }
-                dx.data[(plane * h + y) * w + x] = s as f32;
-            }
-        }
-    }
-    dx
 }
 
 impl<'a> Graph<'a> {
@@ -271,8 +237,11 @@ impl<'a> Graph<'a> {
                 Op::Up => {
                     let i = node.inputs[0];
                     if wanted(i) {
-                        let hw = <[usize; 2]>::try_from(&self.nodes[i].out.shape[2..]).unwrap();
-                        dins.push((i, upsample_bilinear_grad(&g, hw)));
+                        let shape = self.nodes[i].out.nchw();
+                        dins.push((
+                            i,
+                            r::upsample_bilinear_grad::upsample_bilinear_grad(&g, shape),
+                        ));
                     }
                 }
                 Op::Add => {
@@ -298,35 +267,5 @@ impl<'a> Graph<'a> {
             }
         }
         Ok(grads)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The transposed op is the adjoint of the forward: ⟨up(x), d⟩ = ⟨x, upᵀ(d)⟩, for crops that drop the last
-    /// row/column (odd L4) and for crops that keep everything (even L4).
-    #[test]
-    fn upsample_grad_is_the_adjoint() {
-        let val = |i: usize| ((i * 37 % 11) as f32 - 5.0) / 3.0;
-        for (in_hw, out_hw) in [([3, 4], [5, 8]), ([2, 3], [4, 5]), ([1, 1], [1, 2])] {
-            let n = 2 * in_hw[0] * in_hw[1];
-            let x = CpuTensor::new(&[1, 2, in_hw[0], in_hw[1]], (0..n).map(val).collect());
-            let m = 2 * out_hw[0] * out_hw[1];
-            let d = CpuTensor::new(
-                &[1, 2, out_hw[0], out_hw[1]],
-                (0..m).map(|i| val(i + 3)).collect(),
-            );
-            let up = r::upsample_bilinear::upsample_bilinear(&x, out_hw);
-            let dx = upsample_bilinear_grad(&d, in_hw);
-            let dot =
-                |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(p, q)| (p * q) as f64).sum::<f64>();
-            let (lhs, rhs) = (dot(&up.data, &d.data), dot(&x.data, &dx.data));
-            assert!(
-                (lhs - rhs).abs() < 1e-5 * lhs.abs().max(1.0),
-                "{in_hw:?}→{out_hw:?}: {lhs} vs {rhs}"
-            );
-        }
     }
 }
