@@ -255,10 +255,23 @@ fn readme_usage_matches_help() {
             .map(str::to_string)
             .collect()
     };
-    for cmd in ["detect", "convert", "bench", "profile", "eval", "adapters"] {
+    for cmd in [
+        "detect",
+        "convert",
+        "bench",
+        "profile",
+        "eval",
+        "adapters",
+        "train",
+        "train-step",
+    ] {
+        // `train` must not take `train-step`'s block.
         let block: String = usage
             .split("sshface ")
-            .filter(|b| b.starts_with(cmd))
+            .filter(|b| {
+                b.strip_prefix(cmd)
+                    .is_some_and(|r| r.starts_with([' ', '\n']))
+            })
             .collect();
         let out = sshface().args([cmd, "--help"]).output().unwrap();
         let help = String::from_utf8_lossy(&out.stdout);

@@ -141,6 +141,7 @@ fn train_checkpoints_logs_and_resumes_exactly() {
         assert_eq!(l["iteration"], k + 1);
         assert_eq!(l["lr"].as_f64().unwrap() as f32, 0.01);
         assert!(l["images_per_s"].as_f64().unwrap() > 0.0);
+        assert!(l["time"]["gflop"].as_f64().unwrap() > 0.1, "{l}");
         for m in ["m1", "m2", "m3"] {
             for w in ["cls", "bbox"] {
                 assert!(l["loss"][m][w].as_f64().unwrap().is_finite(), "{l}");

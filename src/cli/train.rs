@@ -202,6 +202,16 @@ fn losses_json(l: &StepLosses) -> serde_json::Value {
     serde_json::json!({"m1": m(0), "m2": m(1), "m3": m(2), "total": l.total()})
 }
 
+/// The network input size of an image of `hw` resized by `scale` (as the step computes it).
+fn scale_hw(hw: [usize; 2], scale: f64) -> Option<[usize; 2]> {
+    sshface::ops::preprocess::resized_size(hw, scale).ok()
+}
+
+/// Wall time of a step (image loading and, on a new input size, building its plan included) and the work it did.
+fn timing(secs: f64, flops: u64) -> serde_json::Value {
+    serde_json::json!({"seconds": secs, "gflop": flops as f64 / 1e9, "gflop_per_s": flops as f64 / 1e9 / secs})
+}
+
 /// Reads a JSON array of `[x1, y1, x2, y2]` boxes.
 fn read_boxes(path: &Path) -> anyhow::Result<Vec<[f32; 4]>> {
     let text = std::fs::read_to_string(path)
@@ -231,7 +241,9 @@ pub fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
     for n in &t.net.notes {
         eprintln!("sshface: {n}");
     }
+    let t0 = Instant::now();
     let l = t.accumulate(&ctx, &rgb, hw, &boxes, scale)?;
+    let secs = t0.elapsed().as_secs_f64();
     if let Some(out) = &a.dump_grads {
         let mut tensors: Vec<NamedTensor> = Vec::new();
         for k in 0..3 {
@@ -252,7 +264,7 @@ pub fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
     }
     println!(
         "{}",
-        serde_json::json!({"image": a.image.display().to_string(), "scale": scale, "losses": losses_json(&l)})
+        serde_json::json!({"image": a.image.display().to_string(), "scale": scale, "input_hw": scale_hw(hw, scale), "losses": losses_json(&l), "time": timing(secs, l.flops)})
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -392,6 +404,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
                 sum.sampled[k][0] += l.sampled[k][0];
                 sum.sampled[k][1] += l.sampled[k][1];
             }
+            sum.flops += l.flops;
             used += 1;
         }
         if used == 0 {
@@ -412,7 +425,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
             "lr": lr,
             "loss": losses_json(&sum),
             "images_per_s": used as f64 / secs,
-            "seconds": secs,
+            "time": timing(secs, sum.flops),
         });
         writeln!(log, "{line}").with_context(|| format!("writing {}", log_path.display()))?;
         pb.set_message(format!(

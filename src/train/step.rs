@@ -39,6 +39,8 @@ pub struct StepPlan {
     /// Network input `[H', W']` and the resize factor.
     pub input_hw: [usize; 2],
     pub scale: f64,
+    /// Floating-point operations of one run (forward, losses, backward; a multiply-add counts 2).
+    pub flops: u64,
 }
 
 /// Losses of one step, per module: (classification, box regression), and the anchors used.
@@ -48,6 +50,8 @@ pub struct StepLosses {
     pub bbox: [f32; 3],
     /// Per module: (positives, negatives) that entered the losses.
     pub sampled: [[u32; 2]; 3],
+    /// Floating-point operations of the step (see [`StepPlan::flops`]).
+    pub flops: u64,
 }
 
 impl StepLosses {
@@ -139,6 +143,7 @@ pub fn compile_step(
         samples.push(s.stats);
     }
     tape.backward(&mut g)?;
+    let flops = g.steps().iter().map(|s| s.flops).sum();
     let plan = g.compile(ctx)?;
     Ok(StepPlan {
         plan,
@@ -149,6 +154,7 @@ pub fn compile_step(
         samples: [samples[0], samples[1], samples[2]],
         input_hw: r,
         scale,
+        flops,
     })
 }
 
@@ -303,7 +309,10 @@ pub fn run_step(
         read.extend([sp.losses[k].0, sp.losses[k].1, sp.samples[k]]);
     }
     let out = sp.plan.run(ctx, &read)?;
-    let mut l = StepLosses::default();
+    let mut l = StepLosses {
+        flops: sp.flops,
+        ..StepLosses::default()
+    };
     for k in 0..3 {
         let f = |i: usize| crate::gpu::readback::bytes_to_f32(&out[3 * k + i]);
         l.cls[k] = f(0)[0];
