@@ -171,3 +171,57 @@ fn overfits_one_image_and_checkpoint_detects() {
         wf.get("conv3_1.weight", &[256, 128, 3, 3]).unwrap()
     );
 }
+
+/// An init file in torchvision's layout (`features.N.*`, classifier tensors beside) initialises the backbone; the
+/// new layers are drawn, the classifier is ignored, and each is said in the notes.
+#[test]
+fn torchvision_names_initialise_the_backbone() {
+    let Some(ctx) = gpu() else { return };
+    let index = [0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28];
+    let vgg: Vec<_> = vgg_support::random_weights(13, &vgg_support::GAINS)
+        .into_iter()
+        .take(26)
+        .collect();
+    assert_eq!(vgg[25].0, "conv5_3.bias");
+    let mut tv: Vec<_> = vgg
+        .iter()
+        .enumerate()
+        .map(|(i, (n, s, v))| {
+            let suffix = n.rsplit('.').next().unwrap();
+            (
+                format!("features.{}.{suffix}", index[i / 2]),
+                s.clone(),
+                v.clone(),
+            )
+        })
+        .collect();
+    tv.push(("classifier.0.bias".into(), vec![4], vec![0.5; 4]));
+    let wf = WeightFile::open(&vgg_support::write("train_gpu_torchvision", &tv)).unwrap();
+    let net = sshface::train::net::TrainNet::load(ctx, &wf, Freeze::Caffe, Init::seed(1)).unwrap();
+    let notes = net.notes.join("\n");
+    assert!(notes.contains("features.10.* → conv3_1"), "{notes}");
+    assert!(
+        notes.contains("ignored tensors of no layer: classifier.0.bias"),
+        "{notes}"
+    );
+    assert!(
+        notes.contains("N(0, 0.01)") && notes.contains("m3.ssh_bbox_pred"),
+        "{notes}"
+    );
+    let params = net.parameters(ctx).unwrap();
+    for (n, _, v) in &vgg {
+        let got = params.iter().find(|p| &p.0 == n).unwrap();
+        assert!(&got.2 == v, "{n}");
+    }
+    let head = params
+        .iter()
+        .find(|p| p.0 == "m1.ssh_cls_score.weight")
+        .unwrap();
+    let std = (head.2.iter().map(|v| v * v).sum::<f32>() / head.2.len() as f32).sqrt();
+    assert!((0.008..0.012).contains(&std), "new layer std {std}");
+    let bias = params
+        .iter()
+        .find(|p| p.0 == "m1.ssh_cls_score.bias")
+        .unwrap();
+    assert!(bias.2.iter().all(|&b| b == 0.0));
+}

@@ -60,14 +60,14 @@ impl StepLosses {
     }
 }
 
-/// Builds and compiles the step for an image of `hw` resized by `scale` with `num_gt` faces.
+/// Builds and compiles the step for an image of `hw` resized by `scale` with `num_gt` faces. `make_room` is told
+/// the bytes the step's arena will take before it is allocated (a cache of earlier steps can free theirs first).
 pub fn compile_step(
     ctx: &GpuContext,
     net: &TrainNet,
-    hw: [usize; 2],
-    scale: f64,
-    num_gt: usize,
+    (hw, scale, num_gt): ([usize; 2], f64, usize),
     cfg: &StepConfig,
+    make_room: &mut dyn FnMut(u64),
 ) -> Result<StepPlan> {
     let limit = ctx.max_binding();
     let mut g = Graph::new();
@@ -144,6 +144,7 @@ pub fn compile_step(
     }
     tape.backward(&mut g)?;
     let flops = g.steps().iter().map(|s| s.flops).sum();
+    make_room(g.arena_bytes());
     let plan = g.compile(ctx)?;
     Ok(StepPlan {
         plan,

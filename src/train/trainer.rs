@@ -54,8 +54,10 @@ impl Default for Solver {
     }
 }
 
-/// Compiled steps kept for reuse: training at one size (synthetic sets, fixed crops) compiles once.
+/// Compiled steps kept for reuse: training at one size (synthetic sets, fixed crops) compiles once. WIDER's images
+/// mostly differ in size, and a full-scale step's arena takes gigabytes, so the cache is also bounded in bytes.
 const CACHE: usize = 8;
+const CACHE_BYTES: u64 = 2 << 30;
 
 /// What a compiled step is specialised for: original size, the resize factor's bits, the number of faces.
 type StepKey = ([usize; 2], u64, usize);
@@ -123,10 +125,25 @@ impl Trainer {
         let pos = match self.cache.iter().position(|(k, _)| *k == key) {
             Some(p) => p,
             None => {
-                let sp = compile_step(ctx, &self.net, hw, scale, boxes.len(), &self.step)?;
-                if self.cache.len() == CACHE {
-                    self.cache.remove(0);
-                }
+                let cache = &mut self.cache;
+                // Free the oldest steps' arenas until this one fits the budget beside the rest.
+                let mut make_room = |need: u64| {
+                    let held = |c: &Vec<(StepKey, StepPlan)>| -> u64 {
+                        c.iter().map(|(_, p)| p.plan.arena_bytes()).sum()
+                    };
+                    while !cache.is_empty()
+                        && (cache.len() >= CACHE || held(cache) + need > CACHE_BYTES)
+                    {
+                        cache.remove(0);
+                    }
+                };
+                let sp = compile_step(
+                    ctx,
+                    &self.net,
+                    (hw, scale, boxes.len()),
+                    &self.step,
+                    &mut make_room,
+                )?;
                 self.cache.push((key, sp));
                 self.cache.len() - 1
             }
