@@ -17,6 +17,7 @@ mod profile;
 mod status;
 mod synthetic;
 mod train;
+mod train_step;
 mod units;
 mod video;
 mod visual;
@@ -60,7 +61,7 @@ enum Cmd {
     /// Train ssh-vgg16 on WIDER FACE (or boxes in its format) with the authors' recipe.
     Train(Box<train::TrainArgs>),
     /// One forward and backward on one image: losses and every parameter's gradient (`--dump-grads`).
-    TrainStep(Box<train::TrainStepArgs>),
+    TrainStep(Box<train_step::TrainStepArgs>),
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -189,7 +190,7 @@ pub fn main() -> ExitCode {
         Cmd::Eval(a) => eval::run(a),
         Cmd::Adapters(a) => adapters(a),
         Cmd::Train(a) => train::train(*a),
-        Cmd::TrainStep(a) => train::train_step(*a),
+        Cmd::TrainStep(a) => train_step::train_step(*a),
     };
     match r {
         Ok(code) => code,

@@ -1,5 +1,5 @@
-//! `sshface train` and `sshface train-step`: SSH's training recipe on the GPU, and one forward and backward with
-//! every loss and gradient written out (the hook for checking the backward pass against another implementation).
+//! `sshface train`: SSH's training recipe on the GPU, with checkpoints, a jsonl log and `--resume`; the recipe
+//! options it shares with `train-step`.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -10,7 +10,6 @@ use std::time::Instant;
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use sshface::convert::{write_safetensors, NamedTensor};
 use sshface::model::weights::WeightFile;
 use sshface::ops::ohem::{Normalise, Sampling};
 use sshface::train::data;
@@ -51,7 +50,7 @@ enum FreezeArg {
 
 /// Options shared by `train` and `train-step`.
 #[derive(Args, Clone)]
-struct RecipeArgs {
+pub(super) struct RecipeArgs {
     /// Anchor sampling per module and image.
     #[arg(long, value_enum, default_value = "ohem")]
     sampling: SamplingArg,
@@ -99,6 +98,15 @@ impl RecipeArgs {
             sampling,
             normalise,
         }
+    }
+
+    /// The trainer of this recipe on `wf`, its loading notes printed.
+    pub(super) fn trainer(&self, ctx: &GpuContext, wf: &WeightFile) -> anyhow::Result<Trainer> {
+        let t = Trainer::new(ctx, wf, self.freeze(), self.step(0), self.init())?;
+        for n in &t.net.notes {
+            eprintln!("sshface: {n}");
+        }
+        Ok(t)
     }
 
     fn init(&self) -> Init {
@@ -171,102 +179,14 @@ pub struct TrainArgs {
     gpu: GpuArgs,
 }
 
-#[derive(Args)]
-pub struct TrainStepArgs {
-    /// Weights: an ssh-vgg16 checkpoint (or an ImageNet VGG-16, new layers then drawn from --seed).
-    #[arg(long)]
-    weights: PathBuf,
-    /// The image.
-    #[arg(long)]
-    image: PathBuf,
-    /// JSON array of [x1, y1, x2, y2] face boxes in original-image pixels.
-    #[arg(long)]
-    boxes: PathBuf,
-    /// Resize factor (default: the training rule, shortest side 1200, longest at most 1600).
-    #[arg(long)]
-    scale: Option<f64>,
-    /// Accepted for symmetry with `train`: train-step never flips.
-    #[arg(long)]
-    no_flip: bool,
-    /// Losses (`loss.m1.cls` …) and gradients (`<parameter>.grad`) as safetensors.
-    #[arg(long)]
-    dump_grads: Option<PathBuf>,
-    #[command(flatten)]
-    recipe: RecipeArgs,
-    #[command(flatten)]
-    gpu: GpuArgs,
-}
-
-fn losses_json(l: &StepLosses) -> serde_json::Value {
+pub(super) fn losses_json(l: &StepLosses) -> serde_json::Value {
     let m = |k: usize| serde_json::json!({"cls": l.cls[k], "bbox": l.bbox[k], "positives": l.sampled[k][0], "negatives": l.sampled[k][1]});
     serde_json::json!({"m1": m(0), "m2": m(1), "m3": m(2), "total": l.total()})
 }
 
-/// The network input size of an image of `hw` resized by `scale` (as the step computes it).
-fn scale_hw(hw: [usize; 2], scale: f64) -> Option<[usize; 2]> {
-    sshface::ops::preprocess::resized_size(hw, scale).ok()
-}
-
 /// Wall time of a step (image loading and, on a new input size, building its plan included) and the work it did.
-fn timing(secs: f64, flops: u64) -> serde_json::Value {
+pub(super) fn timing(secs: f64, flops: u64) -> serde_json::Value {
     serde_json::json!({"seconds": secs, "gflop": flops as f64 / 1e9, "gflop_per_s": flops as f64 / 1e9 / secs})
-}
-
-/// Reads a JSON array of `[x1, y1, x2, y2]` boxes.
-fn read_boxes(path: &Path) -> anyhow::Result<Vec<[f32; 4]>> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading boxes {}", path.display()))?;
-    let v: Vec<[f32; 4]> = serde_json::from_str(&text).with_context(|| {
-        format!(
-            "boxes {}: expected a JSON array of [x1, y1, x2, y2] arrays",
-            path.display()
-        )
-    })?;
-    Ok(v)
-}
-
-pub fn train_step(a: TrainStepArgs) -> anyhow::Result<ExitCode> {
-    let ctx = GpuContext::new(&a.gpu.options()?)?;
-    let wf = WeightFile::open(&a.weights)?;
-    let (rgb, hw) = sshface::image_io::load_rgb8(&a.image)?;
-    let boxes = read_boxes(&a.boxes)?;
-    let scale = a.scale.unwrap_or_else(|| TrainScale::default().factor(hw));
-    let mut t = Trainer::new(
-        &ctx,
-        &wf,
-        a.recipe.freeze(),
-        a.recipe.step(0),
-        a.recipe.init(),
-    )?;
-    for n in &t.net.notes {
-        eprintln!("sshface: {n}");
-    }
-    let t0 = Instant::now();
-    let l = t.accumulate(&ctx, &rgb, hw, &boxes, scale)?;
-    let secs = t0.elapsed().as_secs_f64();
-    if let Some(out) = &a.dump_grads {
-        let mut tensors: Vec<NamedTensor> = Vec::new();
-        for k in 0..3 {
-            tensors.push((format!("loss.m{}.cls", k + 1), vec![], vec![l.cls[k]]));
-            tensors.push((format!("loss.m{}.bbox", k + 1), vec![], vec![l.bbox[k]]));
-        }
-        tensors.extend(t.net.gradients(&ctx)?);
-        let meta = HashMap::from([
-            ("image".to_string(), a.image.display().to_string()),
-            ("scale".to_string(), scale.to_string()),
-        ]);
-        write_safetensors(out, &tensors, &meta)?;
-        eprintln!(
-            "sshface: wrote {} ({} tensors)",
-            out.display(),
-            tensors.len()
-        );
-    }
-    println!(
-        "{}",
-        serde_json::json!({"image": a.image.display().to_string(), "scale": scale, "input_hw": scale_hw(hw, scale), "losses": losses_json(&l), "time": timing(secs, l.flops)})
-    );
-    Ok(ExitCode::SUCCESS)
 }
 
 /// The newest `ssh_vgg16_iter_N.safetensors` in `dir` that has its solver file.
@@ -335,19 +255,10 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         None => (0, a.init.clone()),
     };
     let wf = WeightFile::open(&init)?;
-    let mut t = Trainer::new(
-        &ctx,
-        &wf,
-        a.recipe.freeze(),
-        a.recipe.step(0),
-        a.recipe.init(),
-    )?;
+    let mut t = a.recipe.trainer(&ctx, &wf)?;
     if let Some((n, _, solver)) = &resume {
         t.net.load_momentum(&ctx, &WeightFile::open(solver)?)?;
         eprintln!("sshface: resuming at iteration {n} from {}", init.display());
-    }
-    for n in &t.net.notes {
-        eprintln!("sshface: {n}");
     }
     let log_path = a.out.join("train.jsonl");
     let mut log = std::fs::OpenOptions::new()
