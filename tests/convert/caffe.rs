@@ -8,7 +8,7 @@ use sshface::convert::protobuf::write::Msg;
 use sshface::convert::Converted;
 
 use super::assert_err;
-use super::caffe_msg::{blob, layer, B};
+use super::caffe_msg::{blob, layer, zeros_layer, B};
 use super::tables::{CAFFE_LAYERS as LAYERS, CAFFE_TABLE as TABLE};
 
 /// Distinct values per layer and position, so a swapped blob or layer is caught.
@@ -159,17 +159,7 @@ fn bad_files_are_errors_naming_the_layer_and_shape() {
         (
             "wrong weight count",
             "conv1_1",
-            |n| {
-                layer(
-                    n,
-                    false,
-                    "conv1_1",
-                    &[
-                        blob(B::Packed, &[4, 3, 3, 2], &[0.0; 72]),
-                        blob(B::Packed, &[4], &[0.0; 4]),
-                    ],
-                )
-            },
+            |n| zeros_layer(n, false, "conv1_1", &[4, 3, 3, 2], 4),
             &[
                 "conv1_1",
                 "blob 0 has 72 values",
@@ -180,17 +170,7 @@ fn bad_files_are_errors_naming_the_layer_and_shape() {
         (
             "same count, other layout",
             "conv1_1",
-            |n| {
-                layer(
-                    n,
-                    false,
-                    "conv1_1",
-                    &[
-                        blob(B::Packed, &[3, 4, 3, 3], &[0.0; 108]),
-                        blob(B::Packed, &[4], &[0.0; 4]),
-                    ],
-                )
-            },
+            |n| zeros_layer(n, false, "conv1_1", &[3, 4, 3, 3], 4),
             &[
                 "conv1_1",
                 "blob 0 has shape [3, 4, 3, 3]",
@@ -200,17 +180,7 @@ fn bad_files_are_errors_naming_the_layer_and_shape() {
         (
             "wrong bias count",
             "conv1_1",
-            |n| {
-                layer(
-                    n,
-                    false,
-                    "conv1_1",
-                    &[
-                        blob(B::Packed, &[4, 3, 3, 3], &[0.0; 108]),
-                        blob(B::Packed, &[3], &[0.0; 3]),
-                    ],
-                )
-            },
+            |n| zeros_layer(n, false, "conv1_1", &[4, 3, 3, 3], 3),
             &["conv1_1", "blob 1", "expected shape [4]"],
         ),
         (

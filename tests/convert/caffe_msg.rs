@@ -88,3 +88,12 @@ pub(crate) fn layer(net: &mut Msg, legacy: bool, name: &str, blobs: &[Msg]) {
         net.message(100, &l);
     }
 }
+
+/// A layer `name` of zeros: a weight blob of dims `weight` and a bias of `bias` values (the encoding of each form's
+/// Caffe: BlobShape in the current form, legacy dims in V1), for files that are wrong in their shapes.
+pub(crate) fn zeros_layer(net: &mut Msg, legacy: bool, name: &str, weight: &[usize], bias: usize) {
+    let enc = if legacy { B::Legacy } else { B::Packed };
+    let zeros = vec![0.0; weight.iter().product::<usize>().max(bias)];
+    let w = blob(enc, weight, &zeros[..weight.iter().product()]);
+    layer(net, legacy, name, &[w, blob(enc, &[bias], &zeros[..bias])]);
+}

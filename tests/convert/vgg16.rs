@@ -11,14 +11,12 @@ use sshface::convert::protobuf::write::Msg;
 use sshface::convert::{convert_file, Format};
 use sshface::model::weights::WeightFile;
 
-use super::caffe_msg::{blob, layer, B};
+use super::caffe_msg::{blob, layer, zeros_layer, B};
 use super::{assert_err, scratch};
 
-/// How [`vgg_net`] writes one of the 13 convolutions.
+/// How [`vgg_net`] writes one of the 13 convolutions instead of with its real shape and values.
 #[derive(Clone, Copy)]
 enum Conv {
-    /// Its real shape and values.
-    Real,
     /// Not at all.
     Missing,
     /// Zeros of this weight shape (bias of its first dim).
@@ -56,25 +54,17 @@ fn wb(legacy: bool, s: &[usize], w: &[f32], b: &[f32]) -> [Msg; 2] {
 }
 
 /// An ImageNet VGG-16 as released: data, each conv with its ReLU, a pooling after each block, then the classifier
-/// fc6/fc7/fc8 (ReLU and dropout between, softmax at the end). `conv` says how each conv is written; `extra` are
+/// fc6/fc7/fc8 (ReLU and dropout between, softmax at the end). `change` is a conv written otherwise; `extra` are
 /// convolutions (name, weight shape) of zeros appended after conv5_3.
-fn vgg_net(legacy: bool, conv: impl Fn(&str) -> Conv, extra: &[(&str, [usize; 4])]) -> Vec<u8> {
+fn vgg_net(legacy: bool, change: Option<(&str, Conv)>, extra: &[(&str, [usize; 4])]) -> Vec<u8> {
     let mut net = Msg::new();
     net.string(1, "VGG_ILSVRC_16_layers");
     layer(&mut net, legacy, "data", &[]);
     for (k, (l, (w, b))) in VGG16_IMAGENET.layers.iter().zip(values()).enumerate() {
-        match conv(l.name) {
-            Conv::Real => layer(&mut net, legacy, l.name, &wb(legacy, &l.weight, w, b)),
-            Conv::Missing => {}
-            Conv::Shape(s) => {
-                let zeros = vec![0.0; s.iter().product()];
-                layer(
-                    &mut net,
-                    legacy,
-                    l.name,
-                    &wb(legacy, &s, &zeros, &zeros[..s[0]]),
-                );
-            }
+        match change.filter(|c| c.0 == l.name).map(|c| c.1) {
+            None => layer(&mut net, legacy, l.name, &wb(legacy, &l.weight, w, b)),
+            Some(Conv::Missing) => {}
+            Some(Conv::Shape(s)) => zeros_layer(&mut net, legacy, l.name, &s, s[0]),
         }
         layer(&mut net, legacy, &format!("relu{}", &l.name[4..]), &[]);
         // Blocks end after conv1_2, conv2_2, conv3_3, conv4_3, conv5_3.
@@ -83,13 +73,7 @@ fn vgg_net(legacy: bool, conv: impl Fn(&str) -> Conv, extra: &[(&str, [usize; 4]
         }
     }
     for (name, s) in extra {
-        let zeros = vec![0.0; s.iter().product()];
-        layer(
-            &mut net,
-            legacy,
-            name,
-            &wb(legacy, s, &zeros, &zeros[..s[0]]),
-        );
+        zeros_layer(&mut net, legacy, name, s, s[0]);
     }
     for (name, out, inp) in [("fc6", 8, 16), ("fc7", 8, 8), ("fc8", 4, 8)] {
         let ramp: Vec<f32> = (0..out * inp).map(|i| i as f32 * 0.01).collect();
@@ -108,12 +92,17 @@ fn vgg_net(legacy: bool, conv: impl Fn(&str) -> Conv, extra: &[(&str, [usize; 4]
     net.finish()
 }
 
+/// The converter's verdict on the caffemodel `net` named `file`: its number of tensors, or the error.
+fn convert(net: &[u8], file: &str) -> sshface::Result<usize> {
+    convert_caffe(net, file).map(|c| c.tensors.len())
+}
+
 #[test]
 fn imagenet_vgg16_exports_its_13_convolutions_in_both_forms() {
     for legacy in [false, true] {
         let form = if legacy { "V1 layers" } else { "layer" };
         let c = convert_caffe(
-            &vgg_net(legacy, |_| Conv::Real, &[]),
+            &vgg_net(legacy, None, &[]),
             "VGG_ILSVRC_16_layers.caffemodel",
         )
         .unwrap_or_else(|e| panic!("{form}: {e}"));
@@ -152,19 +141,9 @@ fn imagenet_vgg16_exports_its_13_convolutions_in_both_forms() {
 #[test]
 fn vgg16_without_conv3_2_is_an_error_naming_it() {
     for legacy in [false, true] {
-        let net = vgg_net(
-            legacy,
-            |n| {
-                if n == "conv3_2" {
-                    Conv::Missing
-                } else {
-                    Conv::Real
-                }
-            },
-            &[],
-        );
+        let net = vgg_net(legacy, Some(("conv3_2", Conv::Missing)), &[]);
         assert_err(
-            convert_caffe(&net, "vgg.caffemodel").map(|c| c.tensors.len()),
+            convert(&net, "vgg.caffemodel"),
             &[
                 "vgg.caffemodel",
                 "missing layer conv3_2",
@@ -181,17 +160,11 @@ fn vgg16_with_a_wrong_shape_is_an_error_naming_both_shapes() {
     for legacy in [false, true] {
         let net = vgg_net(
             legacy,
-            |n| {
-                if n == "conv4_1" {
-                    Conv::Shape([512, 128, 3, 3])
-                } else {
-                    Conv::Real
-                }
-            },
+            Some(("conv4_1", Conv::Shape([512, 128, 3, 3]))),
             &[],
         );
         assert_err(
-            convert_caffe(&net, "vgg.caffemodel").map(|c| c.tensors.len()),
+            convert(&net, "vgg.caffemodel"),
             &[
                 "layer conv4_1",
                 "[512, 128, 3, 3]",
@@ -201,19 +174,9 @@ fn vgg16_with_a_wrong_shape_is_an_error_naming_both_shapes() {
         );
     }
     // The right number of values in another layout (input and output channels swapped).
-    let net = vgg_net(
-        false,
-        |n| {
-            if n == "conv2_1" {
-                Conv::Shape([64, 128, 3, 3])
-            } else {
-                Conv::Real
-            }
-        },
-        &[],
-    );
+    let net = vgg_net(false, Some(("conv2_1", Conv::Shape([64, 128, 3, 3]))), &[]);
     assert_err(
-        convert_caffe(&net, "vgg.caffemodel").map(|c| c.tensors.len()),
+        convert(&net, "vgg.caffemodel"),
         &[
             "layer conv2_1",
             "blob 0 has shape [64, 128, 3, 3]",
@@ -226,9 +189,9 @@ fn vgg16_with_a_wrong_shape_is_an_error_naming_both_shapes() {
 fn an_unknown_convolution_in_a_vgg16_is_refused() {
     // Only the classifier is skipped: a convolution of no table is a different network, in either form.
     for legacy in [false, true] {
-        let net = vgg_net(legacy, |_| Conv::Real, &[("conv6", [4, 512, 3, 3])]);
+        let net = vgg_net(legacy, None, &[("conv6", [4, 512, 3, 3])]);
         assert_err(
-            convert_caffe(&net, "vgg.caffemodel").map(|c| c.tensors.len()),
+            convert(&net, "vgg.caffemodel"),
             &[
                 "layer conv6 (Convolution) has 2 blob(s) but is not part of the model",
                 "ImageNet VGG-16",
@@ -240,11 +203,8 @@ fn an_unknown_convolution_in_a_vgg16_is_refused() {
 #[test]
 fn a_file_with_ssh_layers_is_still_read_as_ssh() {
     // VGG's convs plus one of SSH's own layers: an SSH model with layers missing, reported as before.
-    let net = vgg_net(false, |_| Conv::Real, &[("conv4_128", [128, 512, 1, 1])]);
-    let msg = convert_caffe(&net, "ssh.caffemodel")
-        .map(|c| c.tensors.len())
-        .unwrap_err()
-        .to_string();
+    let net = vgg_net(false, None, &[("conv4_128", [128, 512, 1, 1])]);
+    let msg = convert(&net, "ssh.caffemodel").unwrap_err().to_string();
     assert!(
         msg.contains("layer fc6 (InnerProduct) has 2 blob(s) but is not part of the model")
             && !msg.contains("VGG"),
@@ -254,8 +214,7 @@ fn a_file_with_ssh_layers_is_still_read_as_ssh() {
     let (w, b) = &values()[0];
     layer(&mut ssh, false, "conv1_1", &wb(false, &[64, 3, 3, 3], w, b));
     layer(&mut ssh, false, "m1@ssh_3x3_relu", &[]);
-    let msg = convert_caffe(&ssh.finish(), "ssh.caffemodel")
-        .map(|c| c.tensors.len())
+    let msg = convert(&ssh.finish(), "ssh.caffemodel")
         .unwrap_err()
         .to_string();
     assert!(
@@ -274,7 +233,7 @@ fn converted_vgg16_file_loads_as_a_weight_file() {
         dir.join("VGG_ILSVRC_16_layers.caffemodel"),
         dir.join("vgg16.safetensors"),
     );
-    std::fs::write(&input, vgg_net(true, |_| Conv::Real, &[])).unwrap();
+    std::fs::write(&input, vgg_net(true, None, &[])).unwrap();
     let report = convert_file(Format::Caffe, &input, &output).unwrap();
     assert_eq!(report.tensors, 26);
     assert!(
