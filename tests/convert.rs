@@ -4,6 +4,8 @@
 
 #[path = "convert/caffe.rs"]
 mod caffe;
+#[path = "convert/caffe_msg.rs"]
+mod caffe_msg;
 #[path = "convert/protobuf.rs"]
 mod protobuf;
 #[path = "convert/tables.rs"]
@@ -14,6 +16,8 @@ mod tf_graph;
 mod tf_real;
 #[path = "convert/tf_synth.rs"]
 mod tf_synth;
+#[path = "convert/vgg16.rs"]
+mod vgg16;
 #[path = "convert/write.rs"]
 mod write;
 

@@ -16,7 +16,7 @@ mod tf_synth;
 use std::collections::HashMap;
 use std::io::Cursor;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, ImageFormat, RgbImage};
 use safetensors::tensor::{Dtype, TensorView};
@@ -24,10 +24,11 @@ use sshface::convert::caffe::{bilinear_kernel, convert_caffe_with};
 use sshface::convert::protobuf::write::Msg;
 use sshface::convert::tf_graph::convert_tf_graph_with;
 use sshface::model::weights::WeightFile;
+use sshface::train::data::parse_wider_train;
 
 type Check = fn(&[u8]);
 
-const TARGETS: [(&str, Check); 7] = [
+const TARGETS: [(&str, Check); 8] = [
     ("protobuf", checks::protobuf),
     ("tf_graph", checks::tf_graph),
     ("caffe", checks::caffe),
@@ -35,6 +36,7 @@ const TARGETS: [(&str, Check); 7] = [
     ("mat", checks::mat),
     ("tar", checks::tar),
     ("image", checks::image),
+    ("wider_train", checks::wider_train),
 ];
 
 fn corpus(target: &str) -> PathBuf {
@@ -194,6 +196,24 @@ fn seeds() -> Vec<(&'static str, String, Vec<u8>)> {
         t.append_data(&mut h, name, &data[..]).unwrap();
     }
     s.push(("tar", "shard.tar".into(), t.into_inner().unwrap()));
+    for (name, text) in [
+        (
+            "two-records.txt",
+            "0--Parade/0_Parade_marchingband_1_849.jpg\n1\n449 330 122 149 0 0 0 0 0 0 \n\
+             0--Parade/0_Parade_Parade_0_904.jpg\n2\n361 98 263 339 0 0 0 0 0 0 \n10 20 30 40 1 0 0 0 2 0\n",
+        ),
+        (
+            "empty-record-crlf.txt",
+            "1--Handshaking/a.jpg\r\n0\r\n0 0 0 0 0 0 0 0 0 0\r\n\r\n2--Demo/b.jpg\r\n1\r\n5 6 7 8 0 0 0 0 0 0\r\n",
+        ),
+        // Ends inside a record: the error path (the `bad-` seeds must be refused).
+        (
+            "bad-short-face.txt",
+            "0--Parade/x.jpg\n2\n1 2 3 4 0 0 0 0 0 0\n1 2 3\n",
+        ),
+    ] {
+        s.push(("wider_train", name.into(), text.as_bytes().to_vec()));
+    }
     let images = [
         ("rgb.png", rgb.clone(), ImageFormat::Png),
         (
@@ -255,6 +275,19 @@ fn seeds_are_accepted_by_their_readers() {
                 .map(|_| ())
                 .map_err(|e| e.to_string()),
             "mat" => sshface::readers::mat::parse(&bytes).map(|v| assert_eq!(v.len(), 2)),
+            "wider_train" => {
+                let text = String::from_utf8_lossy(&bytes);
+                match (
+                    name.starts_with("bad-"),
+                    parse_wider_train(&text, Path::new(&name)),
+                ) {
+                    (false, r) => r
+                        .map(|a| assert_eq!(a.len(), 2, "{name}"))
+                        .map_err(|e| e.to_string()),
+                    (true, Err(_)) => Ok(()),
+                    (true, Ok(a)) => panic!("seed {name} should be refused, read {a:?}"),
+                }
+            }
             "tar" => {
                 let mut n = 0;
                 sshface::readers::tar::read_images("s.tar", &bytes[..], |_, d| {

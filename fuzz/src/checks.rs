@@ -2,6 +2,7 @@
 //! by `tests/fuzz_corpus.rs`, which runs the committed corpus through the same checks on the stable toolchain. Any
 //! panic here (an assertion, an index out of bounds, an overflow) is a bug in a reader.
 
+use std::path::Path;
 use std::sync::{Arc, OnceLock};
 
 use sshface::convert::caffe::{convert_caffe, convert_caffe_with};
@@ -13,7 +14,8 @@ use sshface::model::retinaface_mnv2::RetinaFaceMnv2;
 use sshface::model::ssh_vgg16::SshVgg16;
 use sshface::model::weights::WeightFile;
 use sshface::readers::mat::{self, Value};
-use sshface::{AdapterOptions, GpuContext};
+use sshface::train::data::parse_wider_train;
+use sshface::{AdapterOptions, Error, GpuContext};
 
 #[path = "../../tests/convert/tables.rs"]
 mod tables;
@@ -163,4 +165,35 @@ pub fn image(data: &[u8]) {
     assert_eq!(raw.len(), w as usize * h as usize * 3);
     let packed = sshface::ops::preprocess::pack_rgb8(raw);
     assert_eq!(packed.len(), raw.len().div_ceil(4));
+}
+
+/// The WIDER FACE training annotations `sshface train --data` reads (`wider_face_train_bbx_gt.txt`), as text: any
+/// bytes, decoded lossily as a file of them would be by an editor. Records, counts (a huge one must not allocate),
+/// face lines; an error names the file and a line of the text, or the one past its end.
+pub fn wider_train(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let lines = text.lines().count();
+    match parse_wider_train(&text, Path::new("fuzz.txt")) {
+        Ok(anns) => {
+            // Each record takes a path line, a count line, and a line per face or the placeholder of an empty one.
+            let faces: usize = anns.iter().map(|a| a.faces_xywh.len().max(1)).sum();
+            assert!(
+                2 * anns.len() + faces <= lines,
+                "{} records of {faces} face lines from {lines} lines",
+                anns.len()
+            );
+            for a in &anns {
+                assert!(
+                    !a.path.as_os_str().is_empty() && !a.path.is_absolute(),
+                    "{:?}",
+                    a.path
+                );
+            }
+        }
+        Err(Error::Parse { file, line, .. }) => {
+            assert_eq!(file, "fuzz.txt");
+            assert!((1..=lines + 1).contains(&line), "line {line} of {lines}");
+        }
+        Err(e) => panic!("not a parse error: {e}"),
+    }
 }

@@ -123,7 +123,8 @@ struct ConvertArgs {
     /// Source format.
     #[arg(long, value_enum)]
     from: FromArg,
-    /// The released model file (frozen_graph.pb or SSH.caffemodel).
+    /// The released model file (frozen_graph.pb, SSH.caffemodel, or the ImageNet VGG_ILSVRC_16_layers.caffemodel
+    /// that `sshface train --init` starts from).
     input: PathBuf,
     /// Output safetensors file.
     #[arg(short, long)]

@@ -1,7 +1,8 @@
-//! Caffe `.caffemodel` (binary NetParameter) → safetensors, for SSH-VGG16 (ssh-vgg16 spec §7–8).
+//! Caffe `.caffemodel` (binary NetParameter) → safetensors, for SSH-VGG16 (ssh-vgg16 spec §7–8) and for the
+//! ImageNet VGG-16 that training starts from (`VGG_ILSVRC_16_layers.caffemodel`: conv1_1 … conv5_3 only).
 //!
-//! Reads current (`layer`, 100) and legacy V1 (`layers`, 2) layer lists. Blob 0 is the OIHW
-//! weight, blob 1 the bias; element counts are checked against a [`CaffeTable`], names map
+//! Reads current (`layer`, 100) and legacy V1 (`layers`, 2) layer lists (`caffe_net.rs`). Blob 0 is the OIHW
+//! weight, blob 1 the bias; element counts and dims are checked against a [`CaffeTable`], names map
 //! `m{k}@ssh_X` → `m{k}.ssh_X`. The fixed bilinear deconvolution is verified and dropped.
 //! Weight-sharing copies (`…_ohem`, and repeated names such as the training prototxt's second
 //! `m1@ssh_7x7`) are skipped **after checking they equal the original**; a copy that differs
@@ -9,7 +10,7 @@
 
 use std::collections::HashMap;
 
-use super::protobuf::{Field, WireResult};
+use super::caffe_net::{parse_net, RawLayer};
 use super::{sha256_hex, wire, Converted, NamedTensor};
 use crate::{Error, Result};
 
@@ -28,6 +29,11 @@ pub struct CaffeTable<'a> {
     /// A fixed bilinear 4×4 depthwise deconvolution (Caffe name, channels) that is checked
     /// against [`bilinear_kernel`] and not stored.
     pub bilinear: Option<(&'a str, usize)>,
+    /// The output's `model` metadata (`vgg16-imagenet`); `None` writes none.
+    pub model: Option<&'a str>,
+    /// Layers with blobs that are neither in `layers` nor convolutions (an ImageNet classifier's fc6–fc8) are
+    /// skipped and listed in a note; otherwise such a layer is refused as not part of the model.
+    pub skip_non_conv: bool,
 }
 
 const fn l(name: &'static str, weight: [usize; 4]) -> CaffeLayer<'static> {
@@ -38,6 +44,8 @@ const fn l(name: &'static str, weight: [usize; 4]) -> CaffeLayer<'static> {
 pub const SSH_VGG16: CaffeTable<'static> = CaffeTable {
     layers: &SSH_VGG16_LAYERS,
     bilinear: Some(("conv5_128_up", 128)),
+    model: None,
+    skip_non_conv: false,
 };
 
 /// The 37 stored layers of SSH-VGG16 (spec §7) with their OIHW weight shapes.
@@ -81,36 +89,121 @@ pub fn caffe_name(export: &str) -> String {
     export.replacen('.', "@", 1)
 }
 
-/// Converts an SSH-VGG16 caffemodel with [`SSH_VGG16`].
+/// The first layers of [`SSH_VGG16_LAYERS`]: VGG-16's convolutions conv1_1 … conv5_3.
+const VGG16_CONVS: usize = 13;
+
+/// The ImageNet VGG-16 (`VGG_ILSVRC_16_layers.caffemodel`): its 13 convolutions, the backbone `sshface train
+/// --init` starts from. Its classifier (fc6, fc7, fc8) has no place in SSH and is skipped.
+pub const VGG16_IMAGENET: CaffeTable<'static> = CaffeTable {
+    layers: SSH_VGG16_LAYERS.split_at(VGG16_CONVS).0,
+    bilinear: None,
+    model: Some("vgg16-imagenet"),
+    skip_non_conv: true,
+};
+
+/// Name prefixes of the layers SSH adds to VGG-16 (fusion, upsampler, modules and heads, and their ReLUs): a file
+/// with any of them is an SSH model, whatever else it lacks.
+const SSH_OWN: [&str; 6] = ["conv4_128", "conv5_128", "conv4_fuse", "m1@", "m2@", "m3@"];
+
+/// Converts a caffemodel: SSH-VGG16 with [`SSH_VGG16`], or, when the file has VGG-16's convolutions and none of
+/// SSH's own layers, an ImageNet VGG-16 with [`VGG16_IMAGENET`] (for `sshface train --init`).
+///
+/// # Errors
+/// Those of [`convert_caffe_with`]; for a file read as an ImageNet VGG-16 the message says so, since the fix (a
+/// missing SSH layer or a broken VGG) depends on which model the file was meant to be.
 pub fn convert_caffe(bytes: &[u8], source_name: &str) -> Result<Converted> {
-    convert_caffe_with(bytes, source_name, &SSH_VGG16)
+    let layers = parse_net(bytes).map_err(wire(source_name))?;
+    if !is_imagenet_vgg16(&layers) {
+        return convert_caffe_with_layers(&layers, bytes, source_name, &SSH_VGG16);
+    }
+    let (mut c, skipped) =
+        convert_layers(&layers, bytes, source_name, &VGG16_IMAGENET).map_err(read_as_vgg16)?;
+    let ignored = if skipped.is_empty() {
+        "no other layer has weights".to_string()
+    } else {
+        format!("{} ignored", skipped.join(", "))
+    };
+    c.notes.insert(
+        0,
+        format!(
+            "ImageNet VGG-16: exported conv1_1 … conv5_3 ({} tensors) for `sshface train --init`; {ignored}",
+            c.tensors.len()
+        ),
+    );
+    Ok(c)
 }
 
-struct Blob {
-    shape: Vec<usize>,
-    data: Vec<f32>,
+/// Adds to a conversion error of a file read as an ImageNet VGG-16 why it was read so.
+fn read_as_vgg16(e: Error) -> Error {
+    match e {
+        Error::Convert { file, msg } => Error::Convert {
+            file,
+            msg: format!(
+                "{msg}; the file was read as an ImageNet VGG-16: it has VGG-16 convolutions and no SSH layer ({})",
+                SSH_OWN.map(|p| format!("{p}…")).join(", ")
+            ),
+        },
+        e => e,
+    }
 }
 
-struct RawLayer<'a> {
-    name: &'a str,
-    kind: String,
-    blobs: Vec<Blob>,
+/// Whether `layers` are an ImageNet VGG-16: at least one of its convolutions holds weights and no layer is one of
+/// SSH's own ([`SSH_OWN`]). Anything else is read as SSH, whose messages name each missing layer.
+fn is_imagenet_vgg16(layers: &[RawLayer]) -> bool {
+    let vgg = &SSH_VGG16_LAYERS[..VGG16_CONVS];
+    !layers
+        .iter()
+        .any(|l| SSH_OWN.iter().any(|p| l.name.starts_with(p)))
+        && layers
+            .iter()
+            .any(|l| !l.blobs.is_empty() && vgg.iter().any(|v| v.name == l.name))
 }
 
 /// Converts a caffemodel with any table (tests use small shapes).
+///
+/// # Errors
+/// [`Error::Convert`] naming `source_name` and, for a malformed file, the byte offset; for a bad layer its name,
+/// stored shape and the expected one; for a missing layer its Caffe and export names and expected shapes.
 pub fn convert_caffe_with(
     bytes: &[u8],
     source_name: &str,
     table: &CaffeTable,
 ) -> Result<Converted> {
+    let layers = parse_net(bytes).map_err(wire(source_name))?;
+    convert_caffe_with_layers(&layers, bytes, source_name, table)
+}
+
+/// [`convert_layers`] with the layers it skipped named in a note.
+fn convert_caffe_with_layers(
+    layers: &[RawLayer],
+    bytes: &[u8],
+    source_name: &str,
+    table: &CaffeTable,
+) -> Result<Converted> {
+    let (mut c, skipped) = convert_layers(layers, bytes, source_name, table)?;
+    if !skipped.is_empty() {
+        c.notes
+            .push(format!("{}: not convolutions, skipped", skipped.join(", ")));
+    }
+    Ok(c)
+}
+
+/// The tensors of `table` from `layers` (of the file `bytes`), and the names of the layers with blobs that
+/// [`CaffeTable::skip_non_conv`] skipped.
+fn convert_layers<'a>(
+    layers: &[RawLayer<'a>],
+    bytes: &[u8],
+    source_name: &str,
+    table: &CaffeTable,
+) -> Result<(Converted, Vec<&'a str>)> {
     let err = |msg: String| Error::Convert {
         file: source_name.to_string(),
         msg,
     };
-    let layers = parse_net(bytes).map_err(wire(source_name))?;
     let expected: HashMap<&str, &CaffeLayer> = table.layers.iter().map(|l| (l.name, l)).collect();
     let mut kept: HashMap<String, &RawLayer> = HashMap::new();
     let mut copies: Vec<(&RawLayer, String)> = Vec::new();
+    let mut skipped = Vec::new();
     let mut notes = Vec::new();
     for layer in layers.iter().filter(|l| !l.blobs.is_empty()) {
         if let Some((name, ch)) = table.bilinear.filter(|(n, _)| *n == layer.name) {
@@ -123,6 +216,10 @@ pub fn convert_caffe_with(
         let base = layer.name.strip_suffix("_ohem").unwrap_or(layer.name);
         let export = export_name(base);
         let Some(want) = expected.get(export.as_str()) else {
+            if table.skip_non_conv && !layer.is_convolution() {
+                skipped.push(layer.name);
+                continue;
+            }
             return Err(err(format!(
                 "layer {} ({}) has {} blob(s) but is not part of the model",
                 layer.name,
@@ -177,7 +274,7 @@ pub fn convert_caffe_with(
             copy.name, orig.name
         ));
     }
-    let metadata = HashMap::from([
+    let mut metadata = HashMap::from([
         (
             "format".to_string(),
             "float32; conv weight OIHW (Caffe blob 0); bias [O] (blob 1)".to_string(),
@@ -185,12 +282,16 @@ pub fn convert_caffe_with(
         ("source".to_string(), source_name.to_string()),
         ("sha256".to_string(), sha256_hex(bytes)),
     ]);
-    Converted {
+    if let Some(model) = table.model {
+        metadata.insert("model".to_string(), model.to_string());
+    }
+    let converted = Converted {
         tensors,
         metadata,
         notes,
     }
-    .finite(source_name)
+    .finite(source_name)?;
+    Ok((converted, skipped))
 }
 
 fn check_blobs(layer: &RawLayer, want: &CaffeLayer) -> std::result::Result<(), String> {
@@ -203,7 +304,6 @@ fn check_blobs(layer: &RawLayer, want: &CaffeLayer) -> std::result::Result<(), S
             want.weight
         ));
     }
-    // Legacy blobs store 4-D dims that need not match (a bias reads (1, 1, 1, O)): compare counts.
     for (i, want_shape) in [want.weight.to_vec(), vec![bias]].iter().enumerate() {
         let b = &layer.blobs[i];
         let n: usize = want_shape.iter().product();
@@ -213,6 +313,17 @@ fn check_blobs(layer: &RawLayer, want: &CaffeLayer) -> std::result::Result<(), S
                 layer.name,
                 b.data.len(),
                 b.shape
+            ));
+        }
+        // Legacy blobs are 4-D, left-padded with 1s (a bias reads (1, 1, 1, O)), so leading 1s are not compared.
+        // Dims that do not describe the values (absent, so read as 1) were never checked: only the count is.
+        // Dims that do must match, or a weight of the right size but transposed layout would pass.
+        let core = |s: &[usize]| s[s.iter().take_while(|&&d| d == 1).count()..].to_vec();
+        let described = b.shape.iter().try_fold(1usize, |p, &d| p.checked_mul(d)) == Some(n);
+        if described && core(&b.shape) != core(want_shape) {
+            return Err(format!(
+                "layer {}: blob {i} has shape {:?}, expected shape {want_shape:?} (same {n} values, other layout)",
+                layer.name, b.shape
             ));
         }
     }
@@ -243,69 +354,4 @@ fn check_bilinear(layer: &RawLayer, ch: usize) -> std::result::Result<(), String
         }
     }
     Ok(())
-}
-
-fn parse_net(bytes: &[u8]) -> WireResult<Vec<RawLayer<'_>>> {
-    let mut layers = Vec::new();
-    for f in super::protobuf::Reader::new(bytes) {
-        let f = f?;
-        // (name, type, blobs) field numbers of LayerParameter and legacy V1LayerParameter.
-        let (name_f, type_f, blobs_f) = match f.number {
-            100 => (1, 2, 7),
-            2 => (4, 5, 6),
-            _ => continue,
-        };
-        let mut layer = RawLayer {
-            name: "",
-            kind: String::new(),
-            blobs: Vec::new(),
-        };
-        for lf in f.message()? {
-            let lf = lf?;
-            if lf.number == name_f {
-                layer.name = lf.str()?;
-            } else if lf.number == type_f {
-                layer.kind = if f.number == 2 {
-                    format!("V1 type {}", lf.varint()?)
-                } else {
-                    lf.str()?.to_string()
-                };
-            } else if lf.number == blobs_f {
-                layer.blobs.push(parse_blob(lf)?);
-            }
-        }
-        layers.push(layer);
-    }
-    Ok(layers)
-}
-
-fn parse_blob(f: Field) -> WireResult<Blob> {
-    let (mut dims, mut legacy) = (Vec::new(), [None; 4]);
-    let (mut data, mut doubles) = (Vec::new(), Vec::new());
-    for bf in f.message()? {
-        let bf = bf?;
-        match bf.number {
-            1..=4 => legacy[bf.number as usize - 1] = Some(bf.varint()? as usize),
-            5 => bf.push_f32s(&mut data)?,
-            7 => {
-                for sf in bf.message()? {
-                    let sf = sf?;
-                    if sf.number == 1 {
-                        sf.push_varints(&mut dims)?;
-                    }
-                }
-            }
-            8 => bf.push_f64s(&mut doubles)?,
-            _ => {} // diff, double_diff
-        }
-    }
-    let shape = if dims.is_empty() {
-        legacy.iter().map(|d| d.unwrap_or(1)).collect()
-    } else {
-        dims.iter().map(|&d| d as usize).collect()
-    };
-    if data.is_empty() {
-        data = doubles.iter().map(|&d| d as f32).collect();
-    }
-    Ok(Blob { shape, data })
 }

@@ -4,6 +4,7 @@
 //! side (hashing, atomic write) lives here so the CLI only calls [`convert_file`].
 
 pub mod caffe;
+mod caffe_net;
 mod graph_def;
 pub mod protobuf;
 pub mod tf_graph;
@@ -35,7 +36,7 @@ pub struct Converted {
 pub enum Format {
     /// TensorFlow frozen GraphDef (`frozen_graph.pb`) of RetinaFace-MobileNetV2.
     TfGraph,
-    /// Caffe `.caffemodel` (binary NetParameter) of SSH-VGG16.
+    /// Caffe `.caffemodel` (binary NetParameter) of SSH-VGG16, or of the ImageNet VGG-16 (its convolutions only).
     Caffe,
 }
 

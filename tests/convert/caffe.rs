@@ -8,6 +8,7 @@ use sshface::convert::protobuf::write::Msg;
 use sshface::convert::Converted;
 
 use super::assert_err;
+use super::caffe_msg::{blob, layer, zeros_layer, B};
 use super::tables::{CAFFE_LAYERS as LAYERS, CAFFE_TABLE as TABLE};
 
 /// Distinct values per layer and position, so a swapped blob or layer is caught.
@@ -20,87 +21,6 @@ fn vals(layer: usize, blob: usize, n: usize) -> Vec<f32> {
 fn wb(k: usize) -> (Vec<f32>, Vec<f32>) {
     let s = LAYERS[k].weight;
     (vals(k, 0, s.iter().product()), vals(k, 1, s[0]))
-}
-
-/// How a blob is encoded.
-#[derive(Clone, Copy)]
-enum B {
-    /// BlobShape with packed dims, packed float data.
-    Packed,
-    /// BlobShape with unpacked dims, unpacked fixed32 data.
-    Unpacked,
-    /// Legacy num/channels/height/width, packed data.
-    Legacy,
-    /// BlobShape, packed double_data only.
-    Double,
-}
-
-fn blob(enc: B, shape: &[usize], data: &[f32]) -> Msg {
-    let mut b = Msg::new();
-    let dims: Vec<u64> = shape.iter().map(|&d| d as u64).collect();
-    let mut sh = Msg::new();
-    match enc {
-        B::Packed | B::Double => {
-            sh.packed_varints(1, &dims);
-        }
-        B::Unpacked => {
-            for &d in &dims {
-                sh.varint(1, d);
-            }
-        }
-        B::Legacy => {
-            // Legacy blobs are 4-D, left-padded with 1s (a bias reads (1, 1, 1, O)).
-            let mut d4 = vec![1u64; 4 - dims.len()];
-            d4.extend(&dims);
-            for (i, d) in d4.iter().enumerate() {
-                b.varint(i as u32 + 1, *d);
-            }
-        }
-    }
-    if !matches!(enc, B::Legacy) {
-        b.message(7, &sh);
-    }
-    match enc {
-        B::Unpacked => {
-            for &v in data {
-                b.f32(5, v);
-            }
-        }
-        B::Double => {
-            b.packed_f64(8, &data.iter().map(|&v| v as f64).collect::<Vec<_>>());
-        }
-        _ => {
-            b.packed_f32(5, data);
-        }
-    }
-    b.packed_f32(6, &[9.0; 2]); // diff: ignored
-    b
-}
-
-/// A layer in the current form (NetParameter.layer = 100) or legacy V1 form (layers = 2).
-fn layer(net: &mut Msg, legacy: bool, name: &str, blobs: &[Msg]) {
-    let mut l = Msg::new();
-    if legacy {
-        l.string(4, name)
-            .varint(5, if name.ends_with("_up") { 39 } else { 4 });
-        for b in blobs {
-            l.message(6, b);
-        }
-        net.message(2, &l);
-    } else {
-        l.string(1, name).string(
-            2,
-            if name.ends_with("_up") {
-                "Deconvolution"
-            } else {
-                "Convolution"
-            },
-        );
-        for b in blobs {
-            l.message(7, b);
-        }
-        net.message(100, &l);
-    }
 }
 
 fn conv(net: &mut Msg, legacy: bool, name: &str, k: usize, enc: B) {
@@ -234,22 +154,12 @@ fn bad_files_are_errors_naming_the_layer_and_shape() {
             "unknown layer with blobs",
             "relu",
             |n| layer(n, false, "fc6", &[blob(B::Packed, &[2, 2], &[1.0; 4])]),
-            &["fc6", "Convolution", "not part of the model"],
+            &["fc6", "InnerProduct", "not part of the model"],
         ),
         (
             "wrong weight count",
             "conv1_1",
-            |n| {
-                layer(
-                    n,
-                    false,
-                    "conv1_1",
-                    &[
-                        blob(B::Packed, &[4, 3, 3, 2], &[0.0; 72]),
-                        blob(B::Packed, &[4], &[0.0; 4]),
-                    ],
-                )
-            },
+            |n| zeros_layer(n, false, "conv1_1", &[4, 3, 3, 2], 4),
             &[
                 "conv1_1",
                 "blob 0 has 72 values",
@@ -258,19 +168,19 @@ fn bad_files_are_errors_naming_the_layer_and_shape() {
             ],
         ),
         (
+            "same count, other layout",
+            "conv1_1",
+            |n| zeros_layer(n, false, "conv1_1", &[3, 4, 3, 3], 4),
+            &[
+                "conv1_1",
+                "blob 0 has shape [3, 4, 3, 3]",
+                "expected shape [4, 3, 3, 3]",
+            ],
+        ),
+        (
             "wrong bias count",
             "conv1_1",
-            |n| {
-                layer(
-                    n,
-                    false,
-                    "conv1_1",
-                    &[
-                        blob(B::Packed, &[4, 3, 3, 3], &[0.0; 108]),
-                        blob(B::Packed, &[3], &[0.0; 3]),
-                    ],
-                )
-            },
+            |n| zeros_layer(n, false, "conv1_1", &[4, 3, 3, 3], 3),
             &["conv1_1", "blob 1", "expected shape [4]"],
         ),
         (

@@ -48,4 +48,6 @@ pub const CAFFE_LAYERS: [CaffeLayer<'static>; 3] = [
 pub const CAFFE_TABLE: CaffeTable<'static> = CaffeTable {
     layers: &CAFFE_LAYERS,
     bilinear: Some(("conv5_128_up", 3)),
+    model: None,
+    skip_non_conv: false,
 };
