@@ -129,6 +129,74 @@ fn bench_vgg_with_random_weights() {
     assert!(num(r, "gpu_memory_bytes") > 19_766_372.0 * bytes, "{r}");
 }
 
+/// `--train`: one iteration of two steps and an update at 48x40 (M1's anchors fit: two faces), every figure there.
+#[test]
+fn bench_train_reports_training_throughput() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let recs = bench_json(&[
+        "--train",
+        "--model",
+        "ssh-vgg16",
+        "--random-weights",
+        "1",
+        "--size",
+        "48x40",
+    ]);
+    assert_eq!(recs.len(), 1, "one line per configuration: {recs:?}");
+    let r = &recs[0];
+    assert_eq!(r["sshface"], env!("CARGO_PKG_VERSION"));
+    for key in ["build", "adapter", "backend", "device_type", "driver"] {
+        assert!(
+            r[key].as_str().is_some_and(|s| !s.is_empty()),
+            "{key} in {r}"
+        );
+    }
+    assert_eq!(r["mode"], "train");
+    assert_eq!(r["precision"], "f32");
+    assert_eq!(r["model"], "ssh-vgg16");
+    assert_eq!(r["weights"], "random (seed 1)");
+    assert_eq!(r["freeze"], "caffe");
+    assert_eq!(r["sampling"], "ohem");
+    assert_eq!((num(r, "width"), num(r, "height")), (48.0, 40.0));
+    assert_eq!(
+        (num(r, "scale"), num(r, "iter_size"), num(r, "iters")),
+        (1.0, 2.0, 1.0)
+    );
+    assert_eq!(num(r, "faces"), 2.0, "{r}");
+    for key in [
+        "ms_per_iter_median",
+        "ms_per_iter_min",
+        "ms_per_image",
+        "images_per_s",
+        "gflop_per_image",
+        "gflop_per_s",
+    ] {
+        assert!(num(r, key) > 0.0, "{key} in {r}");
+    }
+    assert!((num(r, "ms_per_image") * 2.0 - num(r, "ms_per_iter_median")).abs() < 1e-6);
+    let achieved = num(r, "gflop_per_image") * num(r, "images_per_s");
+    assert!((num(r, "gflop_per_s") - achieved).abs() < 1e-6 * achieved);
+    // Parameters (19,766,372 f32) plus the trained layers' gradients and momentum, plus the step's arena.
+    assert!(num(r, "gpu_memory_bytes") > 3.0 * 19_000_000.0 * 4.0, "{r}");
+}
+
+/// `--train` names why it cannot run before opening a GPU, and its options need it.
+#[test]
+fn bench_train_needs_ssh_vgg16() {
+    let out = sshface(&["bench", "--train", "--model", "retinaface-mnv2"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("only ssh-vgg16 has a training step") && err.contains("detection only"),
+        "{err}"
+    );
+    let out = sshface(&["bench", "--iter-size", "4"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--train"), "{}", stderr(&out));
+}
+
 #[test]
 fn profile_trace_covers_every_step_with_conv_flops() {
     if common::gpu().is_none() {
