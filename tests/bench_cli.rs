@@ -37,6 +37,17 @@ fn num(r: &Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("{key} is not a number in {r}"))
 }
 
+/// What every `bench --json` line starts with: the version, the build and the adapter.
+fn assert_origin(r: &Value) {
+    assert_eq!(r["sshface"], env!("CARGO_PKG_VERSION"));
+    for key in ["build", "adapter", "backend", "device_type", "driver"] {
+        assert!(
+            r[key].as_str().is_some_and(|s| !s.is_empty()),
+            "{key} in {r}"
+        );
+    }
+}
+
 #[test]
 fn bench_json_has_every_field() {
     if common::gpu().is_none() {
@@ -45,20 +56,11 @@ fn bench_json_has_every_field() {
     let recs = bench_json(&["--size", "64x32", "--batch", "1,2", "--precision", "f32"]);
     assert_eq!(recs.len(), 2, "one line per batch size: {recs:?}");
     for (r, batch) in recs.iter().zip([1.0, 2.0]) {
-        assert_eq!(r["sshface"], env!("CARGO_PKG_VERSION"));
-        for key in [
-            "build",
-            "adapter",
-            "backend",
-            "device_type",
-            "driver",
-            "conv_path",
-        ] {
-            assert!(
-                r[key].as_str().is_some_and(|s| !s.is_empty()),
-                "{key} in {r}"
-            );
-        }
+        assert_origin(r);
+        assert!(
+            r["conv_path"].as_str().is_some_and(|s| !s.is_empty()),
+            "{r}"
+        );
         assert_eq!(r["precision"], "f32");
         assert_eq!(r["requested_precision"], "f32");
         assert_eq!(r["model"], "retinaface-mnv2");
@@ -135,24 +137,13 @@ fn bench_train_reports_training_throughput() {
     if common::gpu().is_none() {
         return;
     }
-    let recs = bench_json(&[
-        "--train",
-        "--model",
-        "ssh-vgg16",
-        "--random-weights",
-        "1",
-        "--size",
-        "48x40",
-    ]);
+    let args: Vec<&str> = "--train --model ssh-vgg16 --random-weights 1 --size 48x40"
+        .split(' ')
+        .collect();
+    let recs = bench_json(&args);
     assert_eq!(recs.len(), 1, "one line per configuration: {recs:?}");
     let r = &recs[0];
-    assert_eq!(r["sshface"], env!("CARGO_PKG_VERSION"));
-    for key in ["build", "adapter", "backend", "device_type", "driver"] {
-        assert!(
-            r[key].as_str().is_some_and(|s| !s.is_empty()),
-            "{key} in {r}"
-        );
-    }
+    assert_origin(r);
     assert_eq!(r["mode"], "train");
     assert_eq!(r["precision"], "f32");
     assert_eq!(r["model"], "ssh-vgg16");
