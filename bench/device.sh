@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The device script of issue "Speed": on a lent GPU machine, in one run that builds nothing there, times
 # `sshface bench --json` (a release binary built here and carried over) and the PyTorch reference
-# bench/torch_ref.py on the issue's workloads, and prints one table with the ratios (bench/report.py).
+# bench/torch_ref.py on the issue's workloads, and prints one table with the ratios (bench/report.py); and
+# `sshface bench --train` at 1600x1200, reported in a table of its own.
 # Everything it prints and the JSON Lines behind the table are saved under $OUT (default ./bench-out).
 #
 #   bench/device.sh --prepare   here, once: release build, Vulkan loader debs in .gl/ (the device has none)
@@ -57,6 +58,7 @@ if [ "$mode" = --dry-run ]; then
     fi
     VGG=("--size 40x36 --batch 1")
     RF=("--size 64x64 --batch 1,2")
+    TRAIN=("--size 48x40 --iters 1")
     TORCH_W=(ssh-vgg16:40x36:1 retinaface-mnv2:64x64:1 retinaface-mnv2:64x64:2)
 else
     ITERS="${SSHFACE_ITERS:-10}"
@@ -71,6 +73,8 @@ else
     # The issue's table: ssh-vgg16 1 and 8 x 640x640, 1 x 1200x1600; retinaface-mnv2 1 and 32 x 640x640, 8 x 1088x1920.
     VGG=("--size 640x640 --batch 1,8" "--size 1600x1200 --batch 1")
     RF=("--size 640x640 --batch 1,32" "--size 1920x1088 --batch 8")
+    # Training at the recipe's scale: two 1600x1200 images per iteration (about 3 TFLOP each).
+    TRAIN=("--size 1600x1200 --iters 3")
     TORCH_W=(ssh-vgg16:640x640:1 ssh-vgg16:640x640:8 ssh-vgg16:1600x1200:1
         retinaface-mnv2:640x640:1 retinaface-mnv2:640x640:32 retinaface-mnv2:1920x1088:8)
 fi
@@ -103,11 +107,14 @@ main() {
     bench() {
         echo "device.sh: sshface bench $*"
         # shellcheck disable=SC2068 # the workload strings are split into arguments on purpose
-        timeout -k 5 "$(left 150)" "${WRAP[@]}" "$BIN" bench --json --iters "$ITERS" --precision "$PRECISIONS" $@ \
+        timeout -k 5 "$(left 150)" "${WRAP[@]}" "$BIN" bench --json $@ \
             >>"$OUT/sshface.jsonl" || echo "device.sh: FAILED (exit $?): sshface bench $*"
     }
-    for w in "${VGG[@]}"; do bench --model ssh-vgg16 --random-weights 1 --scale 1 $w; done
-    for w in "${RF[@]}"; do bench --model retinaface-mnv2 $w; done
+    detect=(--iters "$ITERS" --precision "$PRECISIONS")
+    for w in "${VGG[@]}"; do bench "${detect[@]}" --model ssh-vgg16 --random-weights 1 --scale 1 $w; done
+    for w in "${RF[@]}"; do bench "${detect[@]}" --model retinaface-mnv2 $w; done
+    # Training runs in f32 at scale 1 and sets its own iterations: no --precision, --scale or $ITERS.
+    for w in "${TRAIN[@]}"; do bench --train --model ssh-vgg16 --random-weights 1 $w; done
 
     : >"$OUT/torch.jsonl"
     if "$PYTHON" -c 'import torch' 2>/dev/null; then

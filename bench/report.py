@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """One table from `sshface bench --json` and `torch_ref.py` output (both JSON Lines): every workload's
 times for each sshface precision and PyTorch mode, the ratios of sshface's time to PyTorch's, and the
-targets of issue "Speed". Standard library only, so it runs wherever the device script does.
+targets of issue "Speed"; `bench --train` lines ("mode": "train") in a small table of their own.
+Standard library only, so it runs wherever the device script does.
 
 Usage: report.py SSHFACE.jsonl [TORCH.jsonl]
 """
@@ -25,6 +26,10 @@ def key(r):
 def label(k):
     model, batch, w, h = k
     return f"{model} {batch}x{w}x{h}"
+
+
+def row(cells):
+    print("| " + " | ".join(cells) + " |")
 
 
 def fmt_ms(ms):
@@ -68,30 +73,47 @@ def targets(ours, torch):
     return out
 
 
+def training(train):
+    """`bench --train` lines: an iteration is iter_size forward and backward passes and one SGD update."""
+    if not train:
+        return
+    print("\nTraining (ssh-vgg16, f32, scale 1; an iteration: iter_size images forward and backward, one update):\n")
+    row(["workload", "freeze", "sampling", "ms/iteration", "images/s", "GFLOP/image", "GFLOP/s", "GPU MiB"])
+    row(["---"] * 8)
+    for r in train:
+        row([f"{r['iter_size']}x{r['width']}x{r['height']}, {r['faces']} faces", r["freeze"], r["sampling"],
+             fmt_ms(r["ms_per_iter_median"]), f"{r['images_per_s']:.2f}", f"{r['gflop_per_image']:.1f}",
+             f"{r['gflop_per_s']:.1f}", f"{r['gpu_memory_bytes'] / 2**20:.0f}"])
+
+
 def main():
     if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
     ours = {}
-    for r in load(sys.argv[1]):
-        ours.setdefault(key(r), []).append(r)
+    # Files written before `bench --train` existed have no "mode": every line is detection.
+    records = load(sys.argv[1])
+    train = [r for r in records if r.get("mode") == "train"]
+    for r in records:
+        if r.get("mode") != "train":
+            ours.setdefault(key(r), []).append(r)
     torch = {}
     for r in load(sys.argv[2]) if len(sys.argv) == 3 else []:
         torch.setdefault(key(r), {})[r["mode"]] = r
-    if not ours and not torch:
+    if not ours and not torch and not train:
         sys.exit("report: no records")
     modes = sorted({m for d in torch.values() for m in d}, key=["fp32", "tf32", "fp16"].index)
-    first = next(iter(ours.values()), [None])[0]
+    first = next(iter(ours.values()), train or [None])[0]
     if first:
+        vgg = next((r[0] for k, r in ours.items() if k[0] == "ssh-vgg16"), train[0] if train else None)
         print(f"sshface {first['sshface']} ({first['build']} build) on {first['adapter']} "
               f"({first['backend']}, driver {first['driver']}); weights of ssh-vgg16: "
-              f"{next((r[0]['weights'] for k, r in ours.items() if k[0] == 'ssh-vgg16'), '-')}")
+              f"{vgg['weights'] if vgg else '-'}")
     pt_any = next((r for d in torch.values() for r in d.values()), None)
     if pt_any:
         print(f"PyTorch {pt_any['torch']} eager on {pt_any['device']}, cudnn.benchmark "
               f"{pt_any['cudnn_benchmark']}, spec check {'ok' if pt_any['matches_spec'] else 'MISMATCH'}, "
               f"golden heads max diff {pt_any.get('golden_max_abs_diff')}; network only (sshface: end to end)")
     print()
-    row = lambda cells: print("| " + " | ".join(cells) + " |")  # noqa: E731
     row(["workload", "engine", "ms/batch", "min ms", "images/s", "GPU MiB"] + [f"x PyTorch {m}" for m in modes])
     row(["---"] * (6 + len(modes)))
     for k in sorted(set(ours) | set(torch)):
@@ -108,6 +130,7 @@ def main():
                 t = times(pt[m])
                 row(t[:1] + [f"PyTorch {m}"] + t[1:] + ["-"] * (1 + len(modes)))
     print("\n'x PyTorch M': sshface's time per batch divided by PyTorch's in mode M (below 1: sshface is faster).")
+    training(train)
     print("\nTargets (issue \"Speed\"):")
     for what, ok, figures in targets(ours, torch):
         print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {what}: {figures}")

@@ -37,6 +37,17 @@ fn num(r: &Value, key: &str) -> f64 {
         .unwrap_or_else(|| panic!("{key} is not a number in {r}"))
 }
 
+/// What every `bench --json` line starts with: the version, the build and the adapter.
+fn assert_origin(r: &Value) {
+    assert_eq!(r["sshface"], env!("CARGO_PKG_VERSION"));
+    for key in ["build", "adapter", "backend", "device_type", "driver"] {
+        assert!(
+            r[key].as_str().is_some_and(|s| !s.is_empty()),
+            "{key} in {r}"
+        );
+    }
+}
+
 #[test]
 fn bench_json_has_every_field() {
     if common::gpu().is_none() {
@@ -45,20 +56,11 @@ fn bench_json_has_every_field() {
     let recs = bench_json(&["--size", "64x32", "--batch", "1,2", "--precision", "f32"]);
     assert_eq!(recs.len(), 2, "one line per batch size: {recs:?}");
     for (r, batch) in recs.iter().zip([1.0, 2.0]) {
-        assert_eq!(r["sshface"], env!("CARGO_PKG_VERSION"));
-        for key in [
-            "build",
-            "adapter",
-            "backend",
-            "device_type",
-            "driver",
-            "conv_path",
-        ] {
-            assert!(
-                r[key].as_str().is_some_and(|s| !s.is_empty()),
-                "{key} in {r}"
-            );
-        }
+        assert_origin(r);
+        assert!(
+            r["conv_path"].as_str().is_some_and(|s| !s.is_empty()),
+            "{r}"
+        );
         assert_eq!(r["precision"], "f32");
         assert_eq!(r["requested_precision"], "f32");
         assert_eq!(r["model"], "retinaface-mnv2");
@@ -127,6 +129,63 @@ fn bench_vgg_with_random_weights() {
     // spec §7: 19,766,372 stored values, 4 bytes each at f32 and 2 (conv weights) at f16.
     let bytes = if r["precision"] == "f32" { 4.0 } else { 2.0 };
     assert!(num(r, "gpu_memory_bytes") > 19_766_372.0 * bytes, "{r}");
+}
+
+/// `--train`: one iteration of two steps and an update at 48x40 (M1's anchors fit: two faces), every figure there.
+#[test]
+fn bench_train_reports_training_throughput() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let args: Vec<&str> = "--train --model ssh-vgg16 --random-weights 1 --size 48x40"
+        .split(' ')
+        .collect();
+    let recs = bench_json(&args);
+    assert_eq!(recs.len(), 1, "one line per configuration: {recs:?}");
+    let r = &recs[0];
+    assert_origin(r);
+    assert_eq!(r["mode"], "train");
+    assert_eq!(r["precision"], "f32");
+    assert_eq!(r["model"], "ssh-vgg16");
+    assert_eq!(r["weights"], "random (seed 1)");
+    assert_eq!(r["freeze"], "caffe");
+    assert_eq!(r["sampling"], "ohem");
+    assert_eq!((num(r, "width"), num(r, "height")), (48.0, 40.0));
+    assert_eq!(
+        (num(r, "scale"), num(r, "iter_size"), num(r, "iters")),
+        (1.0, 2.0, 1.0)
+    );
+    assert_eq!(num(r, "faces"), 2.0, "{r}");
+    for key in [
+        "ms_per_iter_median",
+        "ms_per_iter_min",
+        "ms_per_image",
+        "images_per_s",
+        "gflop_per_image",
+        "gflop_per_s",
+    ] {
+        assert!(num(r, key) > 0.0, "{key} in {r}");
+    }
+    assert!((num(r, "ms_per_image") * 2.0 - num(r, "ms_per_iter_median")).abs() < 1e-6);
+    let achieved = num(r, "gflop_per_image") * num(r, "images_per_s");
+    assert!((num(r, "gflop_per_s") - achieved).abs() < 1e-6 * achieved);
+    // Parameters (19,766,372 f32) plus the trained layers' gradients and momentum, plus the step's arena.
+    assert!(num(r, "gpu_memory_bytes") > 3.0 * 19_000_000.0 * 4.0, "{r}");
+}
+
+/// `--train` names why it cannot run before opening a GPU, and its options need it.
+#[test]
+fn bench_train_needs_ssh_vgg16() {
+    let out = sshface(&["bench", "--train", "--model", "retinaface-mnv2"]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains("only ssh-vgg16 has a training step") && err.contains("detection only"),
+        "{err}"
+    );
+    let out = sshface(&["bench", "--iter-size", "4"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--train"), "{}", stderr(&out));
 }
 
 #[test]

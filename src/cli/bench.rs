@@ -1,5 +1,6 @@
 //! `sshface bench`: end-to-end throughput (upload, preprocessing, network, decode, NMS, readback) per batch
-//! size and precision, side by side on one device; a table, or JSON Lines with `--json`.
+//! size and precision, side by side on one device; a table, or JSON Lines with `--json`. `--train` times training
+//! instead (`bench_train`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,37 +11,73 @@ use serde::Serialize;
 use sshface::{Detector, Precision};
 
 use super::synthetic::NetArgs;
+use super::train::{FreezeArg, SamplingArg};
 
 #[derive(Args)]
 pub struct BenchArgs {
     #[command(flatten)]
-    net: NetArgs,
+    pub(super) net: NetArgs,
     /// Use this image (resized to --size) instead of noise.
     #[arg(long)]
-    image: Option<PathBuf>,
+    pub(super) image: Option<PathBuf>,
     /// Batch sizes to compare side by side, e.g. 1,4,8.
     #[arg(long, default_value = "1,8", value_delimiter = ',', value_parser = clap::value_parser!(u64).range(1..))]
     batch: Vec<u64>,
     /// Precisions to compare side by side, e.g. f32,f16-coop (one detector each, on one device).
     #[arg(long, default_value = "auto", value_delimiter = ',', value_parser = super::precision::parser())]
     precision: Vec<Precision>,
-    /// Timed iterations per batch size and precision.
+    /// Timed iterations per batch size and precision (with --train: training iterations).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
-    iters: u64,
+    pub(super) iters: u64,
     /// Print one JSON object per (precision, batch) line on stdout instead of the table.
     #[arg(long)]
-    json: bool,
+    pub(super) json: bool,
+    /// Time training of ssh-vgg16 instead of detection: an iteration is --iter-size forward and backward passes
+    /// on the image at scale 1 with a few seeded random faces, then one SGD update.
+    #[arg(long, conflicts_with_all = ["batch", "precision", "scale"])]
+    pub(super) train: bool,
+    /// --train: images whose gradients are accumulated per update.
+    #[arg(long, default_value_t = 2, requires = "train", value_parser = clap::value_parser!(u64).range(1..))]
+    pub(super) iter_size: u64,
+    /// --train: layers left unchanged (default: as `train`, caffe).
+    #[arg(long, value_enum, requires = "train")]
+    pub(super) freeze: Option<FreezeArg>,
+    /// --train: anchor sampling per module and image (default: as `train`, ohem).
+    #[arg(long, value_enum, requires = "train")]
+    pub(super) sampling: Option<SamplingArg>,
 }
 
-/// One line of `--json` (JSON Lines). Field order is the documented schema's.
+/// What every `--json` line starts with: the build and the adapter it ran on. Field order is the schema's.
 #[derive(Serialize)]
-struct Record {
+pub(super) struct Origin {
     sshface: &'static str,
     build: String,
     adapter: String,
     backend: String,
     device_type: String,
     driver: String,
+}
+
+impl Origin {
+    pub(super) fn new(info: &wgpu::AdapterInfo) -> Self {
+        Origin {
+            sshface: env!("CARGO_PKG_VERSION"),
+            build: build_info(),
+            adapter: info.name.clone(),
+            backend: format!("{:?}", info.backend),
+            device_type: format!("{:?}", info.device_type),
+            driver: format!("{} {}", info.driver, info.driver_info)
+                .trim()
+                .to_string(),
+        }
+    }
+}
+
+/// One line of `--json` (JSON Lines). Field order is the documented schema's.
+#[derive(Serialize)]
+struct Record {
+    #[serde(flatten)]
+    origin: Origin,
     /// The precision that ran (what `auto` resolved to), e.g. `f16-coop`.
     precision: &'static str,
     /// e.g. `f16-coop (16x16)`.
@@ -76,6 +113,12 @@ fn time_batch(
         faces = det.detect_batch(imgs)?.iter().map(Vec::len).sum();
         ms.push(t.elapsed().as_secs_f64() * 1e3);
     }
+    let (median, min) = median_min(ms);
+    Ok((median, min, faces))
+}
+
+/// `(median, min)` of `ms` (not empty).
+pub(super) fn median_min(mut ms: Vec<f64>) -> (f64, f64) {
     ms.sort_by(f64::total_cmp);
     let mid = ms.len() / 2;
     let median = if ms.len() % 2 == 1 {
@@ -83,10 +126,13 @@ fn time_batch(
     } else {
         (ms[mid - 1] + ms[mid]) / 2.0
     };
-    Ok((median, ms[0], faces))
+    (median, ms[0])
 }
 
 pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
+    if a.train {
+        return super::bench_train::bench_train(&a);
+    }
     let dets = a.net.detectors(&a.precision)?;
     let img = a.net.image(a.image.as_ref())?;
     let iters = a.iters as usize;
@@ -115,14 +161,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
             let mem = det.gpu_memory_bytes(&imgs)?;
             if a.json {
                 let r = Record {
-                    sshface: env!("CARGO_PKG_VERSION"),
-                    build: build_info(),
-                    adapter: info.name.clone(),
-                    backend: format!("{:?}", info.backend),
-                    device_type: format!("{:?}", info.device_type),
-                    driver: format!("{} {}", info.driver, info.driver_info)
-                        .trim()
-                        .to_string(),
+                    origin: Origin::new(info),
                     precision: det.precision().name(),
                     conv_path: det.numerics().describe(),
                     requested_precision: requested.name(),

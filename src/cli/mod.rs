@@ -1,6 +1,7 @@
 //! Subcommands: detect, convert, bench, profile, eval, adapters.
 
 mod bench;
+mod bench_train;
 mod buckets;
 mod crops;
 mod detect;

@@ -2,7 +2,7 @@
 //! ssh-vgg16 weights, so that its speed can be measured without the authors' model.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 use image::RgbImage;
@@ -40,29 +40,16 @@ impl NetArgs {
             anyhow::bail!("--random-weights applies to --model ssh-vgg16 only");
         }
         parse_size(&self.size)?;
-        // The builder reads weights from a file: write the random ones once, to a file removed after loading.
-        let random = match self.random_weights {
-            Some(seed) => {
-                let path = std::env::temp_dir().join(format!(
-                    "sshface-random-vgg16-{seed}-{}.safetensors",
-                    std::process::id()
-                ));
-                let meta = HashMap::from([("source".to_string(), self.weights_label())]);
-                sshface::convert::write_safetensors(&path, &random_vgg16(seed), &meta)?;
-                Some(path)
-            }
-            None => None,
-        };
-        let mut ctx: Option<std::sync::Arc<GpuContext>> = None;
-        let mut out = Vec::new();
-        let mut built = || -> anyhow::Result<()> {
+        self.with_weights(|weights| {
+            let mut ctx: Option<std::sync::Arc<GpuContext>> = None;
+            let mut out = Vec::new();
             for &p in precisions {
                 let mut b = Detector::builder().model(self.model.into()).precision(p);
                 b = match &ctx {
                     Some(c) => b.context(c.clone()),
                     None => b.adapter(self.gpu.options()?),
                 };
-                if let Some(w) = self.weights.as_ref().or(random.as_ref()) {
+                if let Some(w) = weights {
                     b = b.weights(w);
                 }
                 if let Some(s) = self.scale {
@@ -72,13 +59,37 @@ impl NetArgs {
                 ctx.get_or_insert_with(|| det.context().clone());
                 out.push(det);
             }
-            Ok(())
+            Ok(out)
+        })
+    }
+
+    /// Runs `f` with the weight file to load: `--weights`, the `--random-weights` written to a temporary file
+    /// (the loaders read files) that is removed afterwards, or `None` for the bundled weights.
+    pub fn with_weights<T>(
+        &self,
+        f: impl FnOnce(Option<&Path>) -> anyhow::Result<T>,
+    ) -> anyhow::Result<T> {
+        let Some(seed) = self.random_weights else {
+            return f(self.weights.as_deref());
         };
-        let r = built();
-        if let Some(p) = &random {
-            let _ = std::fs::remove_file(p);
-        }
-        r.map(|()| out)
+        let path = std::env::temp_dir().join(format!(
+            "sshface-random-vgg16-{seed}-{}.safetensors",
+            std::process::id()
+        ));
+        let meta = HashMap::from([("source".to_string(), self.weights_label())]);
+        sshface::convert::write_safetensors(&path, &random_vgg16(seed), &meta)?;
+        let r = f(Some(&path));
+        let _ = std::fs::remove_file(&path);
+        r
+    }
+
+    pub fn model(&self) -> ModelArg {
+        self.model
+    }
+
+    /// A GPU context on the adapter these options choose.
+    pub fn gpu_context(&self) -> anyhow::Result<GpuContext> {
+        Ok(GpuContext::new(&self.gpu.options()?)?)
     }
 
     /// Where the weights came from, for reports.

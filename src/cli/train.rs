@@ -21,7 +21,7 @@ use sshface::GpuContext;
 use super::{say, GpuArgs, ModelArg};
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum SamplingArg {
+pub(super) enum SamplingArg {
     /// Online hard example mining: per module 256 anchors, ≤ 25% positives, the hardest of each.
     Ohem,
     /// py-faster-rcnn's random subsampling with the same counts.
@@ -39,7 +39,7 @@ enum NormArg {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum FreezeArg {
+pub(super) enum FreezeArg {
     /// conv1_x and conv2_x frozen (the authors' recipe).
     Caffe,
     /// The whole VGG-16 backbone frozen: only the fusion, the modules and the heads learn.
@@ -53,13 +53,13 @@ enum FreezeArg {
 pub(super) struct RecipeArgs {
     /// Anchor sampling per module and image.
     #[arg(long, value_enum, default_value = "ohem")]
-    sampling: SamplingArg,
+    pub(super) sampling: SamplingArg,
     /// Normaliser of the box regression loss.
     #[arg(long, value_enum, default_value = "sampled")]
     bbox_norm: NormArg,
     /// Layers left unchanged.
     #[arg(long, value_enum, default_value = "caffe")]
-    freeze: FreezeArg,
+    pub(super) freeze: FreezeArg,
     /// Seed of the initialisation of new layers, the image order, flips and random sampling.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -74,6 +74,16 @@ enum NewLayersArg {
     Gaussian,
     /// He: N(0, 2/fan_in), bias 0 (faster for short trainings).
     He,
+}
+
+/// The recipe as `train` runs it without recipe flags: clap's defaults, so that they are written once.
+impl Default for RecipeArgs {
+    fn default() -> Self {
+        let cmd = <RecipeArgs as Args>::augment_args(clap::Command::new("recipe"));
+        let m = cmd.get_matches_from(["recipe"]);
+        <RecipeArgs as clap::FromArgMatches>::from_arg_matches(&m)
+            .expect("the recipe options all have defaults")
+    }
 }
 
 impl RecipeArgs {

@@ -151,6 +151,32 @@ impl Trainer {
         run_step(ctx, &self.cache[pos].1, rgb, boxes)
     }
 
+    /// Bytes of GPU memory the trainer holds: the arenas of its cached steps and of the update (activations kept
+    /// for the backward pass, targets, losses), plus every layer's parameters and, for trained layers, their
+    /// gradient accumulators and momentum.
+    pub fn gpu_memory_bytes(&self) -> u64 {
+        let arenas: u64 = self.cache.iter().map(|(_, p)| p.plan.arena_bytes()).sum();
+        let state: u64 = self
+            .net
+            .layers
+            .iter()
+            .map(|l| {
+                let params = [Some(&l.conv.conv.weight), l.conv.conv.bias.as_ref()];
+                let trained = l
+                    .state
+                    .iter()
+                    .flat_map(|s| [&s.grad_w, &s.grad_b, &s.hist_w, &s.hist_b].map(Some));
+                params
+                    .into_iter()
+                    .chain(trained)
+                    .flatten()
+                    .map(|w| w.buffer.size())
+                    .sum::<u64>()
+            })
+            .sum();
+        arenas + self.update.plan.arena_bytes() + state
+    }
+
     /// One SGD update with learning rate `lr` from the gradients of `iter_size` accumulated images (Caffe scales
     /// them by 1 / iter_size), then zeroes the accumulators.
     pub fn update(&mut self, ctx: &GpuContext, lr: f32, iter_size: usize) -> Result<()> {
