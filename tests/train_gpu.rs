@@ -225,3 +225,34 @@ fn torchvision_names_initialise_the_backbone() {
         .unwrap();
     assert!(bias.2.iter().all(|&b| b == 0.0));
 }
+
+/// Bad images and boxes are errors naming what was expected, before any GPU work.
+#[test]
+fn bad_steps_are_errors() {
+    let Some(ctx) = gpu() else { return };
+    let wf = small_net(14);
+    let mut t = Trainer::new(ctx, &wf, Freeze::Backbone, ALL, Init::seed(0)).unwrap();
+    let rgb = vec![0u8; 40 * 48 * 3];
+    let e = t
+        .accumulate(ctx, &rgb[1..], [40, 48], &[], 1.0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("48x40") && e.contains("5760"), "{e}");
+    for b in [[10.0, 10.0, 5.0, 20.0], [0.0, f32::NAN, 4.0, 4.0]] {
+        let e = t
+            .accumulate(ctx, &rgb, [40, 48], &[b], 1.0)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[x1, y1, x2, y2]"), "{e}");
+    }
+    let e = t.update(ctx, f32::NAN, 1).unwrap_err().to_string();
+    assert!(e.contains("learning rate"), "{e}");
+    // A compiled step refuses an image of another size.
+    t.accumulate(ctx, &rgb, [40, 48], &[], 1.0).unwrap();
+    let sp = sshface::train::step::compile_step(ctx, &t.net, ([40, 48], 1.0, 0), &ALL, &mut |_| {})
+        .unwrap();
+    let e = sshface::train::step::run_step(ctx, &sp, &rgb[..100], &[])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("100 bytes"), "{e}");
+}

@@ -299,6 +299,16 @@ pub fn run_step(
         ));
     }
     let mut words = vec![0u32; sp.plan.info(sp.image).len()];
+    if rgb.len().div_ceil(4) != words.len() {
+        return Err(Error::shape(
+            "image.rgb8",
+            format!(
+                "{} bytes of RGB given to a step compiled for {} (4-byte words)",
+                rgb.len(),
+                words.len()
+            ),
+        ));
+    }
     bytemuck::cast_slice_mut::<u32, u8>(&mut words)[..rgb.len()].copy_from_slice(rgb);
     sp.plan.write(ctx, sp.image, &words)?;
     let s = sp.scale as f32;
