@@ -11,7 +11,7 @@ use serde::Serialize;
 use sshface::{Detector, Precision};
 
 use super::synthetic::NetArgs;
-use super::train::{FreezeArg, SamplingArg};
+use super::train_recipe::{FreezeArg, SamplingArg};
 
 #[derive(Args)]
 pub struct BenchArgs {

@@ -15,7 +15,7 @@ use sshface::model::weights::WeightFile;
 use sshface::train::trainer::Trainer;
 
 use super::bench::{median_min, BenchArgs, Origin};
-use super::train::RecipeArgs;
+use super::train_recipe::RecipeArgs;
 use super::ModelArg;
 
 /// Untimed iterations first: the first step builds the step's plan (the trainer builds the update's), so after one

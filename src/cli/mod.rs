@@ -18,6 +18,7 @@ mod profile;
 mod status;
 mod synthetic;
 mod train;
+mod train_recipe;
 mod train_step;
 mod units;
 mod video;

@@ -8,135 +8,16 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
-use clap::{Args, ValueEnum};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use sshface::model::weights::WeightFile;
-use sshface::ops::ohem::{Normalise, Sampling};
 use sshface::train::data;
-use sshface::train::net::{Freeze, Init, NewLayers};
-use sshface::train::step::{StepConfig, StepLosses};
+use sshface::train::step::StepLosses;
 use sshface::train::trainer::{TrainScale, Trainer};
 use sshface::GpuContext;
 
+use super::train_recipe::{losses_json, timing, RecipeArgs, SamplingArg};
 use super::{say, GpuArgs, ModelArg};
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(super) enum SamplingArg {
-    /// Online hard example mining: per module 256 anchors, ≤ 25% positives, the hardest of each.
-    Ohem,
-    /// py-faster-rcnn's random subsampling with the same counts.
-    Random,
-    /// Every labelled anchor.
-    All,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum NormArg {
-    /// Divide the box loss by the number of sampled anchors (the authors' code: 1/256).
-    Sampled,
-    /// Divide it by the number of sampled positives (the paper's 1/N_pos).
-    Positives,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub(super) enum FreezeArg {
-    /// conv1_x and conv2_x frozen (the authors' recipe).
-    Caffe,
-    /// The whole VGG-16 backbone frozen: only the fusion, the modules and the heads learn.
-    Backbone,
-    /// Nothing frozen.
-    None,
-}
-
-/// Options shared by `train` and `train-step`.
-#[derive(Args, Clone)]
-pub(super) struct RecipeArgs {
-    /// Anchor sampling per module and image.
-    #[arg(long, value_enum, default_value = "ohem")]
-    pub(super) sampling: SamplingArg,
-    /// Normaliser of the box regression loss.
-    #[arg(long, value_enum, default_value = "sampled")]
-    bbox_norm: NormArg,
-    /// Layers left unchanged.
-    #[arg(long, value_enum, default_value = "caffe")]
-    pub(super) freeze: FreezeArg,
-    /// Seed of the initialisation of new layers, the image order, flips and random sampling.
-    #[arg(long, default_value_t = 0)]
-    seed: u64,
-    /// Initialisation of the layers the init file lacks (fusion, modules, heads).
-    #[arg(long, value_enum, default_value = "gaussian")]
-    new_layers: NewLayersArg,
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum NewLayersArg {
-    /// N(0, 0.01), bias 0 (the recipe).
-    Gaussian,
-    /// He: N(0, 2/fan_in), bias 0 (faster for short trainings).
-    He,
-}
-
-/// The recipe as `train` runs it without recipe flags: clap's defaults, so that they are written once.
-impl Default for RecipeArgs {
-    fn default() -> Self {
-        let cmd = <RecipeArgs as Args>::augment_args(clap::Command::new("recipe"));
-        let m = cmd.get_matches_from(["recipe"]);
-        <RecipeArgs as clap::FromArgMatches>::from_arg_matches(&m)
-            .expect("the recipe options all have defaults")
-    }
-}
-
-impl RecipeArgs {
-    fn step(&self, salt: u64) -> StepConfig {
-        let sampling = match self.sampling {
-            SamplingArg::Ohem => Sampling::Ohem {
-                batch: 256,
-                fg_fraction: 0.25,
-            },
-            SamplingArg::Random => Sampling::Random {
-                batch: 256,
-                fg_fraction: 0.25,
-                seed: (self.seed ^ salt.wrapping_mul(0x9E37_79B9_7F4A_7C15)) as u32,
-            },
-            SamplingArg::All => Sampling::All,
-        };
-        let normalise = match self.bbox_norm {
-            NormArg::Sampled => Normalise::Sampled,
-            NormArg::Positives => Normalise::Positives,
-        };
-        StepConfig {
-            sampling,
-            normalise,
-        }
-    }
-
-    /// The trainer of this recipe on `wf`, its loading notes printed.
-    pub(super) fn trainer(&self, ctx: &GpuContext, wf: &WeightFile) -> anyhow::Result<Trainer> {
-        let t = Trainer::new(ctx, wf, self.freeze(), self.step(0), self.init())?;
-        for n in &t.net.notes {
-            eprintln!("sshface: {n}");
-        }
-        Ok(t)
-    }
-
-    fn init(&self) -> Init {
-        Init {
-            seed: self.seed,
-            new_layers: match self.new_layers {
-                NewLayersArg::Gaussian => NewLayers::Gaussian,
-                NewLayersArg::He => NewLayers::He,
-            },
-        }
-    }
-
-    fn freeze(&self) -> Freeze {
-        match self.freeze {
-            FreezeArg::Caffe => Freeze::Caffe,
-            FreezeArg::Backbone => Freeze::Backbone,
-            FreezeArg::None => Freeze::Nothing,
-        }
-    }
-}
 
 #[derive(Args)]
 pub struct TrainArgs {
@@ -187,16 +68,6 @@ pub struct TrainArgs {
     recipe: RecipeArgs,
     #[command(flatten)]
     gpu: GpuArgs,
-}
-
-pub(super) fn losses_json(l: &StepLosses) -> serde_json::Value {
-    let m = |k: usize| serde_json::json!({"cls": l.cls[k], "bbox": l.bbox[k], "positives": l.sampled[k][0], "negatives": l.sampled[k][1]});
-    serde_json::json!({"m1": m(0), "m2": m(1), "m3": m(2), "total": l.total()})
-}
-
-/// Wall time of a step (image loading and, on a new input size, building its plan included) and the work it did.
-pub(super) fn timing(secs: f64, flops: u64) -> serde_json::Value {
-    serde_json::json!({"seconds": secs, "gflop": flops as f64 / 1e9, "gflop_per_s": flops as f64 / 1e9 / secs})
 }
 
 /// The newest `ssh_vgg16_iter_N.safetensors` in `dir` that has its solver file.
@@ -282,10 +153,61 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         pb.set_style(s);
     }
     pb.set_position(start.min(a.iters));
-    let scale_rule = TrainScale::Rule {
-        short: a.scale,
-        long: a.max_size,
-    };
+    let n = anns.len();
+    let visits = start * a.iter_size as u64..a.iters * a.iter_size as u64;
+    // Images are decoded on a loader thread, a few ahead of the GPU, in the order the seed gives.
+    let (tx, rx) = std::sync::mpsc::sync_channel(PREFETCH);
+    std::thread::scope(|sc| -> anyhow::Result<()> {
+        let (anns, images) = (&anns, &a.images);
+        let (seed, flips) = (a.recipe.seed, !a.no_flip);
+        sc.spawn(move || {
+            for visit in visits {
+                let (idx, flip) = data::sample(n, visit, seed, flips);
+                // The receiver is gone when training stopped (done or failed): stop too.
+                if tx
+                    .send((idx, data::load_train_image(images, &anns[idx], flip)))
+                    .is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let io = LoopIo {
+            rx,
+            pb: &pb,
+            log: &mut log,
+            log_path: &log_path,
+            anns,
+        };
+        train_loop(&a, &ctx, &mut t, io)
+    })?;
+    pb.finish_and_clear();
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Images decoded ahead of the GPU.
+const PREFETCH: usize = 4;
+
+/// What the training loop reads and writes besides the trainer.
+struct LoopIo<'a> {
+    /// (annotation index, decoded image) in visit order.
+    rx: std::sync::mpsc::Receiver<(usize, sshface::Result<data::TrainImage>)>,
+    pb: &'a ProgressBar,
+    log: &'a mut std::fs::File,
+    log_path: &'a Path,
+    anns: &'a [data::Annotation],
+}
+
+/// The iterations from the progress bar's position (the resumed iteration) to `--iters`.
+fn train_loop(a: &TrainArgs, ctx: &GpuContext, t: &mut Trainer, io: LoopIo) -> anyhow::Result<()> {
+    let LoopIo {
+        rx,
+        pb,
+        log,
+        log_path,
+        anns,
+    } = io;
+    let start = pb.position();
     let meta = |it: u64| {
         HashMap::from([
             ("model".to_string(), "ssh-vgg16".to_string()),
@@ -294,7 +216,11 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
             ("trained_by".to_string(), "sshface train".to_string()),
         ])
     };
-    let n = anns.len();
+
+    let scale_rule = TrainScale::Rule {
+        short: a.scale,
+        long: a.max_size,
+    };
     for it in start..a.iters {
         let t0 = Instant::now();
         let lr = if it >= a.step { a.lr * 0.1 } else { a.lr };
@@ -302,8 +228,8 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         let mut used = 0usize;
         for j in 0..a.iter_size {
             let visit = it * a.iter_size as u64 + j as u64;
-            let (idx, flip) = data::sample(n, visit, a.recipe.seed, !a.no_flip);
-            let img = match data::load_train_image(&a.images, &anns[idx], flip) {
+            let (idx, loaded) = rx.recv().context("the image loader thread stopped early")?;
+            let img = match loaded {
                 Ok(img) => img,
                 Err(e) => {
                     say!(
@@ -318,7 +244,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
                 t.step = a.recipe.step(visit);
             }
             let s = scale_rule.factor(img.hw);
-            let l = t.accumulate(&ctx, &img.rgb, img.hw, &img.boxes, s)?;
+            let l = t.accumulate(ctx, &img.rgb, img.hw, &img.boxes, s)?;
             for k in 0..3 {
                 sum.cls[k] += l.cls[k];
                 sum.bbox[k] += l.bbox[k];
@@ -335,7 +261,7 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
             );
         }
         // Caffe divides by iter_size whatever was skipped: a skipped image only shrinks the step.
-        t.update(&ctx, lr, a.iter_size)?;
+        t.update(ctx, lr, a.iter_size)?;
         for k in 0..3 {
             sum.cls[k] /= used as f32;
             sum.bbox[k] /= used as f32;
@@ -357,11 +283,10 @@ pub fn train(a: TrainArgs) -> anyhow::Result<ExitCode> {
         pb.inc(1);
         if (it + 1) % a.snapshot == 0 || it + 1 == a.iters {
             let (w, s) = checkpoint_paths(&a.out, it + 1);
-            t.net.save(&ctx, &w, &meta(it + 1))?;
-            t.net.save_solver(&ctx, &s, &meta(it + 1))?;
+            t.net.save(ctx, &w, &meta(it + 1))?;
+            t.net.save_solver(ctx, &s, &meta(it + 1))?;
             say!(pb, "sshface: wrote {}", w.display());
         }
     }
-    pb.finish_and_clear();
-    Ok(ExitCode::SUCCESS)
+    Ok(())
 }

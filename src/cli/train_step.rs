@@ -13,7 +13,7 @@ use sshface::model::weights::WeightFile;
 use sshface::train::trainer::TrainScale;
 use sshface::GpuContext;
 
-use super::train::{losses_json, timing, RecipeArgs};
+use super::train_recipe::{losses_json, timing, RecipeArgs};
 use super::GpuArgs;
 
 #[derive(Args)]
