@@ -256,3 +256,28 @@ fn bad_steps_are_errors() {
         .to_string();
     assert!(e.contains("100 bytes"), "{e}");
 }
+
+/// A plan bakes the sampling in: changing the random-sampling seed between images takes effect (a cached plan of
+/// the old seed is not reused), and going back to a seed gives that seed's losses again.
+#[test]
+fn a_new_sampling_seed_is_not_served_a_stale_plan() {
+    let Some(ctx) = gpu() else { return };
+    let wf = small_net(15);
+    let img = vgg_support::image(9, HW[1] as u32, HW[0] as u32);
+    let random = |seed| StepConfig {
+        sampling: Sampling::Random {
+            batch: 64,
+            fg_fraction: 0.25,
+            seed,
+        },
+        normalise: Normalise::Sampled,
+    };
+    let mut t = Trainer::new(ctx, &wf, Freeze::Backbone, random(1), Init::seed(0)).unwrap();
+    let a = t.accumulate(ctx, img.as_raw(), HW, &FACES, 1.0).unwrap();
+    t.step = random(2);
+    let b = t.accumulate(ctx, img.as_raw(), HW, &FACES, 1.0).unwrap();
+    t.step = random(1);
+    let c = t.accumulate(ctx, img.as_raw(), HW, &FACES, 1.0).unwrap();
+    assert_ne!(a.cls, b.cls, "seed 2 chose other anchors");
+    assert_eq!(a, c);
+}

@@ -41,6 +41,8 @@ pub struct StepPlan {
     pub scale: f64,
     /// Floating-point operations of one run (forward, losses, backward; a multiply-add counts 2).
     pub flops: u64,
+    /// The sampling and normaliser baked into the plan's steps.
+    pub config: StepConfig,
 }
 
 /// Losses of one step, per module: (classification, box regression), and the anchors used.
@@ -156,6 +158,7 @@ pub fn compile_step(
         input_hw: r,
         scale,
         flops,
+        config: *cfg,
     })
 }
 

@@ -122,7 +122,12 @@ impl Trainer {
             ));
         }
         let key = (hw, scale.to_bits(), boxes.len());
-        let pos = match self.cache.iter().position(|(k, _)| *k == key) {
+        // The sampling (with a random-sampling seed) is baked into a plan: a changed `step` needs a new one.
+        let pos = match self
+            .cache
+            .iter()
+            .position(|(k, p)| *k == key && p.config == self.step)
+        {
             Some(p) => p,
             None => {
                 let cache = &mut self.cache;
