@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use common::assert_faces_match;
 use image::RgbImage;
 use safetensors::SafeTensors;
-use sshface::{Detector, Face, Precision};
+use sshface::{Detector, Face, GemmTier, Precision};
 
 const DATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data");
 const NAMES: [&str; 3] = ["astronaut", "camera", "grace_hopper"];
@@ -118,6 +118,46 @@ fn detections_match_golden() {
     let Some(det) = detector() else { return };
     for name in NAMES {
         assert_detections_match(det, name);
+    }
+}
+
+/// The wide GEMM tier (256 threads, 128×128 tiles, packed weights), which `Auto` picks on GPUs only: the golden
+/// heads and faces with the same tolerances, f32 and f16 maps alike for the detections.
+#[test]
+fn wide_gemm_matches_golden() {
+    let Some(det) = detector() else { return };
+    let wide = Detector::builder()
+        .precision(Precision::F32)
+        .gemm(GemmTier::Wide)
+        .context(det.context().clone())
+        .build()
+        .unwrap();
+    assert!(
+        wide.describe().contains("(wide GEMM)"),
+        "{}",
+        wide.describe()
+    );
+    let on_tier = |d: &Detector| {
+        d.plan_steps(&[[64, 64]])
+            .unwrap()
+            .iter()
+            .filter(|s| s.shader.key().starts_with("conv2d_gemm"))
+            .count()
+    };
+    assert_eq!(
+        on_tier(det) > 0,
+        det.numerics().wide_gemm,
+        "Auto on {}",
+        det.describe()
+    );
+    assert!(
+        on_tier(&wide) >= 20,
+        "{} steps on the wide tier",
+        on_tier(&wide)
+    );
+    for name in NAMES {
+        assert_heads_match(&wide, name);
+        assert_detections_match(&wide, name);
     }
 }
 

@@ -18,7 +18,7 @@ use sshface::ops::softmax2::ClassLayout;
 use sshface::ops::Activation;
 use sshface::reference::ssh_vgg16::{self as refvgg, NamedTensor};
 use sshface::reference::{self as r, CpuTensor};
-use sshface::{AdapterOptions, Detector, Face, GpuContext, Model, Precision, Protocol};
+use sshface::{AdapterOptions, Detector, Face, GemmTier, GpuContext, Model, Precision, Protocol};
 use vgg_support::{clamped_upsample, levels, offset_crop};
 
 /// The authors' selection thresholds (spec §6): every row > 0.05 enters the NMS at 0.3.
@@ -51,13 +51,14 @@ fn ctx() -> Option<Arc<GpuContext>> {
 }
 
 fn detector(protocol: Protocol, score: f32) -> Option<Detector> {
-    Some(detector_on(ctx()?, protocol, score))
+    Some(detector_on(ctx()?, protocol, score, GemmTier::Auto))
 }
 
-fn detector_on(ctx: Arc<GpuContext>, protocol: Protocol, score: f32) -> Detector {
+fn detector_on(ctx: Arc<GpuContext>, protocol: Protocol, score: f32, gemm: GemmTier) -> Detector {
     Detector::builder()
         .model(Model::SshVgg16)
         .precision(Precision::F32)
+        .gemm(gemm)
         .weights(weights_path())
         .context(ctx)
         .protocol(protocol)
@@ -139,6 +140,7 @@ fn faces(rows: &[[f32; 16]], min_score: f32) -> Vec<Face> {
 fn conformance(
     case: &str,
     ctx: Option<Arc<GpuContext>>,
+    gemm: GemmTier,
     img: &RgbImage,
     protocol: Protocol,
     scales: Vec<f64>,
@@ -146,7 +148,7 @@ fn conformance(
     score: f32,
     dump: bool,
 ) -> Option<(refvgg::Output, Vec<NamedTensor>)> {
-    let det = detector_on(ctx?, protocol, score);
+    let det = detector_on(ctx?, protocol, score, gemm);
     let hw = [img.height() as usize, img.width() as usize];
     assert_eq!(protocol.scales(hw), scales, "{case}: protocol scales");
     let t = Instant::now();
@@ -222,6 +224,7 @@ fn odd_size_at_scale_1_matches_reference() {
     let Some((want, got)) = conformance(
         "97x75 s1",
         ctx(),
+        GemmTier::Auto,
         &img,
         Protocol::Scale(1.0),
         vec![1.0],
@@ -297,6 +300,33 @@ fn odd_size_at_scale_1_matches_reference() {
     }
 }
 
+/// The wide GEMM tier (256 threads, 128×128 tiles, packed weights), which `Auto` picks on GPUs only, on the
+/// 97×75 case at the same tolerances: every 3×3 and wide 1×1 conv of the network runs on it.
+#[test]
+fn wide_gemm_matches_reference() {
+    let img = vgg_support::image(7, 97, 75);
+    let Some(ctx) = ctx() else { return };
+    let det = detector_on(ctx.clone(), Protocol::Scale(1.0), SCORE, GemmTier::Wide);
+    assert!(det.describe().contains("(wide GEMM)"), "{}", det.describe());
+    let steps = det.plan_steps(&[[75, 97]]).unwrap();
+    let wide = steps
+        .iter()
+        .filter(|s| s.shader.key().starts_with("conv2d_gemm"))
+        .count();
+    assert!(wide >= 30, "{wide} steps on the wide tier");
+    conformance(
+        "97x75 s1 wide GEMM",
+        Some(ctx),
+        GemmTier::Wide,
+        &img,
+        Protocol::Scale(1.0),
+        vec![1.0],
+        false,
+        SCORE,
+        true,
+    );
+}
+
 /// 64×48 at s = 1.5 → 96×72 (resize of the mean-subtracted float image, clip to W' − 1, divide by s), with the
 /// detector's default threshold 0.5, on `ctx` (None: skip).
 fn scale_1_5_case(case: &str, ctx: Option<Arc<GpuContext>>) {
@@ -304,6 +334,7 @@ fn scale_1_5_case(case: &str, ctx: Option<Arc<GpuContext>>) {
     let Some((want, got)) = conformance(
         case,
         ctx,
+        GemmTier::Auto,
         &img,
         Protocol::Scale(1.5),
         vec![1.5],
@@ -343,6 +374,7 @@ fn pyramid_on_a_strip_matches_reference() {
     let Some((want, _)) = conformance(
         "1000x1 pyramid",
         ctx(),
+        GemmTier::Auto,
         &img,
         Protocol::Pyramid,
         scales,

@@ -80,9 +80,12 @@ struct Record {
     origin: Origin,
     /// The precision that ran (what `auto` resolved to), e.g. `f16-coop`.
     precision: &'static str,
-    /// e.g. `f16-coop (16x16)`.
+    /// e.g. `f16-coop (16x16)` or `f32 (wide GEMM)`.
     conv_path: String,
     requested_precision: &'static str,
+    /// The GEMM tier of the f32-arithmetic convolutions that ran: `wide` or `small` (also under f16-coop,
+    /// whose convolutions with few channels stay on it).
+    gemm: &'static str,
     model: &'static str,
     weights: String,
     width: u32,
@@ -165,6 +168,11 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
                     precision: det.precision().name(),
                     conv_path: det.numerics().describe(),
                     requested_precision: requested.name(),
+                    gemm: if det.numerics().wide_gemm {
+                        "wide"
+                    } else {
+                        "small"
+                    },
                     model: det.model().name(),
                     weights: a.net.weights_label(),
                     width: img.width(),

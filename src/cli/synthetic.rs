@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use image::RgbImage;
-use sshface::{Detector, GpuContext, Precision};
+use sshface::{Detector, GemmTier, GpuContext, Precision};
 
 use super::{GpuArgs, ModelArg};
 
@@ -28,8 +28,30 @@ pub struct NetArgs {
     /// Resize factor (ssh-vgg16: instead of the 1200/1600 single-scale rule; 1: the network sees --size).
     #[arg(long, allow_negative_numbers = true)]
     scale: Option<f64>,
+    /// Register-tiled GEMM of the f32 and f16 convolutions: wide (256 threads, 128x128 tiles), small (64
+    /// threads) or auto (wide on GPUs, small on CPU adapters). Cooperative-matrix convolutions ignore it.
+    #[arg(long, value_enum, default_value = "auto")]
+    pub gemm: GemmArg,
     #[command(flatten)]
     gpu: GpuArgs,
+}
+
+/// `--gemm`: [`GemmTier`] by name.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
+pub enum GemmArg {
+    Auto,
+    Wide,
+    Small,
+}
+
+impl From<GemmArg> for GemmTier {
+    fn from(g: GemmArg) -> GemmTier {
+        match g {
+            GemmArg::Auto => GemmTier::Auto,
+            GemmArg::Wide => GemmTier::Wide,
+            GemmArg::Small => GemmTier::Small,
+        }
+    }
 }
 
 impl NetArgs {
@@ -44,7 +66,10 @@ impl NetArgs {
             let mut ctx: Option<std::sync::Arc<GpuContext>> = None;
             let mut out = Vec::new();
             for &p in precisions {
-                let mut b = Detector::builder().model(self.model.into()).precision(p);
+                let mut b = Detector::builder()
+                    .model(self.model.into())
+                    .precision(p)
+                    .gemm(self.gemm.into());
                 b = match &ctx {
                     Some(c) => b.context(c.clone()),
                     None => b.adapter(self.gpu.options()?),

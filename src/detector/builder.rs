@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{Detector, Model, Net, BUNDLED_RETINAFACE};
 use crate::error::{Error, Result};
-use crate::gpu::{AdapterOptions, GpuContext, Numerics, Precision};
+use crate::gpu::{AdapterOptions, GemmTier, GpuContext, Numerics, Precision};
 use crate::model::pipeline::{Protocol, Thresholds};
 use crate::model::retinaface_mnv2::RetinaFaceMnv2;
 use crate::model::ssh_vgg16::SshVgg16;
@@ -25,6 +25,7 @@ pub struct DetectorBuilder {
     protocol: Protocol,
     max_binding: Option<u64>,
     precision: Precision,
+    gemm: GemmTier,
     raw_boxes: bool,
     gpu_timeout: Option<std::time::Duration>,
     fault: Option<crate::gpu::Fault>,
@@ -36,6 +37,13 @@ impl DetectorBuilder {
     /// makes [`build`](Self::build) fail with an error naming the adapter.
     pub fn precision(mut self, p: Precision) -> Self {
         self.precision = p;
+        self
+    }
+    /// The register-tiled GEMM of the f32-arithmetic convolutions (precisions `f32` and `f16`; default
+    /// [`GemmTier::Auto`]: the wide tier on GPUs, the small one on CPU adapters). Results agree to rounding
+    /// either way; this exists to measure one against the other (`sshface bench --gemm`).
+    pub fn gemm(mut self, t: GemmTier) -> Self {
+        self.gemm = t;
         self
     }
     /// The network (default [`Model::RetinafaceMnv2`]).
@@ -158,7 +166,7 @@ impl DetectorBuilder {
         if let Some(t) = self.gpu_timeout {
             ctx.set_gpu_timeout(t);
         }
-        let numerics = Numerics::resolve(self.precision, &ctx)?;
+        let numerics = Numerics::resolve(self.precision, &ctx)?.with_gemm(self.gemm, &ctx);
         let wf = match (&self.weights, self.model) {
             (Some(p), _) => WeightFile::open(p)?,
             (None, Model::RetinafaceMnv2) => WeightFile::from_bytes("bundled retinaface_mnv2.safetensors", BUNDLED_RETINAFACE)?,

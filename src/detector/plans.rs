@@ -265,7 +265,7 @@ impl Detector {
         dump: bool,
         th: Thresholds,
     ) -> Result<(Graph, Vec<GroupIo>)> {
-        let mut g = Graph::with_numerics(self.numerics.conv, self.numerics.maps);
+        let mut g = self.numerics.graph();
         // Group images by network input size (retinaface: padded size; ssh-vgg16: original size, hence equal
         // scales), keeping first-appearance order.
         let group_key = |s: [usize; 2]| match self.net {
@@ -285,7 +285,7 @@ impl Detector {
         let mut batches: Vec<([usize; 2], Vec<usize>)> = Vec::new();
         for (gk, idxs) in groups {
             let one = self.append_group(
-                &mut Graph::with_numerics(self.numerics.conv, self.numerics.maps),
+                &mut self.numerics.graph(),
                 0,
                 gk,
                 &idxs[..1],

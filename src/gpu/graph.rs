@@ -150,8 +150,8 @@ impl Graph {
     }
 
     /// Lets convolutions on kernel `Auto` use the 256-thread, 128×128-tile GEMM tier where it pays
-    /// (`ops::conv2d_gemm::pays`). Wire it from the adapter:
-    /// `.with_big_tiles(ops::conv2d_gemm::big_tiles_for(ctx.info.device_type))`; off by default.
+    /// (`ops::conv2d_gemm::pays`); off by default. [`Numerics::graph`](crate::gpu::Numerics::graph) sets it from
+    /// the adapter kind or the user's [`GemmTier`](crate::gpu::GemmTier).
     pub fn with_big_tiles(mut self, on: bool) -> Self {
         self.big_tiles = on;
         self

@@ -14,7 +14,7 @@ pub use context::{AdapterOptions, GpuContext, Weight};
 pub use graph::{Binding, DType, Graph, StepDesc, TensorId, TensorKind};
 pub use health::{Fault, GpuMemory};
 pub use plan::{Plan, StepTiming};
-pub use precision::{ConvPath, Numerics, Precision};
+pub use precision::{ConvPath, GemmTier, Numerics, Precision};
 pub use select::DeviceChoice;
 
 /// Workgroups for `n` invocations of `wg` threads each, split over x and y so neither exceeds 65,535.

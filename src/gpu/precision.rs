@@ -86,6 +86,48 @@ impl ConvPath {
     }
 }
 
+/// Which register-tiled GEMM the convolutions of [`ConvPath::F32`] run on (those that are not depthwise,
+/// shallow or cooperative-matrix ones).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GemmTier {
+    /// `Wide` on discrete and integrated GPUs, `Small` on CPU adapters ([`GemmTier::wide_for`]).
+    #[default]
+    Auto,
+    /// 256 threads, 128×128 tiles, register prefetch, packed weights (`shaders/conv2d_gemm.wgsl`).
+    Wide,
+    /// 64 threads, 8×8 outputs per thread (`shaders/conv2d.wgsl`).
+    Small,
+}
+
+impl GemmTier {
+    pub fn name(self) -> &'static str {
+        match self {
+            GemmTier::Auto => "auto",
+            GemmTier::Wide => "wide",
+            GemmTier::Small => "small",
+        }
+    }
+
+    /// What `Auto` picks on an adapter of this kind: the wide tier on real GPUs only. 256 threads and 128×128
+    /// tiles are the shape with which llama.cpp's Vulkan convolution reached 43% of an RTX 3090's fp32 peak. On
+    /// lavapipe (`Cpu`) the wide tier ran at 0.75–1.3× the small one and 0.55–1.1× the small tier's per-shape
+    /// choices (benches/ops.rs), so CPU adapters keep the small tier.
+    pub fn wide_for(device: wgpu::DeviceType) -> bool {
+        matches!(
+            device,
+            wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
+        )
+    }
+
+    fn resolve(self, device: wgpu::DeviceType) -> bool {
+        match self {
+            GemmTier::Auto => Self::wide_for(device),
+            GemmTier::Wide => true,
+            GemmTier::Small => false,
+        }
+    }
+}
+
 /// A precision resolved for one adapter: feature-map storage and convolution path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Numerics {
@@ -93,6 +135,8 @@ pub struct Numerics {
     pub precision: Precision,
     pub maps: DType,
     pub conv: ConvPath,
+    /// Whether [`ConvPath::F32`] convolutions may run on the wide GEMM tier ([`GemmTier`] resolved).
+    pub wide_gemm: bool,
 }
 
 impl Numerics {
@@ -142,7 +186,16 @@ impl Numerics {
             precision,
             maps,
             conv,
+            wide_gemm: GemmTier::Auto.resolve(ctx.info.device_type),
         })
+    }
+
+    /// `self` with the GEMM tier `t` (resolved for the adapter of `ctx`).
+    pub fn with_gemm(self, t: GemmTier, ctx: &GpuContext) -> Numerics {
+        Numerics {
+            wide_gemm: t.resolve(ctx.info.device_type),
+            ..self
+        }
     }
 
     /// fp32 everywhere.
@@ -150,13 +203,20 @@ impl Numerics {
         precision: Precision::F32,
         maps: DType::F32,
         conv: ConvPath::F32,
+        wide_gemm: false,
     };
 
-    /// e.g. `f32`, `f16` or `f16-coop (16x16)`.
+    /// e.g. `f32`, `f16 (wide GEMM)` or `f16-coop (16x16)`.
     pub fn describe(self) -> String {
         match self.conv {
             ConvPath::Coop { size, .. } => format!("{} ({size}x{size})", self.precision),
+            ConvPath::F32 if self.wide_gemm => format!("{} (wide GEMM)", self.precision),
             ConvPath::F32 => self.precision.to_string(),
         }
+    }
+
+    /// The graph that networks of these numerics are built in.
+    pub fn graph(self) -> crate::gpu::Graph {
+        crate::gpu::Graph::with_numerics(self.conv, self.maps).with_big_tiles(self.wide_gemm)
     }
 }

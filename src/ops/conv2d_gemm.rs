@@ -96,19 +96,6 @@ pub fn constants(t: GemmTile) -> [(&'static str, f64); 3] {
     ]
 }
 
-/// Whether a graph on an adapter of this kind lets `Auto` use this tier
-/// ([`Graph::with_big_tiles`](crate::gpu::Graph::with_big_tiles)): real GPUs only. 256 threads and
-/// 128×128 tiles are the shape with which llama.cpp's Vulkan convolution reached 43% of an RTX 3090's
-/// fp32 peak, but this kernel has not been measured on a GPU yet (none was lent when it was written).
-/// On lavapipe (`Cpu`) it ran at 0.75–1.3× the 64-thread GEMM and 0.55–1.1× `Auto`'s choice of today
-/// (benches/ops.rs), so CPU adapters keep today's choices.
-pub fn big_tiles_for(device: wgpu::DeviceType) -> bool {
-    matches!(
-        device,
-        wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
-    )
-}
-
 /// Whether `Auto` sends a conv to this tier in a graph with big tiles enabled: every conv that is not
 /// depthwise and has enough depth to fill a slice pipeline (K ≥ 32); depthwise convs stay on their
 /// direct kernels, shallow ones (the first layer, K = 27) on the 64-thread GEMM.
