@@ -6,7 +6,12 @@
 // fly). 256 threads form TM (channels) x TN (pixels); each accumulates RM x RN outputs, so a workgroup
 // computes BM x BN = TM·RM x TN·RN (128x128 for wide layers; src/ops/conv2d_gemm.rs has the table).
 // BK = 1024 / BN keeps one patch quad (4 pixels of one K row) per thread and slice, and at most one
-// weight quad (4 K of one channel) since BM <= BN.
+// weight quad (4 channels of one K row) since BM <= BN.
+//
+// Weights come packed k-major, [groups, kp, mp] (src/ops/pack_kmajor.rs, once per weight): a slice of a
+// tile is BK runs of BM channels, loaded with one aligned vec4 per thread straight into the workgroup
+// layout. The packing pads channels and depths with zeros to multiples of every tile, so weight loads
+// need no bounds checks.
 //
 // Two stages of workgroup memory: while the threads multiply slice s from one stage, their loads of
 // slice s+1 are already in flight into registers, and go to the other stage afterwards; one barrier
@@ -14,8 +19,7 @@
 // apart), so the vec4 workgroup loads of neighbouring threads are contiguous (no bank conflicts).
 //
 // Entries: conv2d_gemm (any conv; scalar loads of the patch) and conv2d_gemm_v4 (1x1, stride 1, no
-// padding, Ho·Wo a multiple of 4: vec4 loads of the patch). Weights come as vec4 in both where K is a
-// multiple of 4. One entry cannot read a binding under two types, so each entry has its own short slice
+// padding, Ho·Wo a multiple of 4: vec4 loads of the patch). One entry cannot read a binding under two types, so each entry has its own short slice
 // loop over the shared helpers.
 //
 // Storage element type of feature maps and weights; build.rs generates the f16 variant
@@ -41,16 +45,14 @@ struct Params {
     c_off: u32, kh: u32, kw: u32, sy: u32,
     sx: u32, pt: u32, pl: u32, dy: u32,
     dx: u32, cin_g: u32, cout_g: u32, k: u32,      // k = cin_g * kh * kw, the GEMM depth
-    p_total: u32, m_tiles: u32, _p0: u32, _p1: u32, // p_total = n * ho * wo; m_tiles per group
+    p_total: u32, m_tiles: u32, kp: u32, mp: u32,  // p_total = n * ho * wo; m_tiles per group; packed weights [groups, kp, mp]
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<Map>;          // [N, C_in, H, W]
 @group(0) @binding(1) var<storage, read> x4: array<vec4<Map>>;   // the same in conv2d_gemm_v4 (H·W = 4n)
 @group(0) @binding(2) var<storage, read> res: array<Map>;        // [N, C_out, Ho, Wo]; x again when !HAS_RES
-// Weights through a vec4 view in both entries: GpuContext::weight pads every weight buffer to 16 bytes,
-// so the view covers every weight.
-@group(0) @binding(3) var<storage, read> wt4: array<vec4<Map>>;  // [C_out, C_in / groups, KH, KW]
+@group(0) @binding(3) var<storage, read> wt4: array<vec4<Map>>;  // [groups, kp, mp] packed (mp = 4n)
 @group(0) @binding(4) var<storage, read> bias: array<f32>;       // [C_out], f32 at every precision; the weights again when !HAS_BIAS
 @group(0) @binding(5) var<storage, read_write> out: array<Map>;  // [N, C_total, Ho, Wo]
 
@@ -72,14 +74,13 @@ struct Tile {
     grp: u32,
     m0: u32,    // first channel of the tile within its group
     p0: u32,    // first pixel of the tile, counting over all images
-    wrow0: u32, // weight row of channel m0
 }
 
 // Workgroups: pixel tiles over x, wrapping into z beyond the launcher's MAX_TILES_X; y = groups * m_tiles.
 fn tile_of(wid: vec3<u32>, nwg: vec3<u32>) -> Tile {
     let grp = wid.y / p.m_tiles;
     let m0 = (wid.y % p.m_tiles) * BM;
-    return Tile(grp, m0, (wid.x + wid.z * nwg.x) * BN, grp * p.cout_g + m0);
+    return Tile(grp, m0, (wid.x + wid.z * nwg.x) * BN);
 }
 
 // The 4 pixels this thread stages in every slice (p0 + 4·(lid % (BN/4)) ..), decoded once.
@@ -106,26 +107,14 @@ fn quad_of(t: Tile, lid: u32) -> Quad {
     return q;
 }
 
-// Weight quad of this thread: channel m0 + lid / (BK/4), depths k0 + 4·(lid % (BK/4)) ..; consecutive
-// threads read consecutive k. One aligned vec4 when K is a multiple of 4 (3x3 convs of C_in 4n, most
-// 1x1), else 4 scalars. Zero outside the layer (and for lid >= BM·BK/4, which stage() skips).
+// Weight quad of this thread: channels m0 + 4·(lid % (BM/4)) .. at depth k0 + lid / (BM/4), so that
+// consecutive threads read consecutive 16 bytes. In bounds of the packing for every slice (kp and mp are
+// multiples of BK and BM); threads lid >= BK·BM/4 load nothing (stage() skips them).
 fn fetch_a(t: Tile, lid: u32, k0: u32) -> vec4<f32> {
-    let r = lid / (BK / 4u);
-    let ka = k0 + 4u * (lid % (BK / 4u));
     var v = vec4<f32>(0.0);
-    if (r < BM && t.m0 + r < p.cout_g) {
-        let at = (t.wrow0 + r) * p.k + ka;
-        if (p.k % 4u == 0u) {
-            if (ka < p.k) {
-                v = vec4<f32>(wt4[at / 4u]);
-            }
-        } else {
-            for (var c = 0u; c < 4u; c++) {
-                if (ka + c < p.k) {
-                    v[c] = f32(wt4[(at + c) / 4u][(at + c) % 4u]);
-                }
-            }
-        }
+    if (lid < BK * BM / 4u) {
+        let kk = k0 + lid / (BM / 4u);
+        v = vec4<f32>(wt4[((t.grp * p.kp + kk) * p.mp + t.m0) / 4u + lid % (BM / 4u)]);
     }
     return v;
 }
@@ -163,15 +152,11 @@ fn fetch_b4(q: Quad, lid: u32, k0: u32) -> vec4<f32> {
     return v;
 }
 
-// Writes the fetched quads into stage s: the weight quad transposed to [k][m], the patch quad as is
-// (its index is lid, since BK·BN/4 = 256).
+// Writes the fetched quads into stage s, both as loaded: [k][m / 4] and [k][pixel / 4] (indices lid, since
+// the packed slice is [BK][BM/4] and BK·BN/4 = 256).
 fn stage(s: u32, lid: u32, a: vec4<f32>, b: vec4<f32>) {
-    let r = lid / (BK / 4u);
-    if (r < BM) {
-        let at = s * BK * (BM / 4u) + 4u * (lid % (BK / 4u)) * (BM / 4u) + r / 4u;
-        for (var c = 0u; c < 4u; c++) {
-            sa[at + c * (BM / 4u)][r % 4u] = a[c];
-        }
+    if (lid < BK * BM / 4u) {
+        sa[s * BK * (BM / 4u) + lid] = a;
     }
     sb[s * BK * (BN / 4u) + lid] = b;
 }

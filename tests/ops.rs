@@ -37,6 +37,8 @@ mod nms;
 mod nms_reference;
 #[path = "ops/nonfinite.rs"]
 mod nonfinite;
+#[path = "ops/pack_kmajor.rs"]
+mod pack_kmajor;
 #[path = "ops/preprocess.rs"]
 mod preprocess;
 #[path = "ops/preprocess_f16.rs"]

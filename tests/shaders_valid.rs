@@ -120,7 +120,7 @@ fn f16_variants_differ_only_in_map_type() {
         .filter(|s| s.half)
         .count();
     assert_eq!(
-        n, 12,
-        "f16 variants: every shader that reads or writes feature maps"
+        n, 13,
+        "f16 variants: every shader that reads or writes feature maps or conv weights"
     );
 }

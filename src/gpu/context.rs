@@ -74,6 +74,11 @@ pub struct Weight {
 }
 
 impl Weight {
+    /// Whether training updates this weight in place ([`GpuContext::trainable`]): nothing may be derived from it
+    /// once ([`Derived`](crate::gpu::Derived)), and only such weights are written or read back.
+    pub fn is_trainable(&self) -> bool {
+        self.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC)
+    }
     pub fn len(&self) -> usize {
         self.shape.iter().product()
     }
@@ -98,6 +103,7 @@ pub struct GpuContext {
     /// accumulators, empty without `EXPERIMENTAL_COOPERATIVE_MATRIX` and `SHADER_F16`.
     pub coop_sizes: Vec<u32>,
     pub(crate) pipelines: PipelineCache,
+    pub(crate) derived: crate::gpu::derived::DerivedCache,
     /// Device lost or given up, the GPU timeout, test faults.
     pub(crate) health: crate::gpu::health::Health,
 }
@@ -224,6 +230,7 @@ impl GpuContext {
             selection_warning: chosen.warning,
             coop_sizes,
             pipelines: PipelineCache::default(),
+            derived: Default::default(),
         })
     }
 
@@ -305,6 +312,13 @@ impl GpuContext {
 
     /// Overwrites an f32 weight's values (restoring a checkpoint, zeroing a gradient).
     pub fn write_weight(&self, w: &Weight, data: &[f32]) -> Result<()> {
+        if !w.is_trainable() {
+            // Buffers derived from it (packed copies) would go stale.
+            return Err(Error::shape(
+                &w.name,
+                "only weights made by GpuContext::trainable can be overwritten",
+            ));
+        }
         if w.dtype != DType::F32 || data.len() != w.len() {
             return Err(Error::shape(
                 &w.name,
@@ -323,7 +337,7 @@ impl GpuContext {
 
     /// Reads an f32 weight made by [`GpuContext::trainable`] back to the host (checkpoints, `--dump-grads`).
     pub fn read_weight(&self, w: &Weight) -> Result<Vec<f32>> {
-        if w.dtype != DType::F32 || !w.buffer.usage().contains(wgpu::BufferUsages::COPY_SRC) {
+        if w.dtype != DType::F32 || !w.is_trainable() {
             return Err(Error::shape(
                 &w.name,
                 "only f32 weights made by GpuContext::trainable can be read back",

@@ -75,6 +75,8 @@ pub enum Binding {
     Tensor(TensorId),
     /// A constant buffer such as a weight or bias.
     Weight(Arc<wgpu::Buffer>),
+    /// A buffer computed once from a weight (weights packed for a kernel), built when the plan is.
+    Derived(Arc<crate::gpu::Derived>),
 }
 
 impl From<TensorId> for Binding {

@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod context;
+pub mod derived;
 pub mod graph;
 pub mod health;
 pub mod pipelines;
@@ -11,6 +12,7 @@ pub mod readback;
 pub mod select;
 
 pub use context::{AdapterOptions, GpuContext, Weight};
+pub use derived::Derived;
 pub use graph::{Binding, DType, Graph, StepDesc, TensorId, TensorKind};
 pub use health::{Fault, GpuMemory};
 pub use plan::{Plan, StepTiming};

@@ -43,8 +43,10 @@ pub struct Plan {
     slot_of: Vec<usize>,
     buffers: Vec<wgpu::Buffer>,
     steps: Vec<CompiledStep>,
-    /// Bytes of the distinct weight buffers the steps bind.
+    /// Bytes of the distinct weight buffers the steps bind (derived ones included).
     weight_bytes: u64,
+    /// The derived buffers the steps bind: the plan keeps them alive (`GpuContext::derived`).
+    _derived: Vec<std::sync::Arc<wgpu::Buffer>>,
     /// Bytes of the buffers the plan allocated (external tensors excluded).
     arena_bytes: u64,
     staging: Mutex<Option<wgpu::Buffer>>,
@@ -78,6 +80,7 @@ impl Plan {
             let mut steps = Vec::with_capacity(g.steps.len());
             let mut weights = std::collections::HashSet::new();
             let mut weight_bytes = 0;
+            let mut derived = Vec::new();
             for s in &g.steps {
                 let pipeline = ctx.pipeline(s.shader, s.entry, &s.constants)?;
                 let params = ctx
@@ -91,6 +94,14 @@ impl Plan {
                     binding: 0,
                     resource: params.as_entire_binding(),
                 }];
+                // Derived buffers first (computed on first use), held by the plan while it lives.
+                let first_derived = derived.len();
+                for b in &s.bindings {
+                    if let Binding::Derived(d) = b {
+                        derived.push(ctx.derived(d)?);
+                    }
+                }
+                let mut held = derived[first_derived..].iter();
                 for (i, b) in s.bindings.iter().enumerate() {
                     let resource = match b {
                         Binding::Tensor(t) => {
@@ -102,6 +113,13 @@ impl Plan {
                             })
                         }
                         Binding::Weight(w) => {
+                            if weights.insert(std::sync::Arc::as_ptr(w)) {
+                                weight_bytes += w.size();
+                            }
+                            w.as_entire_binding()
+                        }
+                        Binding::Derived(_) => {
+                            let w = held.next().expect("one derived buffer per Derived binding");
                             if weights.insert(std::sync::Arc::as_ptr(w)) {
                                 weight_bytes += w.size();
                             }
@@ -145,6 +163,7 @@ impl Plan {
                 buffers,
                 steps,
                 weight_bytes,
+                _derived: derived,
                 arena_bytes,
                 staging: Mutex::new(None),
             })

@@ -41,7 +41,9 @@ pub struct Params {
     pub p_total: u32,
     /// Output-channel tiles per group (GEMM entries).
     pub m_tiles: u32,
-    pub _pad: [u32; 2],
+    /// The packed weights' padded depth and channels (`conv2d_gemm`'s `[groups, kp, mp]`); 0 elsewhere.
+    pub kp: u32,
+    pub mp: u32,
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 96);
 
@@ -260,6 +262,9 @@ pub fn conv2d_with(
             [tiles.div_ceil(z) as u32, y as u32, z as u32]
         }
     };
+    // The wide tier reads its weights packed k-major (`pack_kmajor`).
+    let packed = (kernel == ConvKernel::Gemm128)
+        .then(|| super::conv2d_gemm::packed_layout(groups, cout_g, cin_g * kh * kw));
     let u = |v: usize| v as u32;
     let params = Params {
         n: u(n),
@@ -284,7 +289,8 @@ pub fn conv2d_with(
         k: u(cin_g * kh * kw),
         p_total: u(p_total),
         m_tiles: u(m_tiles),
-        _pad: [0; 2],
+        kp: packed.map_or(0, |l| u(l.kp)),
+        mp: packed.map_or(0, |l| u(l.mp)),
     };
     let dw_s = if kernel == ConvKernel::Depthwise3x3 {
         conv.stride[0]
@@ -342,7 +348,14 @@ pub fn conv2d_with(
             ),
         ));
     }
-    let weight = Binding::from(&conv.weight);
+    let weight = match packed {
+        // A trainable weight changes under the plan: repacked on every run.
+        Some(l) if conv.weight.is_trainable() => {
+            super::pack_kmajor::pack(g, label, &conv.weight, l)?.into()
+        }
+        Some(l) => super::pack_kmajor::derived(label, &conv.weight, l)?,
+        None => Binding::from(&conv.weight),
+    };
     g.push(StepDesc {
         label: label.to_string(),
         shader,

@@ -76,6 +76,27 @@ pub fn tile(cout_g: usize, groups: usize, p_total: usize) -> GemmTile {
     }
 }
 
+/// How this tier wants the weights of a conv with `groups` groups of `cout_g` output channels and depth `k`
+/// packed ([`pack_kmajor`](crate::ops::pack_kmajor)): channels padded to a multiple of every tile height
+/// [`tile`] may pick for `cout_g` (whatever the pixel count), depths to a multiple of every slice depth. One
+/// packing then serves a layer at every input size.
+pub fn packed_layout(groups: usize, cout_g: usize, k: usize) -> crate::ops::pack_kmajor::Layout {
+    let rows_unit = match cout_g {
+        0..=16 => TILES[3].channels(),
+        17..=32 => TILES[2].channels(),
+        33..=64 => TILES[1].channels(),
+        _ => TILES[0].channels().max(TILES[4].channels()),
+    };
+    let depth_unit = TILES.iter().map(|t| t.depth()).max().unwrap_or(1);
+    crate::ops::pack_kmajor::Layout {
+        groups,
+        rows: cout_g,
+        k,
+        kp: k.next_multiple_of(depth_unit),
+        mp: cout_g.next_multiple_of(rows_unit),
+    }
+}
+
 /// The entry point: `conv2d_gemm_v4` (vec4 patch loads) for 1×1 / stride 1 / no padding with `Ho·Wo` a
 /// multiple of 4, so that every 4-pixel quad lies in one image and is 16-byte aligned; `conv2d_gemm`
 /// (scalar patch loads, im2col on the fly) otherwise. Both load weights as vec4 where K is a multiple of 4.
@@ -121,6 +142,22 @@ mod tests {
             );
             let bytes = 2 * t.depth() * (t.channels() + t.pixels()) * 4;
             assert!(bytes <= 16384, "{t:?}: {bytes} bytes of workgroup memory");
+        }
+    }
+
+    /// The packed layout covers every tile the table may pick, so the shader needs no bounds checks on weights.
+    #[test]
+    fn packing_covers_every_tile() {
+        for cout_g in 1..600 {
+            for p_total in [1, 100, 1600, 7500, 25600, 1 << 20] {
+                let t = tile(cout_g, 1, p_total);
+                let l = packed_layout(1, cout_g, 27);
+                assert!(
+                    l.mp.is_multiple_of(t.channels()) && l.mp >= cout_g,
+                    "{cout_g} {p_total}: {l:?} {t:?}"
+                );
+                assert!(l.kp.is_multiple_of(t.depth()) && l.kp >= 27, "{l:?} {t:?}");
+            }
         }
     }
 

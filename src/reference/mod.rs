@@ -11,6 +11,7 @@ pub mod max_pool;
 pub mod max_pool_grad;
 pub mod nms;
 pub mod ohem;
+pub mod pack_kmajor;
 pub mod preprocess;
 pub mod relu_grad;
 pub mod sgd;

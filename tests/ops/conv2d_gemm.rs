@@ -35,7 +35,7 @@ fn cases() -> Vec<Case> {
         Case { name: "mid v4 batch 3 C64->64 12x12 relu6 residual", x: [3, 64, 12, 12], c_out: 64, k: [1, 1], pad: p0, res: true, act: Activation::Relu6, ..BASE },
         // 32x256
         Case { name: "narrow 1x1 K 17 (not 4n) C17->20 7x9", x: [1, 17, 7, 9], c_out: 20, k: [1, 1], pad: p0, ..BASE },
-        Case { name: "narrow v4 K 17 (scalar weights) C17->20 8x8", x: [1, 17, 8, 8], c_out: 20, k: [1, 1], pad: p0, ..BASE },
+        Case { name: "narrow v4 K 17 (packed with zero depths) C17->20 8x8", x: [1, 17, 8, 8], c_out: 20, k: [1, 1], pad: p0, ..BASE },
         Case { name: "narrow v4 batch 2 C16->32 9x12", x: [2, 16, 9, 12], c_out: 32, k: [1, 1], pad: p0, ..BASE },
         // 16x256: detection heads.
         Case { name: "head v4 C128->4 15x20 (SSH cls)", x: [1, 128, 15, 20], c_out: 4, k: [1, 1], pad: p0, ..BASE },

@@ -6,10 +6,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use sshface::gpu::{DType, Graph, StepDesc};
+use sshface::gpu::{Binding, DType, Graph, StepDesc};
 use sshface::ops::conv2d::{conv2d_with, Conv2d, ConvKernel};
 use sshface::ops::{Activation, Shader};
-use sshface::{AdapterOptions, Detector, GpuContext, Model, Precision, Protocol};
+use sshface::{AdapterOptions, Detector, GemmTier, GpuContext, Model, Precision, Protocol};
 
 use crate::vgg_support;
 
@@ -30,7 +30,16 @@ pub struct Variants(BTreeMap<String, Variant>);
 impl Variants {
     fn add_steps(&mut self, graph: &str, steps: &[StepDesc]) {
         assert!(!steps.is_empty(), "{graph}: no steps");
-        for s in steps {
+        // The steps that compute derived buffers (packed weights) run once at plan build: pipelines all the same.
+        let derived = steps
+            .iter()
+            .flat_map(|s| &s.bindings)
+            .filter_map(|b| match b {
+                Binding::Derived(d) => Some(&d.step),
+                _ => None,
+            });
+        let all: Vec<&StepDesc> = steps.iter().chain(derived).collect();
+        for s in all {
             let key = format!("{}:{}:{:?}", s.shader.key(), s.entry, s.constants);
             self.0.entry(key).or_insert_with(|| Variant {
                 shader: s.shader,
@@ -146,7 +155,33 @@ fn network_variants(ctx: &Arc<GpuContext>, precision: Precision, v: &mut Variant
         &[&[[333, 213]]],
     );
 
+    // The wide GEMM tier, which Auto takes on GPUs (the no-op device is not one): every tile of its table.
+    let wide = |model: Model, weights: Option<&std::path::Path>| {
+        let mut b = Detector::builder()
+            .model(model)
+            .precision(precision)
+            .gemm(GemmTier::Wide)
+            .protocol(Protocol::Scale(1.0))
+            .context(ctx.clone());
+        if let Some(w) = weights {
+            b = b.weights(w);
+        }
+        b.build().expect("wide GEMM on the no-op device")
+    };
+    add_plans(
+        v,
+        "retinaface-mnv2 wide GEMM",
+        &wide(Model::RetinafaceMnv2, None),
+        &[&[[480, 640]], &[[97, 75]]],
+    );
+
     let weights = vgg_support::write("ssh_vgg16_zero_variants", &vgg_support::zero_weights());
+    add_plans(
+        v,
+        "ssh-vgg16 wide GEMM",
+        &wide(Model::SshVgg16, Some(&weights)),
+        &[&[[75, 97]], &[[600, 800]]],
+    );
     let vgg = |protocol: Protocol, max_binding: u64| {
         Detector::builder()
             .model(Model::SshVgg16)
