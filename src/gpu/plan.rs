@@ -43,7 +43,7 @@ pub struct Plan {
     slot_of: Vec<usize>,
     buffers: Vec<wgpu::Buffer>,
     steps: Vec<CompiledStep>,
-    /// Bytes of the distinct weight buffers the steps bind (derived ones included).
+    /// Bytes of the distinct weight buffers the steps bind, derived ones and their sources included.
     weight_bytes: u64,
     /// The derived buffers the steps bind: the plan keeps them alive (`GpuContext::derived`).
     _derived: Vec<std::sync::Arc<wgpu::Buffer>>,
@@ -118,10 +118,13 @@ impl Plan {
                             }
                             w.as_entire_binding()
                         }
-                        Binding::Derived(_) => {
+                        // Both count: the source stays resident beside its derived copy.
+                        Binding::Derived(d) => {
                             let w = held.next().expect("one derived buffer per Derived binding");
-                            if weights.insert(std::sync::Arc::as_ptr(w)) {
-                                weight_bytes += w.size();
+                            for b in [w, &d.source] {
+                                if weights.insert(std::sync::Arc::as_ptr(b)) {
+                                    weight_bytes += b.size();
+                                }
                             }
                             w.as_entire_binding()
                         }
