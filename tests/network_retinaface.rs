@@ -122,7 +122,7 @@ fn detections_match_golden() {
 }
 
 /// The wide GEMM tier (256 threads, 128×128 tiles, packed weights), which `Auto` picks on GPUs only: the golden
-/// heads and faces with the same tolerances, f32 and f16 maps alike for the detections.
+/// heads and faces with the same tolerances (its f16 twin is in `precision.rs`).
 #[test]
 fn wide_gemm_matches_golden() {
     let Some(det) = detector() else { return };

@@ -16,7 +16,7 @@ mod vgg_support;
 use std::sync::{Arc, OnceLock};
 
 use safetensors::SafeTensors;
-use sshface::{AdapterOptions, Detector, Face, GpuContext, Model, Precision, Protocol};
+use sshface::{AdapterOptions, Detector, Face, GemmTier, GpuContext, Model, Precision, Protocol};
 
 fn ctx() -> Option<Arc<GpuContext>> {
     static C: OnceLock<Arc<GpuContext>> = OnceLock::new();
@@ -108,6 +108,26 @@ fn retinaface_f16_paths_find_the_f32_faces() {
                 got.len()
             );
         }
+    }
+}
+
+/// f16 maps on the wide GEMM tier (which `Auto` takes on GPUs with `shader-f16` but no cooperative matrices).
+#[test]
+fn retinaface_f16_wide_gemm_finds_the_f32_faces() {
+    let Some(ctx) = ctx() else { return };
+    let f32d = retina(Precision::F32, &ctx);
+    let det = Detector::builder()
+        .precision(Precision::F16)
+        .gemm(GemmTier::Wide)
+        .context(ctx.clone())
+        .build()
+        .unwrap();
+    assert_eq!(det.numerics().describe(), "f16 (wide GEMM)");
+    for name in ["astronaut.png", "camera.png", "grace_hopper.jpg"] {
+        let img = sshface::image_io::load_rgb(data(name)).unwrap();
+        let (want, got) = (f32d.detect(&img).unwrap(), det.detect(&img).unwrap());
+        let (o, ds) = assert_same_faces(&format!("{name} f16 wide"), &got, &want);
+        println!("{name} f16 wide GEMM: min IoU {o:.4}, max |Δscore| {ds:.2e}");
     }
 }
 
