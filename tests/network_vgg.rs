@@ -221,17 +221,7 @@ fn fuse_final_with(
 #[test]
 fn odd_size_at_scale_1_matches_reference() {
     let img = vgg_support::image(7, 97, 75);
-    let Some((want, got)) = conformance(
-        "97x75 s1",
-        ctx(),
-        GemmTier::Auto,
-        &img,
-        Protocol::Scale(1.0),
-        vec![1.0],
-        false,
-        SCORE,
-        true,
-    ) else {
+    let Some((want, got)) = odd_size_case("97x75 s1", ctx(), GemmTier::Auto, &img) else {
         return;
     };
     // The case must exercise the selection: several modules and a real NMS.
@@ -314,17 +304,18 @@ fn wide_gemm_matches_reference() {
         .filter(|s| s.shader.key().starts_with("conv2d_gemm"))
         .count();
     assert!(wide >= 30, "{wide} steps on the wide tier");
-    conformance(
-        "97x75 s1 wide GEMM",
-        Some(ctx),
-        GemmTier::Wide,
-        &img,
-        Protocol::Scale(1.0),
-        vec![1.0],
-        false,
-        SCORE,
-        true,
-    );
+    odd_size_case("97x75 s1 wide GEMM", Some(ctx), GemmTier::Wide, &img);
+}
+
+/// The 97×75 image at scale 1, dumps included.
+fn odd_size_case(
+    case: &str,
+    ctx: Option<Arc<GpuContext>>,
+    gemm: GemmTier,
+    img: &RgbImage,
+) -> Option<(refvgg::Output, Vec<NamedTensor>)> {
+    let s1 = Protocol::Scale(1.0);
+    conformance(case, ctx, gemm, img, s1, vec![1.0], false, SCORE, true)
 }
 
 /// 64×48 at s = 1.5 → 96×72 (resize of the mean-subtracted float image, clip to W' − 1, divide by s), with the
