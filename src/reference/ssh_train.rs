@@ -1,8 +1,9 @@
 //! CPU reference of one whole ssh-vgg16 training step (issue 12): forward, the six SSH losses with sampling "all"
 //! (every labelled anchor is used, the `train-step --sampling all` hook) and the backward pass to the trainable
-//! layers' weights and biases; [`sampled_losses`] gives the losses of the other samplings (forward only). The oracle the GPU `train-step` is tested against; built from the reference ops
-//! (`conv2d`, `conv2d_grad`, `max_pool(_grad)`, `relu_grad`, `softmax_loss`, `smooth_l1`, `upsample_bilinear`)
-//! and `train::targets`, sharing nothing with the GPU network. Batch 1; activations f32, sums f64.
+//! layers' weights and biases; [`sampled_losses`] gives the losses of the other samplings (forward only). The oracle
+//! the GPU `train-step` is tested against; built from the reference ops (`conv2d`, `conv2d_grad`, `max_pool(_grad)`,
+//! `relu_grad`, `softmax_loss`, `smooth_l1`, `upsample_bilinear`, `ohem`) and `train::targets`, sharing nothing with
+//! the GPU network. Batch 1; activations f32, sums f64.
 //!
 //! Losses of module k (spec §9, py-faster-rcnn `anchor_target_layer` with uniform example weights), over the anchors
 //! the sampling keeps ([`crate::reference::ohem`]; "all": every anchor labelled 0 or 1):

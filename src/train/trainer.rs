@@ -1,5 +1,6 @@
 //! The training loop's engine: the network's parameters, a small cache of compiled steps (one per input size, face
-//! count and sampling kind; a random-sampling seed is written per run, not compiled) and the update plan. The CLI feeds it images; tests drive it directly.
+//! count and sampling kind; a random-sampling seed is written per run, not compiled) and the update plan. The CLI
+//! feeds it images; tests drive it directly.
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
