@@ -5,7 +5,8 @@
 //   The kept anchors of a class are those with the smallest keys, equal keys by the lower flat index a·H·W + y·W + x.
 //   Keys: OHEM: positives by face probability ascending (hard positives), negatives descending (hard negatives),
 //   NaN after every number in both, −0 equal to +0. Random: pcg(index + pcg(seed)), a bijection of the index, so
-//   no two keys are equal. "All" passes num_fg = batch = u32::MAX, keeping every labelled anchor.
+//   no two keys are equal. The seed is a storage input the host writes per run (not a Params field), so one compiled
+//   step serves every seed. "All" passes num_fg = batch = u32::MAX, keeping every labelled anchor.
 // Selection is an exact radix select: four passes of 8-bit histograms in workgroup memory find the k-th smallest key
 // T and how many of the keys equal to T still fit; a last pass ranks the keys equal to T in index order (each thread
 // owns a contiguous run of indices, so an exclusive scan of the per-thread counts gives the ranks). O(len) per pass.
@@ -14,10 +15,10 @@ struct Params {
     hw: u32,     // H·W
     num_fg: u32, // most positives kept
     batch: u32,  // most positives + negatives kept
-    random: u32, // 1: random keys from `seed`; 0: probability keys
-    seed: u32,
+    random: u32, // 1: random keys from seed[0]; 0: probability keys
     norm: u32,   // 0: outside weight 1/(positives + negatives kept); 1: 1/(positives kept)
     _p0: u32,
+    _p1: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -26,6 +27,7 @@ struct Params {
 @group(0) @binding(3) var<storage, read_write> out_labels: array<f32>; // [A, H, W]
 @group(0) @binding(4) var<storage, read_write> weights: array<f32>;    // [4A, H, W] outside weights
 @group(0) @binding(5) var<storage, read_write> stats: array<u32>;      // [4]: kept +, kept −, available +, −
+@group(0) @binding(6) var<storage, read> seed: array<u32>;             // [1]: random-sampling seed
 
 const WG: u32 = 256u;
 const NEG: u32 = 0u;
@@ -71,7 +73,7 @@ fn mono(x: f32) -> u32 {
 
 fn key(i: u32, cls: u32) -> u32 {
     if (p.random == 1u) {
-        return pcg(i + pcg(p.seed));
+        return pcg(i + pcg(seed[0]));
     }
     let m = mono(prob[i]);
     // ~m of a number is at most ~mono(−inf) = 0xff800000, so NaN stays last for negatives too.

@@ -41,16 +41,12 @@ fn setup(name: &str) -> (PathBuf, PathBuf, PathBuf) {
     (dir, ann, init)
 }
 
-const RECIPE: [&str; 14] = [
+const RECIPE: [&str; 10] = [
     "train",
     "--iter-size",
     "2",
     "--snapshot",
     "2",
-    "--scale",
-    "64",
-    "--max-size",
-    "64",
     "--freeze",
     "backbone",
     "--new-layers",
@@ -58,12 +54,21 @@ const RECIPE: [&str; 14] = [
     "--lr",
 ];
 
-fn train(ann: &Path, init: &Path, images: &Path, out: &Path, iters: &str, resume: bool) -> Output {
+/// The recipe with `extra` flags (the images at factor 1 unless they give `--scale`).
+fn train(
+    ann: &Path,
+    init: &Path,
+    images: &Path,
+    out: &Path,
+    iters: &str,
+    extra: &[&str],
+) -> Output {
     let mut args = RECIPE.to_vec();
     args.extend(["0.01", "--seed", "5", "--iters", iters]);
-    if resume {
-        args.push("--resume");
+    if !extra.contains(&"--scale") {
+        args.extend(["--scale", "64", "--max-size", "64"]);
     }
+    args.extend(extra);
     sshface(
         &args,
         &[
@@ -89,6 +94,40 @@ fn tensors(path: &Path) -> Vec<(String, Vec<f32>)> {
         .collect()
 }
 
+/// Trains `first` iterations then resumes to `total` in `dir/resumed`, and `total` straight in `dir/straight`, all
+/// with `extra`; checks that the two final checkpoints are equal bit for bit. Returns the resumed runs' stderr and
+/// the final tensors.
+fn resume_vs_straight(
+    dir: &Path,
+    ann: &Path,
+    init: &Path,
+    [first, total]: [&str; 2],
+    extra: &[&str],
+) -> ([String; 2], Vec<(String, Vec<f32>)>) {
+    let images = dir.join("images");
+    let (resumed, straight) = (dir.join("resumed"), dir.join("straight"));
+    let ok = |o: Output| {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    let again = [extra, &["--resume"]].concat();
+    let err = [
+        ok(train(ann, init, &images, &resumed, first, extra)),
+        ok(train(ann, init, &images, &resumed, total, &again)),
+    ];
+    ok(train(ann, init, &images, &straight, total, extra));
+    let ckpt = format!("ssh_vgg16_iter_{total}.safetensors");
+    let (a, b) = (
+        tensors(&resumed.join(&ckpt)),
+        tensors(&straight.join(&ckpt)),
+    );
+    assert_eq!(a.len(), b.len());
+    for ((n, x), (_, y)) in a.iter().zip(&b) {
+        assert!(x == y, "{n}: resumed run differs from the straight one");
+    }
+    (err, a)
+}
+
 #[test]
 fn train_checkpoints_logs_and_resumes_exactly() {
     if gpu().is_none() {
@@ -96,13 +135,14 @@ fn train_checkpoints_logs_and_resumes_exactly() {
     }
     let (dir, ann, init) = setup("train_cli");
     let images = dir.join("images");
-    let (resumed, straight) = (dir.join("resumed"), dir.join("straight"));
-    let ok = |o: Output| {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        String::from_utf8_lossy(&o.stderr).to_string()
-    };
-    let err = ok(train(&ann, &init, &images, &resumed, "4", false));
-    assert!(err.contains("initialised N(0, 2/fan_in) (He)"), "{err}");
+    let resumed = dir.join("resumed");
+    let (err, a) = resume_vs_straight(&dir, &ann, &init, ["4", "6"], &[]);
+    assert!(
+        err[0].contains("initialised N(0, 2/fan_in) (He)"),
+        "{}",
+        err[0]
+    );
+    assert!(err[1].contains("resuming at iteration 4"), "{}", err[1]);
     for it in [2, 4] {
         assert!(resumed
             .join(format!("ssh_vgg16_iter_{it}.safetensors"))
@@ -111,17 +151,7 @@ fn train_checkpoints_logs_and_resumes_exactly() {
             .join(format!("ssh_vgg16_iter_{it}.solver.safetensors"))
             .exists());
     }
-    let err = ok(train(&ann, &init, &images, &resumed, "6", true));
-    assert!(err.contains("resuming at iteration 4"), "{err}");
-    ok(train(&ann, &init, &images, &straight, "6", false));
-    let (a, b) = (
-        tensors(&resumed.join("ssh_vgg16_iter_6.safetensors")),
-        tensors(&straight.join("ssh_vgg16_iter_6.safetensors")),
-    );
     assert_eq!(a.len(), 74);
-    for ((n, x), (_, y)) in a.iter().zip(&b) {
-        assert!(x == y, "{n}: resumed run differs from the straight one");
-    }
     // Trained layers moved, frozen ones did not.
     let first = tensors(&resumed.join("ssh_vgg16_iter_2.safetensors"));
     let moved = |name: &str| {
@@ -168,6 +198,44 @@ fn train_checkpoints_logs_and_resumes_exactly() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// The losses of each line of a run's log.
+fn logged_losses(out: &Path) -> Vec<serde_json::Value> {
+    let log = std::fs::read_to_string(out.join("train.jsonl")).unwrap();
+    let line = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap()["loss"].clone();
+    log.lines().map(line).collect()
+}
+
+/// `--sampling random` draws a seed per image visit; `--resume` draws the same ones, so 1 + 1 resumed iterations
+/// equal 2 straight ones, losses and weights. At factor 2 M1 labels more than the 256 anchors kept per image, so
+/// the seeds choose.
+#[test]
+fn random_sampling_resumes_exactly() {
+    if gpu().is_none() {
+        return;
+    }
+    let (dir, ann, init) = setup("train_cli_random");
+    let random = [
+        "--sampling",
+        "random",
+        "--scale",
+        "128",
+        "--max-size",
+        "128",
+    ];
+    resume_vs_straight(&dir, &ann, &init, ["1", "2"], &random);
+    let losses = logged_losses(&dir.join("straight"));
+    assert_eq!(logged_losses(&dir.join("resumed")), losses);
+    for l in &losses {
+        let kept = l["m1"]["positives"].as_u64().unwrap() + l["m1"]["negatives"].as_u64().unwrap();
+        assert_eq!(
+            kept,
+            2 * 256,
+            "two images, 256 M1 anchors sampled from each: {l}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn train_skips_unreadable_images_and_refuses_bad_invocations() {
     if gpu().is_none() {
@@ -181,7 +249,7 @@ fn train_skips_unreadable_images_and_refuses_bad_invocations() {
     let broken = dir.join("with_missing.txt");
     std::fs::write(&broken, text).unwrap();
     let out = dir.join("out");
-    let o = train(&broken, &init, &images, &out, "3", false);
+    let o = train(&broken, &init, &images, &out, "3", &[]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(

@@ -9,7 +9,7 @@ use std::ops::Range;
 use common::*;
 use rand::Rng;
 use sshface::gpu::plan::{bytes_to_f32, bytes_to_u32};
-use sshface::gpu::{DType, Graph};
+use sshface::gpu::{DType, Graph, Plan, TensorId};
 use sshface::ops::ohem::{sample_anchors as gpu_sample, Normalise, Sampling};
 use sshface::reference::ohem::{random_key, sample_anchors, CpuSampled};
 
@@ -34,29 +34,57 @@ fn segments(len: usize, pos: Range<usize>, neg: Range<usize>) -> Vec<f32> {
     (0..len).map(label).collect()
 }
 
-/// The GPU op on `[1, A, H, W]` inputs, read back as the reference's struct.
-fn run_gpu(
-    ctx: &sshface::GpuContext,
-    labels: &[f32],
-    prob: &[f32],
-    [a, h, w]: [usize; 3],
-    s: Sampling,
-    n: Normalise,
-) -> CpuSampled {
-    let mut g = Graph::new();
-    let l = g.input("labels", &[1, a, h, w]).unwrap();
-    let p = g.input("face_prob", &[1, a, h, w]).unwrap();
-    let out = gpu_sample(&mut g, "m_ohem", l, p, s, n).unwrap();
-    let ids = [out.labels, out.outside_weights, out.stats];
-    for t in ids {
-        g.mark_output(t);
+/// The GPU op compiled once for `[1, A, H, W]` inputs; every run writes labels, probabilities and the seed.
+struct GpuSampler {
+    ctx: &'static sshface::GpuContext,
+    plan: Plan,
+    inputs: [TensorId; 3],
+    outputs: [TensorId; 3],
+}
+
+impl GpuSampler {
+    /// None without a GPU.
+    fn new([a, h, w]: [usize; 3], s: Sampling, n: Normalise) -> Option<Self> {
+        let ctx = gpu()?;
+        let mut g = Graph::new();
+        let l = g.input("labels", &[1, a, h, w]).unwrap();
+        let p = g.input("face_prob", &[1, a, h, w]).unwrap();
+        let seed = g.input("seed", &[1]).unwrap();
+        let out = gpu_sample(&mut g, "m_ohem", l, p, seed, s, n).unwrap();
+        let outputs = [out.labels, out.outside_weights, out.stats];
+        outputs.iter().for_each(|&t| g.mark_output(t));
+        let plan = g.compile(ctx).unwrap();
+        let inputs = [l, p, seed];
+        Some(GpuSampler {
+            ctx,
+            plan,
+            inputs,
+            outputs,
+        })
     }
-    let b = run_graph_bytes(ctx, g, &[(l, labels), (p, prob)], &ids);
-    CpuSampled {
-        labels: bytes_to_f32(&b[0]),
-        outside_weights: bytes_to_f32(&b[1]),
-        stats: bytes_to_u32(&b[2]).try_into().unwrap(),
+
+    /// The op's tensors read back as the reference's struct.
+    fn run(&self, labels: &[f32], prob: &[f32], seed: u32) -> CpuSampled {
+        let ([l, p, s], ctx) = (self.inputs, self.ctx);
+        self.plan.write(ctx, l, labels).unwrap();
+        self.plan.write(ctx, p, prob).unwrap();
+        self.plan.write(ctx, s, &[seed]).unwrap();
+        let b = self.plan.run(ctx, &self.outputs).unwrap();
+        CpuSampled {
+            labels: bytes_to_f32(&b[0]),
+            outside_weights: bytes_to_f32(&b[1]),
+            stats: bytes_to_u32(&b[2]).try_into().unwrap(),
+        }
     }
+}
+
+/// Checks the GPU's `got` against the reference's `want` (the weights within the rounding of one division).
+fn check(case: &str, got: &CpuSampled, want: &CpuSampled) {
+    assert_eq!(got.stats, want.stats, "{case}: GPU stats");
+    let tag = |what: &str| format!("{case}: GPU {what}");
+    assert_close(&tag("labels"), &got.labels, &want.labels, 0.0, 0.0);
+    let w = (&got.outside_weights, &want.outside_weights);
+    assert_close(&tag("outside weights"), w.0, w.1, 0.0, 1e-6);
 }
 
 /// The reference's result, after checking that the GPU (when there is one) gives the same.
@@ -69,13 +97,8 @@ fn both(
     n: Normalise,
 ) -> CpuSampled {
     let want = sample_anchors(labels, prob, dims, s, n);
-    if let Some(ctx) = gpu() {
-        let got = run_gpu(ctx, labels, prob, dims, s, n);
-        assert_eq!(got.stats, want.stats, "{case}: GPU stats");
-        let tag = |what: &str| format!("{case}: GPU {what}");
-        assert_close(&tag("labels"), &got.labels, &want.labels, 0.0, 0.0);
-        let w = (&got.outside_weights, &want.outside_weights);
-        assert_close(&tag("outside weights"), w.0, w.1, 0.0, 1e-6);
+    if let Some(gpu) = GpuSampler::new(dims, s, n) {
+        check(case, &gpu.run(labels, prob, s.seed()), &want);
     }
     want
 }
@@ -295,24 +318,30 @@ fn gpu_matches_reference_on_random_maps() {
     }
 }
 
+/// Random sampling keeps the smallest `random_key`s whatever the probabilities, and the GPU reads the seed when
+/// the plan runs: ONE plan (compiled with a seed it must not use) gives every seed written to it, in any order,
+/// that seed's reference sampling, and different seeds choose differently.
 #[test]
-fn random_sampling_is_seeded_and_reproducible() {
+fn random_sampling_is_seeded_and_read_at_run_time() {
     let dims = [2, 40, 50];
     let [labels, prob] = random_case(9, dims, 0.075, 0.75, ALL_LEVELS);
+    let flipped: Vec<f32> = prob.iter().map(|p| 1.0 - p).collect();
     let ap = labels.iter().filter(|&&l| l == 1.0).count() as u32;
     let an = labels.iter().filter(|&&l| l == 0.0).count() as u32;
     assert!(ap > 64 && an > 192, "{ap} positives, {an} negatives");
+    let n = Normalise::Sampled;
+    let sampler = GpuSampler::new(dims, random(99, 0.25), n);
+    let seeds = [1, 2, 0xdead_beef, 0, 1];
     let mut kept = Vec::new();
-    for seed in [1, 2] {
-        let s = random(seed, 0.25);
-        let got = both(
-            &format!("seed {seed}"),
-            &labels,
-            &prob,
-            dims,
-            s,
-            Normalise::Sampled,
-        );
+    for seed in seeds {
+        let cpu = |p: &[f32]| sample_anchors(&labels, p, dims, random(seed, 0.25), n);
+        let (got, case) = (cpu(&prob), format!("seed {seed:#x}"));
+        for p in [&prob, &flipped] {
+            assert_eq!(cpu(p), got, "{case}");
+            if let Some(gpu) = &sampler {
+                check(&case, &gpu.run(&labels, p, seed), &got);
+            }
+        }
         assert_eq!(got.stats, [64, 192, ap, an]);
         // The kept positives are the 64 smallest keys.
         let mut keys: Vec<u32> = (0..labels.len())
@@ -329,10 +358,7 @@ fn random_sampling_is_seeded_and_reproducible() {
                 );
             }
         }
-        // Probabilities play no part; both halves of the map contribute.
-        let flipped: Vec<f32> = prob.iter().map(|p| 1.0 - p).collect();
-        let again = both("flipped", &labels, &flipped, dims, s, Normalise::Sampled);
-        assert_eq!(again, got);
+        // Both halves of the map contribute.
         let first_half = got.labels[..2000].iter().filter(|&&l| l >= 0.0).count();
         assert!(
             (64..192).contains(&first_half),
@@ -340,7 +366,12 @@ fn random_sampling_is_seeded_and_reproducible() {
         );
         kept.push(got.labels);
     }
-    assert_ne!(kept[0], kept[1], "seeds 1 and 2 choose differently");
+    for i in 1..4 {
+        for j in 0..i {
+            let (a, b) = (seeds[i], seeds[j]);
+            assert_ne!(kept[i], kept[j], "seeds {a:#x} and {b:#x} sample alike");
+        }
+    }
 }
 
 #[test]
@@ -354,35 +385,39 @@ fn shapes_and_settings_are_checked() {
     let half = g
         .input_as("m1_prob_f16", &[1, 2, 10, 10], DType::F16)
         .unwrap();
-    let out = gpu_sample(&mut g, "ok4", l4, p4, SSH, Normalise::Sampled).unwrap();
+    let seed = g.input("m1_seed", &[1]).unwrap();
+    let out = gpu_sample(&mut g, "ok4", l4, p4, seed, SSH, Normalise::Sampled).unwrap();
     assert_eq!(g.shape(out.labels), [1, 2, 10, 10]);
     assert_eq!(g.shape(out.outside_weights), [1, 8, 10, 10]);
     assert_eq!(g.shape(out.stats), [4]);
-    let out = gpu_sample(&mut g, "ok3", l3, p4, SSH, Normalise::Sampled).unwrap();
+    let out = gpu_sample(&mut g, "ok3", l3, p4, seed, SSH, Normalise::Sampled).unwrap();
     assert_eq!(g.shape(out.labels), [2, 10, 10]);
     assert_eq!(g.shape(out.outside_weights), [8, 10, 10]);
-    let err = |g: &mut Graph, l, p, s| {
-        gpu_sample(g, "m1_ohem", l, p, s, Normalise::Sampled)
+    let seeds = g.input("m1_seeds", &[2]).unwrap();
+    let err = |g: &mut Graph, l, p, (seed, s)| {
+        gpu_sample(g, "m1_ohem", l, p, seed, s, Normalise::Sampled)
             .unwrap_err()
             .to_string()
     };
+    let ssh = (seed, SSH);
     for (l, p, s, want) in [
         (
             l4,
             wide,
-            SSH,
+            ssh,
             "'m1_prob_wide' [1, 2, 10, 11] must be [1, 2, 10, 10]",
         ),
         (
             two,
             p4,
-            SSH,
+            ssh,
             "labels 'two_images' [2, 2, 10, 10] must be [1, A, H, W]",
         ),
-        (l4, half, SSH, "'m1_prob_f16' is F16"),
-        (l4, p4, ohem(0, 0.25), "batch 0"),
-        (l4, p4, random(1, f32::NAN), "fg_fraction NaN"),
-        (l4, p4, ohem(256, 1.5), "fg_fraction 1.5"),
+        (l4, p4, (seeds, SSH), "seed 'm1_seeds' [2] F32 must"),
+        (l4, half, ssh, "'m1_prob_f16' is F16"),
+        (l4, p4, (seed, ohem(0, 0.25)), "batch 0"),
+        (l4, p4, (seed, random(1, f32::NAN)), "fg_fraction NaN"),
+        (l4, p4, (seed, ohem(256, 1.5)), "fg_fraction 1.5"),
     ] {
         let e = err(&mut g, l, p, s);
         assert!(e.contains("m1_ohem") && e.contains(want), "{e}");

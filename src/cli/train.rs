@@ -241,6 +241,7 @@ fn train_loop(a: &TrainArgs, ctx: &GpuContext, t: &mut Trainer, io: LoopIo) -> a
                 }
             };
             if a.recipe.sampling == SamplingArg::Random {
+                // Only the seed changes: it is written per step, so the cached plans serve it.
                 t.step = a.recipe.step(visit);
             }
             let s = scale_rule.factor(img.hw);

@@ -8,6 +8,9 @@
 //!   HIGHEST face probability (hard negatives); [`Sampling::Random`] a pseudo-random subset from a seed;
 //!   [`Sampling::All`] every labelled anchor.
 //!
+//! The seed is not compiled into the step: the op reads it from a `[1]` u32 input tensor that the host writes before
+//! each run, so a training loop that draws a new seed per image visit reuses one plan per input size.
+//!
 //! Ties (equal probabilities, −0 equal to +0) go to the lower flat anchor index `a·H·W + y·W + x` (the `[A, H, W]`
 //! layout); a NaN probability ranks after every number, so such an anchor is kept last in both classes. Random keys
 //! are `pcg(index + pcg(seed))` ([`crate::reference::ohem::random_key`]), a bijection of the index: no ties, and the
@@ -31,12 +34,11 @@ pub struct Params {
     pub num_fg: u32,
     /// Most positives + negatives kept.
     pub batch: u32,
-    /// 1: random keys from `seed`, 0: probability keys.
+    /// 1: random keys from the seed tensor, 0: probability keys.
     pub random: u32,
-    pub seed: u32,
     /// 0: [`Normalise::Sampled`], 1: [`Normalise::Positives`].
     pub norm: u32,
-    pub _pad: u32,
+    pub _pad: [u32; 2],
 }
 const _: () = assert!(std::mem::size_of::<Params>() == 32);
 
@@ -50,7 +52,8 @@ pub enum Sampling {
     /// Every labelled anchor; labels unchanged.
     All,
     /// py-faster-rcnn without OHEM: the same counts as `Ohem`, a uniformly random subset of each class, reproducible
-    /// from `seed`.
+    /// from `seed`. The GPU op does not bake `seed` in: it reads the seed tensor the host writes (see
+    /// [`Sampling::seed`]), so plans are specialised for [`Sampling::kind`] only.
     Random {
         batch: u32,
         fg_fraction: f32,
@@ -82,6 +85,28 @@ impl Sampling {
             ));
         }
         Ok([(fg as f64 * batch as f64).floor() as u32, batch])
+    }
+
+    /// The seed the host writes into the op's seed tensor for this sampling (0 where it is not random).
+    pub fn seed(self) -> u32 {
+        match self {
+            Sampling::Random { seed, .. } => seed,
+            _ => 0,
+        }
+    }
+
+    /// What a compiled op depends on: the kind and its counts, with a random seed set to 0 (a run-time input).
+    pub fn kind(self) -> Sampling {
+        match self {
+            Sampling::Random {
+                batch, fg_fraction, ..
+            } => Sampling::Random {
+                batch,
+                fg_fraction,
+                seed: 0,
+            },
+            s => s,
+        }
     }
 }
 
@@ -120,12 +145,15 @@ fn anchor_dims(shape: &[usize]) -> Option<[usize; 3]> {
 /// Samples the anchors of one module of one image: `labels` from
 /// [`anchor_targets`](crate::ops::anchor_targets::anchor_targets) (`[1, A, H, W]`, or `[A, H, W]`), `face_prob`
 /// from [`softmax2`](crate::ops::softmax2::softmax2) of the current forward pass (`[1, A, H, W]` or `[A, H, W]`
-/// of the same A, H, W; no gradient flows through it), both f32. See the module doc for the rules.
+/// of the same A, H, W; no gradient flows through it), both f32. `seed`: a `[1]` tensor of 4-byte elements holding
+/// the u32 seed of [`Sampling::Random`] at run time (write [`Sampling::seed`] into it before each run; the seed inside
+/// `sampling` is not used here); the other samplings never read it. See the module doc for the rules.
 pub fn sample_anchors(
     g: &mut Graph,
     label: &str,
     labels: TensorId,
     face_prob: TensorId,
+    seed: TensorId,
     sampling: Sampling,
     norm: Normalise,
 ) -> Result<Sampled> {
@@ -150,6 +178,16 @@ pub fn sample_anchors(
     }
     crate::ops::relu_grad::f32_maps(g, label, &[labels])?;
     crate::ops::relu_grad::f32_maps(g, label, &[face_prob])?;
+    if g.shape(seed) != [1] || g.dtype(seed).size() != 4 {
+        return Err(Error::shape(
+            label,
+            format!(
+                "seed {} {:?} must be one u32 ([1], 4-byte elements)",
+                desc(seed),
+                g.dtype(seed)
+            ),
+        ));
+    }
     let [num_fg, batch] = sampling.caps().map_err(|e| Error::shape(label, e))?;
     let len = a * h * w;
     if len >= u32::MAX as usize {
@@ -158,22 +196,17 @@ pub fn sample_anchors(
             format!("{len} anchors do not fit the shader's u32 indices"),
         ));
     }
-    let (random, seed) = match sampling {
-        Sampling::Random { seed, .. } => (1, seed),
-        _ => (0, 0),
-    };
     let params = Params {
         len: len as u32,
         hw: (h * w) as u32,
         num_fg,
         batch,
-        random,
-        seed,
+        random: matches!(sampling, Sampling::Random { .. }) as u32,
         norm: match norm {
             Normalise::Sampled => 0,
             Normalise::Positives => 1,
         },
-        _pad: 0,
+        _pad: [0; 2],
     };
     let in_shape = g.shape(labels).to_vec();
     let out_labels = g.tensor(&format!("{label}.labels"), &in_shape)?;
@@ -193,6 +226,7 @@ pub fn sample_anchors(
             out_labels.into(),
             outside_weights.into(),
             stats.into(),
+            seed.into(),
         ],
         // One workgroup: the selection needs every anchor of the call.
         workgroups: [1, 1, 1],

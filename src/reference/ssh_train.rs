@@ -1,22 +1,27 @@
 //! CPU reference of one whole ssh-vgg16 training step (issue 12): forward, the six SSH losses with sampling "all"
 //! (every labelled anchor is used, the `train-step --sampling all` hook) and the backward pass to the trainable
-//! layers' weights and biases. The oracle the GPU `train-step` is tested against; built from the reference ops
-//! (`conv2d`, `conv2d_grad`, `max_pool(_grad)`, `relu_grad`, `softmax_loss`, `smooth_l1`, `upsample_bilinear`)
-//! and `train::targets`, sharing nothing with the GPU network. Batch 1; activations f32, sums f64.
+//! layers' weights and biases; [`sampled_losses`] gives the losses of the other samplings (forward only). The oracle
+//! the GPU `train-step` is tested against; built from the reference ops (`conv2d`, `conv2d_grad`, `max_pool(_grad)`,
+//! `relu_grad`, `softmax_loss`, `smooth_l1`, `upsample_bilinear`, `ohem`) and `train::targets`, sharing nothing with
+//! the GPU network. Batch 1; activations f32, sums f64.
 //!
-//! Losses of module k (spec §9, py-faster-rcnn `anchor_target_layer` with uniform example weights):
+//! Losses of module k (spec §9, py-faster-rcnn `anchor_target_layer` with uniform example weights), over the anchors
+//! the sampling keeps ([`crate::reference::ohem`]; "all": every anchor labelled 0 or 1):
 //! - classification: Caffe `SoftmaxWithLoss` (2-way, class-major: channel a is background, A + a face of anchor
-//!   a) over the anchors labelled 0 or 1, divided by their number (0 when there is none);
+//!   a) over the kept anchors, divided by their number (0 when there is none);
 //! - regression: Fast R-CNN `SmoothL1Loss` with σ = 3 on `inside · (pred − target)` (inside = 1 on the four
-//!   channels of a positive), times the outside weight 1/(number of labelled anchors) on every labelled anchor,
+//!   channels of a positive), times the outside weight 1/(number of kept anchors) on every kept anchor,
 //!   summed (Caffe's divisor is the batch size, 1).
 
 mod graph;
 
 use crate::error::{Error, Result};
 use crate::model::weights::WeightFile;
+use crate::ops::ohem::{Normalise, Sampling};
 use crate::ops::softmax2::ClassLayout;
+use crate::reference::ohem::sample_anchors;
 use crate::reference::smooth_l1::smooth_l1;
+use crate::reference::softmax2::softmax2;
 use crate::reference::softmax_loss::softmax_loss;
 use crate::reference::CpuTensor;
 use crate::train::targets::{anchor_targets, AnchorGrid};
@@ -52,33 +57,27 @@ struct ModuleLoss {
 }
 
 /// Losses of module `k` (0-based) for its raw heads `cls` [1, 2A, H, W] and `bbox` [1, 4A, H, W] on an input of
-/// `image_hw` with GT boxes `gt`.
+/// `image_hw` with GT boxes `gt`, over the anchors `sampling` keeps.
 fn module_loss(
     k: usize,
-    cls: &CpuTensor,
-    bbox: &CpuTensor,
+    (cls, bbox): (&CpuTensor, &CpuTensor),
     image_hw: [usize; 2],
     gt: &[[f32; 4]],
+    sampling: Sampling,
 ) -> ModuleLoss {
     let [_, _, h, w] = cls.nchw();
     let t = anchor_targets(&AnchorGrid::ssh(k, [h, w], image_hw), gt);
-    let (cls_loss, count, d_cls) = softmax_loss(cls, &t.labels, ClassLayout::ClassMajor);
-    // py-faster-rcnn's uniform outside weights: 1/num_examples on the four channels of every labelled anchor.
-    // With no labelled anchor there is no positive either (inside weights all 0): weight 0 keeps the loss 0.
-    let uniform = if count == 0 { 0.0 } else { 1.0 / count as f32 };
-    let (a, hw) = (t.labels.len() / (h * w), h * w);
-    let mut w_out = vec![0f32; 4 * a * hw];
-    for (i, &label) in t.labels.iter().enumerate() {
-        if label >= 0.0 {
-            let (anchor, cell) = (i / hw, i % hw);
-            (0..4).for_each(|j| w_out[(4 * anchor + j) * hw + cell] = uniform);
-        }
-    }
+    // OHEM ranks by this pass's face probability; "all" keeps every labelled anchor with weight 1/count, which is
+    // py-faster-rcnn's uniform outside weight (0 when nothing is labelled, keeping the loss 0).
+    let prob = softmax2(cls, ClassLayout::ClassMajor);
+    let dims = [t.labels.len() / (h * w), h, w];
+    let s = sample_anchors(&t.labels, &prob.data, dims, sampling, Normalise::Sampled);
+    let (cls_loss, _, d_cls) = softmax_loss(cls, &s.labels, ClassLayout::ClassMajor);
     let (bbox_loss, d) = smooth_l1(
         &bbox.data,
         &t.bbox_targets,
         &t.inside_weights,
-        &w_out,
+        &s.outside_weights,
         1,
         SIGMA,
     );
@@ -156,10 +155,11 @@ fn losses(
     heads: &[[usize; 2]; 3],
     image_hw: [usize; 2],
     gt: &[[f32; 4]],
+    sampling: Sampling,
 ) -> [ModuleLoss; 3] {
     let loss = |k: usize| {
         let [c, b] = heads[k];
-        module_loss(k, g.out(c), g.out(b), image_hw, gt)
+        module_loss(k, (g.out(c), g.out(b)), image_hw, gt, sampling)
     };
     [loss(0), loss(1), loss(2)]
 }
@@ -192,10 +192,30 @@ pub fn total_loss_from_trunk(
     let mut g = Graph::new(wf, &|_| false, conv4_3.clone());
     let c5 = g.input(conv5_3.clone());
     let heads = top(&mut g, Graph::INPUT, c5)?;
-    Ok(losses(&g, &heads, image_hw, gt)
+    Ok(losses(&g, &heads, image_hw, gt, Sampling::All)
         .iter()
         .flat_map(|m| m.losses)
         .sum())
+}
+
+/// The six losses per entry of `samplings` (normaliser [`Normalise::Sampled`]), all from ONE forward pass: what the
+/// GPU step reports for the same sampling (a random one with its seed). Arguments as for [`train_step`].
+pub fn sampled_losses(
+    wf: &WeightFile,
+    x: &CpuTensor,
+    gt: &[[f32; 4]],
+    samplings: &[Sampling],
+) -> Result<Vec<[[f32; 2]; 3]>> {
+    let image_hw = input_hw(x)?;
+    for s in samplings {
+        s.caps().map_err(|e| Error::shape("sampling", e))?;
+    }
+    let mut g = Graph::new(wf, &|_| false, x.clone());
+    let [c4, c5] = trunk(&mut g)?;
+    let heads = top(&mut g, c4, c5)?;
+    let each =
+        |&s: &Sampling| losses(&g, &heads, image_hw, gt, s).map(|m| m.losses.map(|v| v as f32));
+    Ok(samplings.iter().map(each).collect())
 }
 
 /// One training step of ssh-vgg16 on `x` ([1, 3, H, W], BGR mean-subtracted, already resized) with GT boxes
@@ -213,7 +233,7 @@ pub fn train_step(
     let mut g = Graph::new(wf, trainable, x.clone());
     let [c4, c5] = trunk(&mut g)?;
     let heads = top(&mut g, c4, c5)?;
-    let losses = losses(&g, &heads, image_hw, gt);
+    let losses = losses(&g, &heads, image_hw, gt, Sampling::All);
     let values = losses.each_ref().map(|m| m.losses.map(|v| v as f32));
     let seeds = heads
         .iter()

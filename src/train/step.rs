@@ -24,6 +24,16 @@ pub struct StepConfig {
     pub normalise: Normalise,
 }
 
+impl StepConfig {
+    /// What a compiled step is specialised for: everything but the random-sampling seed, which [`run_step`] writes.
+    pub fn kind(&self) -> StepConfig {
+        StepConfig {
+            sampling: self.sampling.kind(),
+            ..*self
+        }
+    }
+}
+
 /// The tensors of a compiled step the host writes and reads.
 pub struct StepPlan {
     pub plan: Plan,
@@ -31,6 +41,8 @@ pub struct StepPlan {
     pub image: TensorId,
     /// `[max(1, G), 4]` GT boxes in network-input pixels.
     pub gt: TensorId,
+    /// `[1]` u32: the random-sampling seed of the run (read by the three modules' sampling).
+    pub seed: TensorId,
     pub num_gt: usize,
     /// Per module: softmax loss `[2]` (loss, count) and box loss `[1]`.
     pub losses: [(TensorId, TensorId); 3],
@@ -41,7 +53,7 @@ pub struct StepPlan {
     pub scale: f64,
     /// Floating-point operations of one run (forward, losses, backward; a multiply-add counts 2).
     pub flops: u64,
-    /// The sampling and normaliser baked into the plan's steps.
+    /// The sampling kind and normaliser baked into the plan's steps ([`StepConfig::kind`]: no seed).
     pub config: StepConfig,
 }
 
@@ -88,6 +100,7 @@ pub fn compile_step(
     }
     let image = g.input("image.rgb8", &[words])?;
     let gt = g.input("gt_boxes", &[num_gt.max(1), 4])?;
+    let seed = g.input("sampling.seed", &[1])?;
     let x = io::canvas(&mut g, "input", [1, 3, r[0], r[1]], DType::F32, limit)?;
     let mut packed = vec![(0, image)];
     io::preprocess_map(
@@ -119,6 +132,7 @@ pub fn compile_step(
             &format!("{mk}.sampling"),
             t.labels,
             prob,
+            seed,
             cfg.sampling,
             cfg.normalise,
         )?;
@@ -152,13 +166,14 @@ pub fn compile_step(
         plan,
         image,
         gt,
+        seed,
         num_gt,
         losses: [losses[0], losses[1], losses[2]],
         samples: [samples[0], samples[1], samples[2]],
         input_hw: r,
         scale,
         flops,
-        config: *cfg,
+        config: cfg.kind(),
     })
 }
 
@@ -283,13 +298,15 @@ pub fn compile_update(ctx: &GpuContext, net: &TrainNet) -> Result<UpdatePlan> {
     })
 }
 
-/// Runs a compiled step on `rgb` (RGB8 of the original image) with `boxes` in original pixels; the gradients are
-/// added to the accumulators. Boxes are scaled to the network input as the authors' data layer does (`× scale`).
+/// Runs a compiled step on `rgb` (RGB8 of the original image) with `boxes` in original pixels and `seed` for random
+/// sampling (ignored by the other kinds; [`Sampling::seed`]); the gradients are added to the accumulators. Boxes
+/// are scaled to the network input as the authors' data layer does (`× scale`).
 pub fn run_step(
     ctx: &GpuContext,
     sp: &StepPlan,
     rgb: &[u8],
     boxes: &[[f32; 4]],
+    seed: u32,
 ) -> Result<StepLosses> {
     if boxes.len() != sp.num_gt {
         return Err(Error::shape(
@@ -318,6 +335,7 @@ pub fn run_step(
     let mut gt: Vec<f32> = boxes.iter().flat_map(|b| b.map(|v| v * s)).collect();
     gt.resize(sp.num_gt.max(1) * 4, 0.0);
     sp.plan.write(ctx, sp.gt, &gt)?;
+    sp.plan.write(ctx, sp.seed, &[seed])?;
     let mut read = Vec::new();
     for k in 0..3 {
         read.extend([sp.losses[k].0, sp.losses[k].1, sp.samples[k]]);

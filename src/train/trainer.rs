@@ -1,5 +1,6 @@
-//! The training loop's engine: the network's parameters, a small cache of compiled steps (one per input size and
-//! face count) and the update plan. The CLI feeds it images; tests drive it directly.
+//! The training loop's engine: the network's parameters, a small cache of compiled steps (one per input size, face
+//! count and sampling kind; a random-sampling seed is written per run, not compiled) and the update plan. The CLI
+//! feeds it images; tests drive it directly.
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
@@ -64,10 +65,13 @@ type StepKey = ([usize; 2], u64, usize);
 
 pub struct Trainer {
     pub net: TrainNet,
+    /// The sampling of the next [`Trainer::accumulate`]: changing only its random seed (per image visit) reuses the
+    /// cached steps.
     pub step: StepConfig,
     pub solver: Solver,
     update: UpdatePlan,
     cache: Vec<(StepKey, StepPlan)>,
+    compiled: usize,
 }
 
 impl Trainer {
@@ -87,6 +91,7 @@ impl Trainer {
             solver: Solver::default(),
             update,
             cache: Vec::new(),
+            compiled: 0,
         })
     }
 
@@ -122,11 +127,12 @@ impl Trainer {
             ));
         }
         let key = (hw, scale.to_bits(), boxes.len());
-        // The sampling (with a random-sampling seed) is baked into a plan: a changed `step` needs a new one.
+        // The sampling kind is baked into a plan, the random seed is not: a new seed per image visit reuses the plan.
+        let kind = self.step.kind();
         let pos = match self
             .cache
             .iter()
-            .position(|(k, p)| *k == key && p.config == self.step)
+            .position(|(k, p)| *k == key && p.config == kind)
         {
             Some(p) => p,
             None => {
@@ -150,10 +156,17 @@ impl Trainer {
                     &mut make_room,
                 )?;
                 self.cache.push((key, sp));
+                self.compiled += 1;
                 self.cache.len() - 1
             }
         };
-        run_step(ctx, &self.cache[pos].1, rgb, boxes)
+        let seed = self.step.sampling.seed();
+        run_step(ctx, &self.cache[pos].1, rgb, boxes, seed)
+    }
+
+    /// How many steps [`Trainer::accumulate`] has compiled so far (a cache hit compiles none).
+    pub fn steps_compiled(&self) -> usize {
+        self.compiled
     }
 
     /// Bytes of GPU memory the trainer holds: the arenas of its cached steps and of the update (activations kept

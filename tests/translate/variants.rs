@@ -396,12 +396,14 @@ fn grad_variants(ctx: &GpuContext, v: &mut Variants) {
     let mut g = Graph::new();
     let labels = g.input("m1_labels", &[1, 2, 5, 7]).unwrap();
     let prob = g.input("m1_face_prob", &[1, 2, 5, 7]).unwrap();
+    let seed = g.input("m1_seed", &[1]).unwrap();
     use sshface::ops::ohem::{sample_anchors, Normalise, Sampling};
     sample_anchors(
         &mut g,
         "m1_ohem",
         labels,
         prob,
+        seed,
         Sampling::SSH,
         Normalise::Sampled,
     )
