@@ -22,6 +22,7 @@ use sshface::train::net::{Freeze, Init, NewLayers};
 use sshface::train::step::{StepConfig, StepLosses};
 use sshface::train::targets::iou;
 use sshface::train::trainer::Trainer;
+use sshface::GemmTier;
 
 const HW: [usize; 2] = [96, 96];
 const ITERS: usize = 240;
@@ -48,6 +49,7 @@ fn training_the_modules_finds_pasted_faces() {
     let cfg = StepConfig {
         sampling: Sampling::SSH,
         normalise: Normalise::Sampled,
+        gemm: GemmTier::Auto,
     };
     let mut t = Trainer::new(
         ctx,

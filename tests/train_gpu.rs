@@ -17,6 +17,7 @@ use sshface::reference::ssh_train::sampled_losses;
 use sshface::train::net::{Freeze, Init};
 use sshface::train::step::StepConfig;
 use sshface::train::trainer::Trainer;
+use sshface::GemmTier;
 
 /// Gradient accumulators bound as external tensors keep their values across runs and across plans.
 #[test]
@@ -85,6 +86,7 @@ fn small_net(seed: u64) -> WeightFile {
 const ALL: StepConfig = StepConfig {
     sampling: Sampling::All,
     normalise: Normalise::Sampled,
+    gemm: GemmTier::Auto,
 };
 
 /// Two faces an M1 anchor (16 or 32 px) and an M2 anchor (64 px) match in a 96×80 image.
@@ -142,6 +144,7 @@ fn overfits_one_image_and_checkpoint_detects() {
     let ohem = StepConfig {
         sampling: Sampling::SSH,
         normalise: Normalise::Sampled,
+        gemm: GemmTier::Auto,
     };
     let mut t = Trainer::new(ctx, &wf, Freeze::Backbone, ohem, Init::seed(0)).unwrap();
     let first = t.accumulate(ctx, img.as_raw(), HW, &FACES, 1.0).unwrap();
@@ -277,6 +280,7 @@ fn a_new_sampling_seed_reuses_the_plan_and_samples_anew() {
     let cfg = StepConfig {
         sampling: random(32, 1),
         normalise: Normalise::Sampled,
+        gemm: GemmTier::Auto,
     };
     let mut t = Trainer::new(ctx, &wf, Freeze::Backbone, cfg, Init::seed(0)).unwrap();
     let mut run = |sampling| {

@@ -10,14 +10,16 @@ mod vgg_support;
 use std::process::Command;
 
 use common::*;
+use sshface::convert::NamedTensor;
 use sshface::model::weights::WeightFile;
 use sshface::ops::ohem::{Normalise, Sampling};
 use sshface::ops::preprocess::Preprocess;
 use sshface::reference::preprocess::preprocess;
 use sshface::reference::ssh_train::train_step;
 use sshface::train::net::{Freeze, Init};
-use sshface::train::step::StepConfig;
+use sshface::train::step::{compile_step, StepConfig, StepLosses};
 use sshface::train::trainer::Trainer;
+use sshface::{GemmTier, GpuContext};
 
 const HW: [usize; 2] = [72, 80];
 
@@ -47,16 +49,26 @@ fn assert_tensor_close(name: &str, got: &[f32], want: &[f32], tol: f32) {
     );
 }
 
-#[test]
-fn gpu_step_matches_the_cpu_reference() {
-    let Some(ctx) = gpu() else { return };
+/// One GPU step (`gemm`: the register-tiled GEMM tier of the forward convs) against the CPU reference:
+/// the losses within 1e-4 and every trainable gradient within 2e-3 of its largest magnitude. Returns the step's
+/// losses and gradients, the weight file and the image.
+fn step_matches_reference(
+    ctx: &GpuContext,
+    gemm: GemmTier,
+) -> (
+    StepLosses,
+    Vec<NamedTensor>,
+    std::path::PathBuf,
+    image::RgbImage,
+) {
     let tensors = vgg_support::random_weights(1, &vgg_support::GAINS);
-    let path = vgg_support::write("train_step_w1", &tensors);
+    let path = vgg_support::write(&format!("train_step_w1_{}", gemm.name()), &tensors);
     let wf = WeightFile::open(&path).unwrap();
     let img = vgg_support::image(3, HW[1] as u32, HW[0] as u32);
     let cfg = StepConfig {
         sampling: Sampling::All,
         normalise: Normalise::Sampled,
+        gemm,
     };
     let mut t = Trainer::new(ctx, &wf, Freeze::Caffe, cfg, Init::seed(0)).unwrap();
     let got = t.accumulate(ctx, img.as_raw(), HW, &GT, 1.0).unwrap();
@@ -65,7 +77,7 @@ fn gpu_step_matches_the_cpu_reference() {
     let x = preprocess(img.as_raw(), &Preprocess::ssh(HW, 1.0).unwrap(), HW);
     let trainable = |l: &str| Freeze::Caffe.trains(l);
     let want = train_step(&wf, &x, &GT, &trainable).unwrap();
-    println!("GPU {got:?}\nCPU {:?}", want.losses);
+    println!("{gemm:?}: GPU {got:?}\nCPU {:?}", want.losses);
     assert!(
         got.sampled[0][0] > 0 && got.sampled[1][0] > 0,
         "positives in M1 and M2"
@@ -77,7 +89,7 @@ fn gpu_step_matches_the_cpu_reference() {
         ] {
             assert!(
                 (g - w).abs() <= 1e-4 * w.abs().max(1.0),
-                "m{}.{which}: GPU {g}, CPU {w}",
+                "{gemm:?} m{}.{which}: GPU {g}, CPU {w}",
                 k + 1
             );
         }
@@ -94,8 +106,50 @@ fn gpu_step_matches_the_cpu_reference() {
             g.iter().all(|v| v.is_finite()),
             "{name}: non-finite gradient"
         );
-        assert_tensor_close(name, g, w, 2e-3);
+        assert_tensor_close(&format!("{gemm:?} {name}"), g, w, 2e-3);
     }
+    (got, grads, path, img)
+}
+
+/// The forward convs on the wide tier (which `Auto` takes on GPUs): the trainable weights are repacked in the
+/// step, so a step after an SGD update must see the new weights; the same losses and gradients as the reference.
+#[test]
+fn wide_gemm_step_matches_the_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let (_, _, path, _) = step_matches_reference(ctx, GemmTier::Wide);
+    // The step's plan really runs the wide tier, its weights packed inside the plan.
+    let wf = WeightFile::open(&path).unwrap();
+    let t = Trainer::new(
+        ctx,
+        &wf,
+        Freeze::Caffe,
+        StepConfig {
+            sampling: Sampling::All,
+            normalise: Normalise::Sampled,
+            gemm: GemmTier::Wide,
+        },
+        Init::seed(0),
+    )
+    .unwrap();
+    let sp = compile_step(ctx, &t.net, (HW, 1.0, GT.len()), &t.step, &mut |_| {}).unwrap();
+    let kernels = sp.plan.kernels();
+    let count = |e: &str| kernels.iter().filter(|k| k.1 == e).count();
+    assert!(
+        count("conv2d_gemm") + count("conv2d_gemm_v4") >= 20,
+        "{kernels:?}"
+    );
+    assert_eq!(
+        count("pack_kmajor"),
+        count("conv2d_gemm") + count("conv2d_gemm_v4"),
+        "{kernels:?}"
+    );
+    std::fs::remove_file(&path).unwrap();
+}
+
+#[test]
+fn gpu_step_matches_the_cpu_reference() {
+    let Some(ctx) = gpu() else { return };
+    let (got, grads, path, img) = step_matches_reference(ctx, GemmTier::Small);
 
     // The same step through the CLI: the dump holds the losses and these gradients.
     let dir = scratch("train_step_cli");

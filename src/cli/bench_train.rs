@@ -44,6 +44,8 @@ struct TrainRecord {
     iter_size: u64,
     freeze: String,
     sampling: String,
+    /// The GEMM tier of the forward convolutions: `wide` or `small`.
+    gemm: &'static str,
     faces: usize,
     iters: usize,
     ms_per_iter_median: f64,
@@ -74,6 +76,7 @@ pub(super) fn bench_train(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     let mut recipe = RecipeArgs::default();
     recipe.freeze = a.freeze.unwrap_or(recipe.freeze);
     recipe.sampling = a.sampling.unwrap_or(recipe.sampling);
+    recipe.gemm = a.net.gemm.into();
     let ctx = a.net.gpu_context()?;
     let mut t = a.net.with_weights(|path| match path {
         Some(p) => recipe.trainer(&ctx, &WeightFile::open(p)?),
@@ -125,6 +128,11 @@ pub(super) fn bench_train(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         iter_size: a.iter_size,
         freeze,
         sampling,
+        gemm: if recipe.gemm.wide_on(ctx.info.device_type) {
+            "wide"
+        } else {
+            "small"
+        },
         faces: faces.len(),
         iters,
         ms_per_iter_median: median,

@@ -40,6 +40,9 @@ pub(super) enum FreezeArg {
 /// Options shared by `train` and `train-step`.
 #[derive(Args, Clone)]
 pub(super) struct RecipeArgs {
+    /// The GEMM tier of the forward convolutions: `bench --train --gemm`; `train` keeps `Auto`.
+    #[arg(skip)]
+    pub(super) gemm: sshface::GemmTier,
     /// Anchor sampling per module and image.
     #[arg(long, value_enum, default_value = "ohem")]
     pub(super) sampling: SamplingArg,
@@ -96,6 +99,7 @@ impl RecipeArgs {
         StepConfig {
             sampling,
             normalise,
+            gemm: self.gemm,
         }
     }
 

@@ -187,6 +187,14 @@ impl Plan {
         self.weight_bytes
     }
 
+    /// `(shader, entry point)` of every step, in order: which kernels a plan runs.
+    pub fn kernels(&self) -> Vec<(String, &'static str)> {
+        self.steps
+            .iter()
+            .map(|s| (s.shader.clone(), s.entry))
+            .collect()
+    }
+
     pub fn num_steps(&self) -> usize {
         self.steps.len()
     }

@@ -119,7 +119,8 @@ impl GemmTier {
         )
     }
 
-    fn resolve(self, device: wgpu::DeviceType) -> bool {
+    /// Whether convolutions run on the wide tier on an adapter of this kind.
+    pub fn wide_on(self, device: wgpu::DeviceType) -> bool {
         match self {
             GemmTier::Auto => Self::wide_for(device),
             GemmTier::Wide => true,
@@ -186,14 +187,14 @@ impl Numerics {
             precision,
             maps,
             conv,
-            wide_gemm: GemmTier::Auto.resolve(ctx.info.device_type),
+            wide_gemm: GemmTier::Auto.wide_on(ctx.info.device_type),
         })
     }
 
     /// `self` with the GEMM tier `t` (resolved for the adapter of `ctx`).
     pub fn with_gemm(self, t: GemmTier, ctx: &GpuContext) -> Numerics {
         Numerics {
-            wide_gemm: t.resolve(ctx.info.device_type),
+            wide_gemm: t.wide_on(ctx.info.device_type),
             ..self
         }
     }

@@ -3,6 +3,7 @@
 //! every trained parameter's gradient to its accumulator. The SGD update is a separate, size-independent plan.
 
 use crate::error::{Error, Result};
+use crate::gpu::GemmTier;
 use crate::gpu::{DType, GpuContext, Graph, Plan, TensorId};
 use crate::model::ssh_vgg16::POOL;
 use crate::model::strips::{io, run_stage, ChainLayer, Map, Stage};
@@ -22,6 +23,9 @@ use crate::train::targets::AnchorGrid;
 pub struct StepConfig {
     pub sampling: Sampling,
     pub normalise: Normalise,
+    /// The register-tiled GEMM of the forward convolutions (the wide tier repacks the trainable weights in each
+    /// step, `ops::pack_kmajor`); the backward kernels are the same either way.
+    pub gemm: GemmTier,
 }
 
 impl StepConfig {
@@ -84,7 +88,7 @@ pub fn compile_step(
     make_room: &mut dyn FnMut(u64),
 ) -> Result<StepPlan> {
     let limit = ctx.max_binding();
-    let mut g = Graph::new();
+    let mut g = Graph::new().with_big_tiles(cfg.gemm.wide_on(ctx.info.device_type));
     let r = resized_size(hw, scale)?;
     let words = (hw[0] * hw[1] * 3).div_ceil(4);
     if words as u64 * 4 > limit {
