@@ -1,6 +1,7 @@
 //! GPU runtime: adapter and device, pipeline cache, tensor graph with an arena, one-submit plans and readback.
 
 pub mod backend;
+pub mod checks;
 pub mod context;
 pub mod graph;
 pub mod health;
@@ -10,6 +11,7 @@ pub mod precision;
 pub mod readback;
 pub mod select;
 
+pub use checks::ShaderChecks;
 pub use context::{AdapterOptions, GpuContext, Weight};
 pub use graph::{Binding, DType, Graph, StepDesc, TensorId, TensorKind};
 pub use health::{Fault, GpuMemory};
