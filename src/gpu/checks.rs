@@ -69,8 +69,12 @@ pub(crate) fn create_module(
             //   tiled convolutions (conv2d, conv2d_gemm, conv2d_coop8/16, conv2d_grad) guard each staged load by
             //   k < p.k, channel < cout_g and pixel < p_total plus the padding test, and each store by channel < cout_g
             //   and pixel < p_total; group and m0 follow from the dispatch y = groups·m_tiles, and c_off + C_out <=
-            //   C_total is checked by `conv2d_with` ("cannot write output … at channels"); conv2d_gemm's vec4 loads
-            //   run only where a quad cannot cross a row (weights: K % 4 == 0; inputs: the _v4 entry, H·W % 4 == 0).
+            //   C_total is checked by `conv2d_with` ("cannot write output … at channels"), the weight's shape against
+            //   the input by `Conv2d::out_shape`, and conv2d_grad's dy window dy_off + C_out <= dy_c by its host
+            //   ("output gradient … has shape"); conv2d_gemm's vec4 loads run only where a quad cannot cross a row
+            //   (weights: K % 4 == 0; inputs: the _v4 entry, H·W % 4 == 0), and its workgroup indices hold for each
+            //   (TM, RM, RN) of the fixed table `conv2d_gemm::TILES` (256 threads, BK·BN = 1024, the second row of
+            //   sa/sb read only when RM/RN is 8), all of which its case table runs.
             //   One-workgroup reductions (ohem, smooth_l1, softmax_loss, nms) stride `i = t; i < len; i += WG`.
             // * Data-dependent indices: selection records carry a row < R, written by select_keys only for rows inside
             //   a segment; `check_config` (nms.rs) rejects segments past R or overlapping, more than MAX_SEGMENTS (31),
