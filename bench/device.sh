@@ -2,7 +2,9 @@
 # The device script of issue "Speed": on a lent GPU machine, in one run that builds nothing there, times
 # `sshface bench --json` (a release binary built here and carried over) and the PyTorch reference
 # bench/torch_ref.py on the issue's workloads, and prints one table with the ratios (bench/report.py); and
-# `sshface bench --train` at 1600x1200, reported in a table of its own.
+# `sshface bench --train` at 1600x1200, reported in a table of its own. Every detection workload runs with shader
+# runtime checks on and off side by side in one process (`--shader-checks on,off`): the report's off/on column is
+# what decides whether `ShaderChecks::Off` becomes the default (README, "Shader runtime checks").
 # Everything it prints and the JSON Lines behind the table are saved under $OUT (default ./bench-out).
 #
 #   bench/device.sh --prepare   here, once: release build, Vulkan loader debs in .gl/ (the device has none)
@@ -11,8 +13,8 @@
 #                               script anywhere; on a machine with .ci/mesa-root's root, sshface runs on lavapipe
 #
 # Environment: SSHFACE_BIN (target/release/sshface), SSHFACE_PRECISIONS (f32,f16,f16-coop: each compared side by
-# side in one process), SSHFACE_ITERS (10), TORCH_ITERS (20), PYTHON (python3), SSHFACE_WRAP (a command prefix
-# for sshface; --dry-run defaults it to .ci/runner where that root exists).
+# side in one process), SSHFACE_CHECKS (on,off: likewise), SSHFACE_ITERS (10), TORCH_ITERS (20), PYTHON
+# (python3), SSHFACE_WRAP (a command prefix for sshface; --dry-run defaults it to .ci/runner where that root exists).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -43,6 +45,7 @@ OUT="${OUT:-$PWD/bench-out}"
 mkdir -p "$OUT"
 BIN="${SSHFACE_BIN:-target/release/sshface}"
 PRECISIONS="${SSHFACE_PRECISIONS:-f32,f16,f16-coop}"
+CHECKS="${SSHFACE_CHECKS:-on,off}"
 PYTHON="${PYTHON:-python3}"
 export WGPU_BACKEND="${WGPU_BACKEND:-vulkan}"
 [ -x "$BIN" ] || { echo "device.sh: no $BIN: build it here (bench/device.sh --prepare) and carry it" >&2; exit 1; }
@@ -110,7 +113,7 @@ main() {
         timeout -k 5 "$(left 150)" "${WRAP[@]}" "$BIN" bench --json $@ \
             >>"$OUT/sshface.jsonl" || echo "device.sh: FAILED (exit $?): sshface bench $*"
     }
-    detect=(--iters "$ITERS" --precision "$PRECISIONS")
+    detect=(--iters "$ITERS" --precision "$PRECISIONS" --shader-checks "$CHECKS")
     for w in "${VGG[@]}"; do bench "${detect[@]}" --model ssh-vgg16 --random-weights 1 --scale 1 $w; done
     for w in "${RF[@]}"; do bench "${detect[@]}" --model retinaface-mnv2 $w; done
     # Training runs in f32 at scale 1 and sets its own iterations: no --precision, --scale or $ITERS.

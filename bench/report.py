@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """One table from `sshface bench --json` and `torch_ref.py` output (both JSON Lines): every workload's
 times for each sshface precision and PyTorch mode, the ratios of sshface's time to PyTorch's, and the
-targets of issue "Speed"; `bench --train` lines ("mode": "train") in a small table of their own.
+targets of issue "Speed"; `bench --train` lines ("mode": "train") in a small table of their own. Lines run with
+`--shader-checks off` get a column of their time over the same precision's with checks on (same workload, same
+run), and a summary; the targets count checks-on lines only (the default).
 Standard library only, so it runs wherever the device script does.
 
 Usage: report.py SSHFACE.jsonl [TORCH.jsonl]
@@ -34,6 +36,22 @@ def row(cells):
 
 def fmt_ms(ms):
     return f"{ms:.2f}" if ms < 100 else f"{ms:.0f}"
+
+
+def checks(r):
+    # Lines written before --shader-checks existed ran with the checks on.
+    return r.get("shader_checks", "on")
+
+
+def off_on(ours):
+    """{id(off record): off/on time ratio} against the checks-on record of the same workload and precision."""
+    out = {}
+    for rs in ours.values():
+        on = {r["conv_path"]: r for r in rs if checks(r) == "on"}
+        for r in rs:
+            if checks(r) == "off" and r["conv_path"] in on:
+                out[id(r)] = r["ms_per_batch_median"] / on[r["conv_path"]]["ms_per_batch_median"]
+    return out
 
 
 def targets(ours, torch):
@@ -101,6 +119,7 @@ def main():
         torch.setdefault(key(r), {})[r["mode"]] = r
     if not ours and not torch and not train:
         sys.exit("report: no records")
+    ratios = off_on(ours)
     modes = sorted({m for d in torch.values() for m in d}, key=["fp32", "tf32", "fp16"].index)
     first = next(iter(ours.values()), train or [None])[0]
     if first:
@@ -114,25 +133,34 @@ def main():
               f"{pt_any['cudnn_benchmark']}, spec check {'ok' if pt_any['matches_spec'] else 'MISMATCH'}, "
               f"golden heads max diff {pt_any.get('golden_max_abs_diff')}; network only (sshface: end to end)")
     print()
-    row(["workload", "engine", "ms/batch", "min ms", "images/s", "GPU MiB"] + [f"x PyTorch {m}" for m in modes])
-    row(["---"] * (6 + len(modes)))
+    row(["workload", "engine", "ms/batch", "min ms", "images/s", "GPU MiB"] + [f"x PyTorch {m}" for m in modes]
+        + (["off/on"] if ratios else []))
+    row(["---"] * (6 + len(modes) + bool(ratios)))
     for k in sorted(set(ours) | set(torch)):
         pt = torch.get(k, {})
         times = lambda r: [label(k), fmt_ms(r["ms_per_batch_median"]), fmt_ms(r["ms_per_batch_min"]),  # noqa: E731
                            f"{r['images_per_s']:.1f}"]
         for r in ours.get(k, []):
-            ratios = [f"{r['ms_per_batch_median'] / pt[m]['ms_per_batch_median']:.2f}" if m in pt else "-"
-                      for m in modes]
+            ratios_pt = [f"{r['ms_per_batch_median'] / pt[m]['ms_per_batch_median']:.2f}" if m in pt else "-"
+                         for m in modes]
             t = times(r)
-            row(t[:1] + [f"sshface {r['conv_path']}"] + t[1:] + [f"{r['gpu_memory_bytes'] / 2**20:.0f}"] + ratios)
+            engine = f"sshface {r['conv_path']}" + (", checks off" if checks(r) == "off" else "")
+            extra = [f"{ratios[id(r)]:.3f}" if id(r) in ratios else "-"] if ratios else []
+            row(t[:1] + [engine] + t[1:] + [f"{r['gpu_memory_bytes'] / 2**20:.0f}"] + ratios_pt + extra)
         for m in modes:
             if m in pt:
                 t = times(pt[m])
-                row(t[:1] + [f"PyTorch {m}"] + t[1:] + ["-"] * (1 + len(modes)))
+                row(t[:1] + [f"PyTorch {m}"] + t[1:] + ["-"] * (1 + len(modes) + bool(ratios)))
     print("\n'x PyTorch M': sshface's time per batch divided by PyTorch's in mode M (below 1: sshface is faster).")
+    if ratios:
+        rs = sorted(ratios.values())
+        print(f"'off/on': time with shader runtime checks off over checks on, same workload and precision, side by "
+              f"side in one process (below 1: off is faster). {len(rs)} pairs: median {rs[len(rs) // 2]:.3f}, "
+              f"range {rs[0]:.3f}-{rs[-1]:.3f}.")
     training(train)
     print("\nTargets (issue \"Speed\"):")
-    for what, ok, figures in targets(ours, torch):
+    defaults = {k: [r for r in rs if checks(r) == "on"] for k, rs in ours.items()}
+    for what, ok, figures in targets(defaults, torch):
         print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {what}: {figures}")
 
 

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use image::RgbImage;
 
 use crate::error::{Error, Result};
-use crate::gpu::{GpuContext, Numerics, Precision, TensorId};
+use crate::gpu::{GpuContext, Numerics, Precision, ShaderChecks, TensorId};
 pub use crate::model::pipeline::Protocol;
 use crate::model::pipeline::{self, Thresholds};
 use crate::model::retinaface_mnv2::{self as rf, RetinaFaceMnv2};
@@ -150,10 +150,19 @@ impl Detector {
         self.numerics
     }
 
-    /// One line for logs: the adapter, backend, driver and the precision that runs.
+    /// Whether this detector's shaders run with wgpu's runtime checks (its context's choice).
+    pub fn shader_checks(&self) -> ShaderChecks {
+        self.ctx.shader_checks()
+    }
+
+    /// One line for logs: the adapter, backend, driver and the precision that runs, and `shader checks off` when so.
     pub fn describe(&self) -> String {
+        let checks = match self.shader_checks() {
+            ShaderChecks::On => "",
+            ShaderChecks::Off => ", shader checks off",
+        };
         format!(
-            "{}, precision {}",
+            "{}, precision {}{checks}",
             self.ctx.describe(),
             self.numerics.describe()
         )

@@ -49,7 +49,7 @@ pub use wgpu;
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 pub use error::{Error, Result};
-pub use gpu::{AdapterOptions, GemmTier, GpuContext, Precision};
+pub use gpu::{AdapterOptions, GemmTier, GpuContext, Precision, ShaderChecks};
 
 #[cfg(test)]
 mod tests {

@@ -49,6 +49,8 @@ mod preprocess_opencv;
 mod runtime;
 #[path = "ops/softmax2.rs"]
 mod softmax2;
+#[path = "ops/unchecked.rs"]
+mod unchecked;
 #[path = "ops/upsample_bilinear.rs"]
 mod upsample_bilinear;
 #[path = "ops/upsample_nearest.rs"]

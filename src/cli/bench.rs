@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use clap::Args;
 use serde::Serialize;
-use sshface::{Detector, Precision};
+use sshface::{Detector, Precision, ShaderChecks};
 
 use super::synthetic::NetArgs;
 use super::train_recipe::{FreezeArg, SamplingArg};
@@ -26,6 +26,10 @@ pub struct BenchArgs {
     /// Precisions to compare side by side, e.g. f32,f16-coop (one detector each, on one device).
     #[arg(long, default_value = "auto", value_delimiter = ',', value_parser = super::precision::parser())]
     precision: Vec<Precision>,
+    /// Shader runtime checks to compare side by side, e.g. on,off: each on a device of its own, every precision on
+    /// each (see README, "Shader runtime checks").
+    #[arg(long, default_value = "on", value_delimiter = ',', value_parser = super::precision::checks_parser())]
+    shader_checks: Vec<ShaderChecks>,
     /// Timed iterations per batch size and precision (with --train: training iterations).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
     pub(super) iters: u64,
@@ -34,7 +38,7 @@ pub struct BenchArgs {
     pub(super) json: bool,
     /// Time training of ssh-vgg16 instead of detection: an iteration is --iter-size forward and backward passes
     /// on the image at scale 1 with a few seeded random faces, then one SGD update.
-    #[arg(long, conflicts_with_all = ["batch", "precision", "scale"])]
+    #[arg(long, conflicts_with_all = ["batch", "precision", "scale", "shader_checks"])]
     pub(super) train: bool,
     /// --train: images whose gradients are accumulated per update.
     #[arg(long, default_value_t = 2, requires = "train", value_parser = clap::value_parser!(u64).range(1..))]
@@ -86,6 +90,8 @@ struct Record {
     /// The GEMM tier of the f32-arithmetic convolutions that ran: `wide` or `small` (also under f16-coop,
     /// whose convolutions with few channels stay on it).
     gemm: &'static str,
+    /// `on`, or `off`: shaders compiled without wgpu's runtime checks.
+    shader_checks: &'static str,
     model: &'static str,
     weights: String,
     width: u32,
@@ -136,11 +142,22 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     if a.train {
         return super::bench_train::bench_train(&a);
     }
-    let dets = a.net.detectors(&a.precision)?;
+    // Every precision on each choice of checks, each choice on a device of its own (a context compiles one kind);
+    // ordered precision-major so that the runs compared by an off/on ratio follow each other.
+    let mut per_checks = Vec::new();
+    for &c in &a.shader_checks {
+        per_checks.push(a.net.detectors(&a.precision, c)?.into_iter());
+    }
+    let mut dets = Vec::new();
+    for &p in &a.precision {
+        for ds in &mut per_checks {
+            dets.extend(ds.next().map(|d| (d, p)));
+        }
+    }
     let img = a.net.image(a.image.as_ref())?;
     let iters = a.iters as usize;
-    let info = &dets[0].context().info;
-    for (d, p) in dets.iter().zip(&a.precision) {
+    let info = &dets[0].0.context().info;
+    for (d, p) in &dets {
         eprintln!(
             "sshface: model {} size {} ({} requested) on {}",
             d.model().name(),
@@ -158,10 +175,14 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
     for &n in &a.batch {
         let imgs = vec![img.clone(); n as usize];
         let mut first = None;
-        for (det, &requested) in dets.iter().zip(&a.precision) {
+        for (det, requested) in &dets {
             let (median, min, faces) = time_batch(det, &imgs, iters)?;
             let per = median / imgs.len() as f64;
             let mem = det.gpu_memory_bytes(&imgs)?;
+            let label = match det.shader_checks() {
+                ShaderChecks::On => det.numerics().describe(),
+                ShaderChecks::Off => format!("{} checks off", det.numerics().describe()),
+            };
             if a.json {
                 let r = Record {
                     origin: Origin::new(info),
@@ -173,6 +194,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
                     } else {
                         "small"
                     },
+                    shader_checks: det.shader_checks().name(),
                     model: det.model().name(),
                     weights: a.net.weights_label(),
                     width: img.width(),
@@ -190,17 +212,17 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
                 println!("{}", serde_json::to_string(&r)?);
                 continue;
             }
-            // Several precisions: each against the first at the same batch size.
-            let ratio = match first {
-                Some(f) if dets.len() > 1 => {
-                    format!("  ({:.2}x the time of {})", median / f, a.precision[0])
-                }
-                _ => String::new(),
+            // Several detectors: each against the first at the same batch size.
+            let ratio = match &first {
+                Some((f, l)) => format!("  ({:.2}x the time of {l})", median / f),
+                None => String::new(),
             };
-            first.get_or_insert(median);
+            if dets.len() > 1 {
+                first.get_or_insert((median, label.clone()));
+            }
             println!(
                 "{:<18} {:>6} {:>12.2} {:>10.2} {:>10.2} {:>10.1} {:>9.1}{ratio}",
-                det.numerics().describe(),
+                label,
                 imgs.len(),
                 median,
                 min,

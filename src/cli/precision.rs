@@ -1,8 +1,8 @@
-//! `--precision`, shared by detect, bench, profile and eval.
+//! `--precision`, shared by detect, bench, profile and eval; `--shader-checks` of bench and profile.
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::Args;
-use sshface::Precision;
+use sshface::{Precision, ShaderChecks};
 
 /// The values `--precision` accepts, by [`Precision::name`]: a new variant of the library is one entry here.
 const PRECISIONS: [Precision; 4] = [
@@ -30,4 +30,12 @@ pub struct PrecisionArgs {
     /// that runs.
     #[arg(long, default_value = "auto", value_parser = parser())]
     pub precision: Precision,
+}
+
+/// Parses `on` / `off` for `--shader-checks`; anything else is a usage error listing both.
+pub fn checks_parser() -> impl TypedValueParser<Value = ShaderChecks> {
+    PossibleValuesParser::new(["on", "off"]).map(|s| {
+        s.parse::<ShaderChecks>()
+            .expect("PossibleValuesParser only lets on and off through")
+    })
 }

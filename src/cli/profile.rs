@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Args;
 use serde_json::json;
 use sshface::gpu::StepTiming;
+use sshface::ShaderChecks;
 
 use super::precision::PrecisionArgs;
 use super::synthetic::NetArgs;
@@ -24,6 +25,10 @@ pub struct ProfileArgs {
     /// How many of the slowest steps to list.
     #[arg(long, default_value_t = 15)]
     top: usize,
+    /// on: shaders with wgpu's runtime checks (bounds checks, loop bounding); off: without (see README,
+    /// "Shader runtime checks").
+    #[arg(long, default_value = "on", value_parser = super::precision::checks_parser())]
+    shader_checks: ShaderChecks,
     /// Write a Chrome trace (Trace Event Format JSON) of every step to this file.
     #[arg(long, value_name = "FILE")]
     trace: Option<PathBuf>,
@@ -39,7 +44,10 @@ fn show(rate: Option<f64>) -> String {
 }
 
 pub fn profile(a: ProfileArgs) -> anyhow::Result<ExitCode> {
-    let det = a.net.detectors(&[a.precision.precision])?.remove(0);
+    let det = a
+        .net
+        .detectors(&[a.precision.precision], a.shader_checks)?
+        .remove(0);
     let img = a.net.image(None)?;
     det.detect(&img)?;
     let t = det.profile(&img)?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 use image::RgbImage;
-use sshface::{Detector, GemmTier, GpuContext, Precision};
+use sshface::{Detector, GemmTier, GpuContext, Precision, ShaderChecks};
 
 use super::{GpuArgs, ModelArg};
 
@@ -55,8 +55,13 @@ impl From<GemmArg> for GemmTier {
 }
 
 impl NetArgs {
-    /// One detector per precision, all on one device so that they are measured side by side.
-    pub fn detectors(&self, precisions: &[Precision]) -> anyhow::Result<Vec<Detector>> {
+    /// One detector per precision, all on one device so that they are measured side by side, its shaders compiled
+    /// with or without runtime checks.
+    pub fn detectors(
+        &self,
+        precisions: &[Precision],
+        checks: ShaderChecks,
+    ) -> anyhow::Result<Vec<Detector>> {
         // --scale applies to both models (the library validates it); random weights exist for ssh-vgg16 only.
         if self.model == ModelArg::RetinafaceMnv2 && self.random_weights.is_some() {
             anyhow::bail!("--random-weights applies to --model ssh-vgg16 only");
@@ -69,7 +74,8 @@ impl NetArgs {
                 let mut b = Detector::builder()
                     .model(self.model.into())
                     .precision(p)
-                    .gemm(self.gemm.into());
+                    .gemm(self.gemm.into())
+                    .shader_checks(checks);
                 b = match &ctx {
                     Some(c) => b.context(c.clone()),
                     None => b.adapter(self.gpu.options()?),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::{Detector, Model, Net, BUNDLED_RETINAFACE};
 use crate::error::{Error, Result};
-use crate::gpu::{AdapterOptions, GemmTier, GpuContext, Numerics, Precision};
+use crate::gpu::{AdapterOptions, GemmTier, GpuContext, Numerics, Precision, ShaderChecks};
 use crate::model::pipeline::{Protocol, Thresholds};
 use crate::model::retinaface_mnv2::RetinaFaceMnv2;
 use crate::model::ssh_vgg16::SshVgg16;
@@ -29,6 +29,7 @@ pub struct DetectorBuilder {
     raw_boxes: bool,
     gpu_timeout: Option<std::time::Duration>,
     fault: Option<crate::gpu::Fault>,
+    shader_checks: Option<ShaderChecks>,
 }
 
 impl DetectorBuilder {
@@ -108,6 +109,14 @@ impl DetectorBuilder {
         self
     }
 
+    /// Whether shaders are compiled with wgpu's runtime checks (default [`ShaderChecks::On`]; see [`ShaderChecks`]).
+    /// It belongs to the GPU context: with [`context`](Self::context), a different choice than the context's is an
+    /// error at [`build`](Self::build).
+    pub fn shader_checks(mut self, c: ShaderChecks) -> Self {
+        self.shader_checks = Some(c);
+        self
+    }
+
     /// Test-only: injects a GPU fault (lost device, stalled submit, out of memory) to check that it ends in an error.
     #[doc(hidden)]
     pub fn inject_fault(mut self, f: crate::gpu::Fault) -> Self {
@@ -120,6 +129,7 @@ impl DetectorBuilder {
     /// # Errors
     /// [`Error::Config`] for a threshold outside [0, 1], a scale that is not a positive number, a protocol the model
     /// does not have (the pyramid for retinaface-mnv2), `max_binding(0)`, or ssh-vgg16 without weights;
+    /// [`shader_checks`](Self::shader_checks) other than a shared context's;
     /// [`Error::NoAdapter`] / [`Error::Device`] when no adapter matches or it refuses a device; an explicit
     /// [`Precision`] the adapter cannot run; [`Error::Weights`] / [`Error::Io`] for a missing, unreadable or
     /// mis-shaped weight file.
@@ -161,8 +171,19 @@ impl DetectorBuilder {
         }
         let ctx = match self.context {
             Some(c) => c,
-            None => Arc::new(GpuContext::new(&self.adapter)?),
+            None => Arc::new(GpuContext::with_shader_checks(
+                &self.adapter,
+                self.shader_checks.unwrap_or_default(),
+            )?),
         };
+        if let Some(want) = self.shader_checks.filter(|&c| c != ctx.shader_checks()) {
+            return Err(Error::Config(format!(
+                "shader checks {} asked for, but the shared GPU context compiles its shaders with checks {}: \
+                 open a context with GpuContext::with_shader_checks for them",
+                want.name(),
+                ctx.shader_checks().name()
+            )));
+        }
         if let Some(t) = self.gpu_timeout {
             ctx.set_gpu_timeout(t);
         }

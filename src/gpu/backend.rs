@@ -1,4 +1,5 @@
-//! Which shader paths naga can write for each wgpu backend. Adapter features already hide most of what a backend
+//! The features we ask an adapter for, its cooperative-matrix sizes, and which shader paths naga can write for each
+//! wgpu backend. Adapter features already hide most of what a backend
 //! lacks (DX12 lists no cooperative matrices, GL no `SHADER_F16`); these tables are the second guard, so that a
 //! precision choice never reaches a writer that cannot express it. `tests/translate.rs` checks that every shader the
 //! Metal and DX12 rows allow passes naga's MSL and HLSL writers; the Vulkan rows are checked by running on lavapipe.
@@ -28,6 +29,47 @@ pub fn f16_translates(backend: wgpu::Backend) -> bool {
         // wgpu's GL backend never offers SHADER_F16.
         wgpu::Backend::Gl | wgpu::Backend::Noop => false,
     }
+}
+
+/// Features used when the adapter has them; none is required.
+pub(crate) fn wanted_features() -> wgpu::Features {
+    wgpu::Features::SHADER_F16
+        | wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
+        | wgpu::Features::SUBGROUP
+        | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+}
+
+/// The square f16×f16→f32 configurations our cooperative-matrix shaders come in (`coop_mat8x8`,
+/// `coop_mat16x16`), among those the adapter lists.
+pub(crate) fn coop_sizes(adapter: &wgpu::Adapter, features: wgpu::Features) -> Vec<u32> {
+    let need = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
+        | wgpu::Features::SHADER_F16
+        | wgpu::Features::SUBGROUP;
+    // The shaders' workgroup is 4 of the largest subgroups.
+    let info = adapter.get_info();
+    let wg = 4 * info.subgroup_max_size;
+    if !features.contains(need)
+        || wg == 0
+        || wg > adapter.limits().max_compute_invocations_per_workgroup
+    {
+        return Vec::new();
+    }
+    let mut sizes: Vec<u32> = adapter
+        .cooperative_matrix_properties()
+        .iter()
+        .filter(|p| {
+            p.m_size == p.n_size
+                && p.n_size == p.k_size
+                && matches!(p.m_size, 8 | 16)
+                && p.ab_type == wgpu::CooperativeScalarType::F16
+                && p.cr_type == wgpu::CooperativeScalarType::F32
+        })
+        .map(|p| p.m_size)
+        .collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    sizes
 }
 
 #[cfg(test)]

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use crate::error::{Error, Result};
+use crate::gpu::backend;
 use crate::gpu::pipelines::PipelineCache;
 use crate::gpu::select::{self, AdapterFacts, DeviceChoice};
-use crate::gpu::DType;
+use crate::gpu::{DType, ShaderChecks};
 
 /// How to choose the GPU adapter. Explicit fields win over the environment
 /// (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), which wins over the defaults.
@@ -102,6 +103,8 @@ pub struct GpuContext {
     /// Square sizes (8, 16) of the adapter's cooperative matrices with f16 operands and f32
     /// accumulators, empty without `EXPERIMENTAL_COOPERATIVE_MATRIX` and `SHADER_F16`.
     pub coop_sizes: Vec<u32>,
+    /// Fixed at creation, so that the pipeline cache never holds modules of both kinds.
+    shader_checks: ShaderChecks,
     pub(crate) pipelines: PipelineCache,
     pub(crate) derived: crate::gpu::derived::DerivedCache,
     /// Device lost or given up, the GPU timeout, test faults.
@@ -114,50 +117,14 @@ impl std::fmt::Debug for GpuContext {
     }
 }
 
-/// Features used when the adapter has them; none is required.
-fn wanted_features() -> wgpu::Features {
-    wgpu::Features::SHADER_F16
-        | wgpu::Features::TIMESTAMP_QUERY
-        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES
-        | wgpu::Features::SUBGROUP
-        | wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
-}
-
-/// The square f16×f16→f32 configurations our cooperative-matrix shaders come in (`coop_mat8x8`,
-/// `coop_mat16x16`), among those the adapter lists.
-fn coop_sizes(adapter: &wgpu::Adapter, features: wgpu::Features) -> Vec<u32> {
-    let need = wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX
-        | wgpu::Features::SHADER_F16
-        | wgpu::Features::SUBGROUP;
-    // The shaders' workgroup is 4 of the largest subgroups.
-    let info = adapter.get_info();
-    let wg = 4 * info.subgroup_max_size;
-    if !features.contains(need)
-        || wg == 0
-        || wg > adapter.limits().max_compute_invocations_per_workgroup
-    {
-        return Vec::new();
-    }
-    let mut sizes: Vec<u32> = adapter
-        .cooperative_matrix_properties()
-        .iter()
-        .filter(|p| {
-            p.m_size == p.n_size
-                && p.n_size == p.k_size
-                && matches!(p.m_size, 8 | 16)
-                && p.ab_type == wgpu::CooperativeScalarType::F16
-                && p.cr_type == wgpu::CooperativeScalarType::F32
-        })
-        .map(|p| p.m_size)
-        .collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    sizes
-}
-
 impl GpuContext {
     /// Chooses an adapter (see [`AdapterOptions`]) and opens a device with the adapter's own limits.
     pub fn new(opts: &AdapterOptions) -> Result<Self> {
+        Self::with_shader_checks(opts, ShaderChecks::On)
+    }
+
+    /// [`GpuContext::new`] whose shader modules are compiled with or without runtime checks (see [`ShaderChecks`]).
+    pub fn with_shader_checks(opts: &AdapterOptions, shader_checks: ShaderChecks) -> Result<Self> {
         let (backends, adapters) = opts.enumerate()?;
         let name = opts
             .adapter_name
@@ -180,8 +147,8 @@ impl GpuContext {
             });
         };
         let info = adapter.get_info();
-        let mut features = adapter.features() & wanted_features();
-        let coop_sizes = coop_sizes(&adapter, features);
+        let mut features = adapter.features() & backend::wanted_features();
+        let coop_sizes = backend::coop_sizes(&adapter, features);
         if coop_sizes.is_empty() {
             // Only request the experimental feature where our shaders can use it.
             features.remove(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX);
@@ -229,6 +196,7 @@ impl GpuContext {
             chosen_by: chosen.why,
             selection_warning: chosen.warning,
             coop_sizes,
+            shader_checks,
             pipelines: PipelineCache::default(),
             derived: Default::default(),
         })
@@ -244,6 +212,11 @@ impl GpuContext {
             self.info.driver,
             self.info.driver_info
         )
+    }
+
+    /// Whether this context's shaders are compiled with wgpu's runtime checks.
+    pub fn shader_checks(&self) -> ShaderChecks {
+        self.shader_checks
     }
 
     /// The cooperative-matrix size our convolutions use: 16 where offered (NVIDIA, AMD), else 8

@@ -1,6 +1,7 @@
 //! GPU runtime: adapter and device, pipeline cache, tensor graph with an arena, one-submit plans and readback.
 
 pub mod backend;
+pub mod checks;
 pub mod context;
 pub mod derived;
 pub mod graph;
@@ -11,6 +12,7 @@ pub mod precision;
 pub mod readback;
 pub mod select;
 
+pub use checks::ShaderChecks;
 pub use context::{AdapterOptions, GpuContext, Weight};
 pub use derived::Derived;
 pub use graph::{Binding, DType, Graph, StepDesc, TensorId, TensorKind};

@@ -1,9 +1,11 @@
 //! Shader modules and compute pipelines, compiled once per (shader, entry point, override constants).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::gpu::checks;
 use crate::gpu::GpuContext;
 use crate::ops::Shader;
 
@@ -14,6 +16,10 @@ pub type Constants = Vec<(&'static str, f64)>;
 pub(crate) struct PipelineCache {
     modules: Mutex<HashMap<String, Arc<wgpu::ShaderModule>>>,
     pipelines: Mutex<HashMap<String, Arc<wgpu::ComputePipeline>>>,
+    /// Modules created by `create_shader_module_trusted`: what shows that
+    /// [`ShaderChecks::Off`](crate::ShaderChecks::Off) reaches wgpu. (No key includes the choice: a context
+    /// compiles one kind only.)
+    unchecked: AtomicU64,
 }
 
 impl GpuContext {
@@ -53,6 +59,12 @@ impl GpuContext {
         Ok(p)
     }
 
+    /// Shader modules this context created without runtime checks
+    /// ([`ShaderChecks::Off`](crate::ShaderChecks::Off)); 0 with checks on.
+    pub fn unchecked_modules(&self) -> u64 {
+        self.pipelines.unchecked.load(Ordering::Relaxed)
+    }
+
     fn module(&self, shader: &'static Shader) -> Result<Arc<wgpu::ShaderModule>> {
         let key = shader.key();
         if let Some(m) = self.pipelines.modules.lock().unwrap().get(&key) {
@@ -60,12 +72,16 @@ impl GpuContext {
         }
         let m = self
             .scoped(&format!("shader {key}.wgsl"), || {
-                Ok(self
-                    .device
-                    .create_shader_module(wgpu::ShaderModuleDescriptor {
-                        label: Some(&key),
-                        source: wgpu::ShaderSource::Wgsl(shader.source.into()),
-                    }))
+                let desc = wgpu::ShaderModuleDescriptor {
+                    label: Some(&key),
+                    source: wgpu::ShaderSource::Wgsl(shader.source.into()),
+                };
+                Ok(checks::create_module(
+                    &self.device,
+                    desc,
+                    self.shader_checks(),
+                    &self.pipelines.unchecked,
+                ))
             })
             .map_err(|e| Error::Gpu {
                 what: format!("compiling shaders/{key}.wgsl"),

@@ -32,6 +32,17 @@ pub fn gpu() -> Option<&'static GpuContext> {
     required("GPU adapter", r)
 }
 
+/// A context on the default adapter whose shaders are compiled without wgpu's runtime checks
+/// ([`sshface::ShaderChecks::Off`]); see [`required`].
+pub fn gpu_unchecked() -> Option<&'static GpuContext> {
+    static CTX: OnceLock<Result<GpuContext, String>> = OnceLock::new();
+    let r = CTX.get_or_init(|| {
+        GpuContext::with_shader_checks(&AdapterOptions::default(), sshface::ShaderChecks::Off)
+            .map_err(|e| e.to_string())
+    });
+    required("GPU adapter", r)
+}
+
 /// A context on wgpu's GL backend, the second backend the network tests run on (llvmpipe through EGL in CI);
 /// see [`required`].
 pub fn gl() -> Option<Arc<GpuContext>> {

@@ -187,7 +187,7 @@ fn kernels(c: &Case) -> Vec<ConvKernel> {
 }
 
 /// Runs `c` on each kernel in one graph; returns (kernel, output) pairs.
-fn run_case(ctx: &GpuContext, c: &Case, d: &Data) -> Vec<(ConvKernel, Vec<f32>)> {
+pub(crate) fn run_case(ctx: &GpuContext, c: &Case, d: &Data) -> Vec<(ConvKernel, Vec<f32>)> {
     let conv = layer(ctx, c, d);
     let mut g = Graph::new();
     let tx = g.input("x", &c.x).unwrap();

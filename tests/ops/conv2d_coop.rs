@@ -39,7 +39,13 @@ fn want(c: &Case, d: &Data) -> CpuTensor {
     )
 }
 
-fn run(ctx: &GpuContext, size: u32, c: &Case, d: &Data, ks: &[ConvKernel]) -> Vec<Vec<f32>> {
+pub(crate) fn run(
+    ctx: &GpuContext,
+    size: u32,
+    c: &Case,
+    d: &Data,
+    ks: &[ConvKernel],
+) -> Vec<Vec<f32>> {
     let conv = layer(ctx, c, d);
     let mut g = Graph::with_conv_path(path(ctx, size));
     let tx = g.input("x", &c.x).unwrap();
@@ -59,7 +65,7 @@ fn run(ctx: &GpuContext, size: u32, c: &Case, d: &Data, ks: &[ConvKernel]) -> Ve
 /// Shapes beyond the fp32 table that matter to the tiling: channels and depth not multiples of the
 /// matrix size, a tile spanning two images, more than one tile each way, VGG-like and MobileNet-like.
 #[rustfmt::skip]
-fn extra() -> Vec<Case> {
+pub(crate) fn extra() -> Vec<Case> {
     let p0 = [0; 4];
     vec![
         Case { name: "C 19->37 k3 odd 13x29", x: [1, 19, 13, 29], c_out: 37, ..BASE },

@@ -19,7 +19,7 @@ fn atol(c: &Case) -> f32 {
 /// The cases, grouped by the tile they get (see `conv2d_gemm::tile`); "v4" marks those on the vec4
 /// entry (1x1, stride 1, no padding, Ho·Wo a multiple of 4).
 #[rustfmt::skip]
-fn cases() -> Vec<Case> {
+pub(crate) fn cases() -> Vec<Case> {
     let p0 = [0; 4];
     let (s2, tf) = ([2, 2], [0, 1, 0, 1]);
     vec![
