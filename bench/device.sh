@@ -4,7 +4,9 @@
 # bench/torch_ref.py on the workloads, and prints one table with the ratios (bench/report.py); and
 # `sshface bench --train` at 1600x1200, reported in a table of its own. Every detection workload runs with shader
 # runtime checks on and off side by side in one process (`--shader-checks on,off`): the report's off/on column is
-# what decides whether `ShaderChecks::Off` becomes the default (README, "Shader runtime checks").
+# what decides whether `ShaderChecks::Off` becomes the default (README, "Shader runtime checks"). The 640x640
+# batch-1 workloads also run on the small GEMM tier (`--gemm small`, f32 and f16), for the report's wide/small
+# column: the figure that checks the wide tier `Auto` picks on GPUs, and its tile table.
 # Everything it prints and the JSON Lines behind the table are saved under $OUT (default ./bench-out).
 #
 #   bench/device.sh --prepare   here, once: release build, Vulkan loader debs in .gl/ (the device has none)
@@ -62,6 +64,7 @@ if [ "$mode" = --dry-run ]; then
     VGG=("--size 40x36 --batch 1")
     RF=("--size 64x64 --batch 1,2")
     TRAIN=("--size 48x40 --iters 1")
+    GEMM_SIZE="--size 64x64 --batch 1"
     TORCH_W=(ssh-vgg16:40x36:1 retinaface-mnv2:64x64:1 retinaface-mnv2:64x64:2)
 else
     ITERS="${SSHFACE_ITERS:-10}"
@@ -78,6 +81,7 @@ else
     RF=("--size 640x640 --batch 1,32" "--size 1920x1088 --batch 8")
     # Training at the recipe's scale: two 1600x1200 images per iteration (about 3 TFLOP each).
     TRAIN=("--size 1600x1200 --iters 3")
+    GEMM_SIZE="--size 640x640 --batch 1"
     TORCH_W=(ssh-vgg16:640x640:1 ssh-vgg16:640x640:8 ssh-vgg16:1600x1200:1
         retinaface-mnv2:640x640:1 retinaface-mnv2:640x640:32 retinaface-mnv2:1920x1088:8)
 fi
@@ -105,6 +109,8 @@ main() {
         echo "device.sh: --precision $PRECISIONS is not available here; measuring f32 only"
         PRECISIONS=f32
     fi
+    GEMM_PRECISIONS=f32
+    if [[ ",$PRECISIONS," == *,f16,* ]]; then GEMM_PRECISIONS=f32,f16; fi
 
     : >"$OUT/sshface.jsonl"
     bench() {
@@ -116,6 +122,10 @@ main() {
     detect=(--iters "$ITERS" --precision "$PRECISIONS" --shader-checks "$CHECKS")
     for w in "${VGG[@]}"; do bench "${detect[@]}" --model ssh-vgg16 --random-weights 1 --scale 1 $w; done
     for w in "${RF[@]}"; do bench "${detect[@]}" --model retinaface-mnv2 $w; done
+    # The small GEMM tier beside the default (wide on GPUs); f16-coop is left out, its convs run on matrices.
+    small=(--iters "$ITERS" --precision "$GEMM_PRECISIONS" --gemm small)
+    bench "${small[@]}" --model ssh-vgg16 --random-weights 1 --scale 1 $GEMM_SIZE
+    bench "${small[@]}" --model retinaface-mnv2 $GEMM_SIZE
     # Training runs in f32 at scale 1 and sets its own iterations: no --precision, --scale or $ITERS.
     for w in "${TRAIN[@]}"; do bench --train --model ssh-vgg16 --random-weights 1 $w; done
 

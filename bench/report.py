@@ -3,7 +3,9 @@
 times for each sshface precision and PyTorch mode, the ratios of sshface's time to PyTorch's, and the
 targets of issue "Speed"; `bench --train` lines ("mode": "train") in a small table of their own. Lines run with
 `--shader-checks off` get a column of their time over the same precision's with checks on (same workload, same
-run), and a summary; the targets count checks-on lines only (the default).
+run), and a summary; the targets count checks-on lines only (the default). Lines of the wide GEMM tier get a
+column of their time over the small tier's (`--gemm small`, same workload, precision and checks), and the targets
+leave out such explicit small-tier lines.
 Standard library only, so it runs wherever the device script does.
 
 Usage: report.py SSHFACE.jsonl [TORCH.jsonl]
@@ -51,6 +53,33 @@ def off_on(ours):
         for r in rs:
             if checks(r) == "off" and r["conv_path"] in on:
                 out[id(r)] = r["ms_per_batch_median"] / on[r["conv_path"]]["ms_per_batch_median"]
+    return out
+
+
+def gemm(r):
+    # Lines written before --gemm existed do not say; they are never paired.
+    return r.get("gemm")
+
+
+def wide_small(ours):
+    """{id(wide record): wide/small time ratio} against the small-tier record of the same workload, precision and
+    checks (`--gemm small` beside the default wide tier)."""
+    out = {}
+    for rs in ours.values():
+        small = {(r["precision"], checks(r)): r for r in rs if gemm(r) == "small"}
+        for r in rs:
+            s = small.get((r["precision"], checks(r)))
+            if gemm(r) == "wide" and s is not None:
+                out[id(r)] = r["ms_per_batch_median"] / s["ms_per_batch_median"]
+    return out
+
+
+def defaults(ours):
+    """What runs by default: checks on, and not the small GEMM tier where the wide one ran beside it."""
+    out = {}
+    for k, rs in ours.items():
+        wide = {r["precision"] for r in rs if gemm(r) == "wide"}
+        out[k] = [r for r in rs if checks(r) == "on" and not (gemm(r) == "small" and r["precision"] in wide)]
     return out
 
 
@@ -120,6 +149,7 @@ def main():
     if not ours and not torch and not train:
         sys.exit("report: no records")
     ratios = off_on(ours)
+    tiers = wide_small(ours)
     modes = sorted({m for d in torch.values() for m in d}, key=["fp32", "tf32", "fp16"].index)
     first = next(iter(ours.values()), train or [None])[0]
     if first:
@@ -134,8 +164,8 @@ def main():
               f"golden heads max diff {pt_any.get('golden_max_abs_diff')}; network only (sshface: end to end)")
     print()
     row(["workload", "engine", "ms/batch", "min ms", "images/s", "GPU MiB"] + [f"x PyTorch {m}" for m in modes]
-        + (["off/on"] if ratios else []))
-    row(["---"] * (6 + len(modes) + bool(ratios)))
+        + (["off/on"] if ratios else []) + (["wide/small"] if tiers else []))
+    row(["---"] * (6 + len(modes) + bool(ratios) + bool(tiers)))
     for k in sorted(set(ours) | set(torch)):
         pt = torch.get(k, {})
         times = lambda r: [label(k), fmt_ms(r["ms_per_batch_median"]), fmt_ms(r["ms_per_batch_min"]),  # noqa: E731
@@ -146,21 +176,26 @@ def main():
             t = times(r)
             engine = f"sshface {r['conv_path']}" + (", checks off" if checks(r) == "off" else "")
             extra = [f"{ratios[id(r)]:.3f}" if id(r) in ratios else "-"] if ratios else []
+            extra += [f"{tiers[id(r)]:.3f}" if id(r) in tiers else "-"] if tiers else []
             row(t[:1] + [engine] + t[1:] + [f"{r['gpu_memory_bytes'] / 2**20:.0f}"] + ratios_pt + extra)
         for m in modes:
             if m in pt:
                 t = times(pt[m])
-                row(t[:1] + [f"PyTorch {m}"] + t[1:] + ["-"] * (1 + len(modes) + bool(ratios)))
+                row(t[:1] + [f"PyTorch {m}"] + t[1:] + ["-"] * (1 + len(modes) + bool(ratios) + bool(tiers)))
     print("\n'x PyTorch M': sshface's time per batch divided by PyTorch's in mode M (below 1: sshface is faster).")
     if ratios:
         rs = sorted(ratios.values())
         print(f"'off/on': time with shader runtime checks off over checks on, same workload and precision, side by "
               f"side in one process (below 1: off is faster). {len(rs)} pairs: median {rs[len(rs) // 2]:.3f}, "
               f"range {rs[0]:.3f}-{rs[-1]:.3f}.")
+    if tiers:
+        rs = sorted(tiers.values())
+        print(f"'wide/small': time on the wide GEMM tier (256 threads, 128x128 tiles, packed weights; the default on "
+              f"GPUs) over the small one (--gemm small), same workload, precision and checks (below 1: wide is "
+              f"faster). {len(rs)} pairs: median {rs[len(rs) // 2]:.3f}, range {rs[0]:.3f}-{rs[-1]:.3f}.")
     training(train)
     print("\nTargets (issue \"Speed\"):")
-    defaults = {k: [r for r in rs if checks(r) == "on"] for k, rs in ours.items()}
-    for what, ok, figures in targets(defaults, torch):
+    for what, ok, figures in targets(defaults(ours), torch):
         print(f"  {'n/a ' if ok is None else 'PASS' if ok else 'FAIL'}  {what}: {figures}")
 
 

@@ -192,3 +192,61 @@ fn report_gives_off_on_ratios() {
         "{md}"
     );
 }
+
+/// report.py: a wide-tier line gets its time over the `--gemm small` line of the same workload, precision and
+/// checks; the targets leave the explicit small-tier lines out (their f16 at 1.5 ms would pass the 2 ms target).
+#[test]
+fn report_gives_wide_small_ratios() {
+    if Command::new("python3").arg("--version").output().is_err() {
+        eprintln!("SKIP (no python3)");
+        return;
+    }
+    let path = common::scratch("report-gemm").join("sshface.jsonl");
+    let line = |precision: &str, gemm: &str, ms: f64| {
+        let mut r = record("retinaface-mnv2", 1, precision, Some("on"), ms);
+        if gemm == "wide" {
+            r["conv_path"] = json!(format!("{precision} (wide GEMM)"));
+        }
+        r["gemm"] = json!(gemm);
+        format!("{r}\n")
+    };
+    let text = [
+        line("f32", "wide", 2.0),
+        line("f16", "wide", 3.0),
+        line("f32", "small", 4.0),
+        line("f16", "small", 1.5),
+    ]
+    .concat();
+    std::fs::write(&path, text).unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/report.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let md = String::from_utf8(out.stdout).unwrap();
+    let last_cell = |engine: &str| -> String {
+        let l = md
+            .lines()
+            .find(|l| l.contains(&format!("| {engine} |")))
+            .unwrap_or_else(|| panic!("no row for {engine}:\n{md}"));
+        let cells: Vec<&str> = l.split('|').map(str::trim).collect();
+        cells[cells.len() - 2].to_string()
+    };
+    assert_eq!(last_cell("sshface f32 (wide GEMM)"), "0.500", "{md}");
+    assert_eq!(last_cell("sshface f16 (wide GEMM)"), "2.000", "{md}");
+    assert_eq!(last_cell("sshface f32"), "-", "{md}");
+    assert!(
+        md.contains("2 pairs: median 2.000, range 0.500-2.000"),
+        "{md}"
+    );
+    assert!(
+        md.contains("PASS  retinaface-mnv2 1x640x640 <= 2.0 ms (fastest precision): 2.00 ms (f32)"),
+        "{md}"
+    );
+}
