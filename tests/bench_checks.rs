@@ -128,25 +128,13 @@ fn record(model: &str, batch: u32, conv_path: &str, checks: Option<&str>, ms: f6
     r
 }
 
-/// report.py: an off line gets its time over the checks-on line of the same workload and precision; the
-/// targets ignore off lines (a faster off line would otherwise pass the 2 ms target); old lines without the
-/// field count as on.
-#[test]
-fn report_gives_off_on_ratios() {
+/// bench/report.py's markdown for `lines` (one JSON Lines file in scratch dir `name`); None without python3.
+fn report(name: &str, lines: &[Value]) -> Option<String> {
     if Command::new("python3").arg("--version").output().is_err() {
         eprintln!("SKIP (no python3)");
-        return;
+        return None;
     }
-    let dir = common::scratch("report-checks");
-    let path = dir.join("sshface.jsonl");
-    let rf = "retinaface-mnv2";
-    let lines = [
-        record(rf, 1, "f32", None, 4.0),
-        record(rf, 1, "f32", Some("off"), 1.0),
-        record(rf, 1, "f16", Some("on"), 3.0),
-        record(rf, 1, "f16", Some("off"), 2.7),
-        record(rf, 32, "f32", Some("on"), 50.0),
-    ];
+    let path = common::scratch(name).join("sshface.jsonl");
     let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
     std::fs::write(&path, text).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/report.py");
@@ -157,7 +145,25 @@ fn report_gives_off_on_ratios() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
-    let md = String::from_utf8(out.stdout).unwrap();
+    Some(String::from_utf8(out.stdout).unwrap())
+}
+
+/// report.py: an off line gets its time over the checks-on line of the same workload and precision; the
+/// targets ignore off lines (a faster off line would otherwise pass the 2 ms target); old lines without the
+/// field count as on.
+#[test]
+fn report_gives_off_on_ratios() {
+    let rf = "retinaface-mnv2";
+    let lines = [
+        record(rf, 1, "f32", None, 4.0),
+        record(rf, 1, "f32", Some("off"), 1.0),
+        record(rf, 1, "f16", Some("on"), 3.0),
+        record(rf, 1, "f16", Some("off"), 2.7),
+        record(rf, 32, "f32", Some("on"), 50.0),
+    ];
+    let Some(md) = report("report-checks", &lines) else {
+        return;
+    };
     let row = |engine: &str| -> Vec<String> {
         md.lines()
             .find(|l| l.contains(&format!("| {engine} |")))
@@ -197,39 +203,23 @@ fn report_gives_off_on_ratios() {
 /// checks; the targets leave the explicit small-tier lines out (their f16 at 1.5 ms would pass the 2 ms target).
 #[test]
 fn report_gives_wide_small_ratios() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("SKIP (no python3)");
-        return;
-    }
-    let path = common::scratch("report-gemm").join("sshface.jsonl");
     let line = |precision: &str, gemm: &str, ms: f64| {
         let mut r = record("retinaface-mnv2", 1, precision, Some("on"), ms);
         if gemm == "wide" {
             r["conv_path"] = json!(format!("{precision} (wide GEMM)"));
         }
         r["gemm"] = json!(gemm);
-        format!("{r}\n")
+        r
     };
-    let text = [
+    let lines = [
         line("f32", "wide", 2.0),
         line("f16", "wide", 3.0),
         line("f32", "small", 4.0),
         line("f16", "small", 1.5),
-    ]
-    .concat();
-    std::fs::write(&path, text).unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/report.py");
-    let out = Command::new("python3")
-        .arg(script)
-        .arg(&path)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let md = String::from_utf8(out.stdout).unwrap();
+    ];
+    let Some(md) = report("report-gemm", &lines) else {
+        return;
+    };
     let last_cell = |engine: &str| -> String {
         let l = md
             .lines()

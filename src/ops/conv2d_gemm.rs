@@ -1,9 +1,9 @@
 //! The wide register-tiled tier of [`conv2d`](crate::ops::conv2d) (`shaders/conv2d_gemm.wgsl`): an
 //! fp32 implicit GEMM with 256 threads, 128×128 output tiles (channels × pixels) for wide layers and
 //! narrower ones for few output channels, register prefetch of the next K slice and vec4 loads where
-//! the layout allows. Shapes, weights, `Params` and the fused epilogue are those of `conv2d`, which
-//! decides when this tier runs and computes the dispatch from [`GemmTile::channels`] and
-//! [`GemmTile::pixels`].
+//! the layout allows. Shapes, `Params` and the fused epilogue are those of `conv2d`, which decides when
+//! this tier runs and computes the dispatch from [`GemmTile::channels`] and [`GemmTile::pixels`]; the
+//! weights come packed k-major ([`packed_layout`], `ops::pack_kmajor`), once per weight.
 
 use crate::ops::conv2d::Params;
 use crate::ops::Shader;
@@ -99,7 +99,7 @@ pub fn packed_layout(groups: usize, cout_g: usize, k: usize) -> crate::ops::pack
 
 /// The entry point: `conv2d_gemm_v4` (vec4 patch loads) for 1×1 / stride 1 / no padding with `Ho·Wo` a
 /// multiple of 4, so that every 4-pixel quad lies in one image and is 16-byte aligned; `conv2d_gemm`
-/// (scalar patch loads, im2col on the fly) otherwise. Both load weights as vec4 where K is a multiple of 4.
+/// (scalar patch loads, im2col on the fly) otherwise. Both load the packed weights as aligned vec4.
 pub fn entry(pointwise: bool, hw: usize) -> &'static str {
     if pointwise && hw.is_multiple_of(4) {
         "conv2d_gemm_v4"
