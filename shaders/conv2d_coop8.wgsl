@@ -8,8 +8,11 @@
 //
 // GEMM: M = C_out/groups (rows of A = weights), N = pixels of all images, K = C_in/groups·KH·KW.
 // A workgroup of 4 subgroups computes a BM x BN = 4S x 4S tile; subgroup s owns the 2S x 2S quadrant
-// (s / 2, s % 2) as 2 x 2 accumulators. Feature maps and weights are f32 in memory; each K slice of both
+// (s / 2, s % 2) as 2 x 2 accumulators. Feature maps and weights are Map in memory; each K slice of both
 // operands is rounded to f16 while it is staged in workgroup memory, so the matrices load from there.
+// Weights come packed k-major, [groups, kp, mp] (src/ops/pack_kmajor.rs, once per weight; kp and mp are
+// multiples of BK and BM): a slice is BK runs of BM channels, staged without bounds checks as the [BK][BM]
+// array that the A matrices load column-major.
 // The matrices have no per-element access, so the epilogue goes through workgroup memory as well.
 enable f16;
 enable wgpu_cooperative_matrix;
@@ -44,17 +47,17 @@ struct Params {
     c_off: u32, kh: u32, kw: u32, sy: u32,
     sx: u32, pt: u32, pl: u32, dy: u32,
     dx: u32, cin_g: u32, cout_g: u32, k: u32,      // k = cin_g * kh * kw, the GEMM depth
-    p_total: u32, m_tiles: u32, _p0: u32, _p1: u32, // p_total = n * ho * wo; m_tiles per group
+    p_total: u32, m_tiles: u32, kp: u32, mp: u32,  // p_total = n * ho * wo; m_tiles per group; packed weights [groups, kp, mp]
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<Map>;          // [N, C_in, H, W]
 @group(0) @binding(2) var<storage, read> res: array<Map>;        // [N, C_out, Ho, Wo]; x again when !HAS_RES
-@group(0) @binding(3) var<storage, read> wt: array<Map>;         // [C_out, C_in / groups, KH, KW]
+@group(0) @binding(3) var<storage, read> wt: array<Map>;         // [groups, kp, mp] packed
 @group(0) @binding(4) var<storage, read> bias: array<f32>;       // [C_out]; wt again when !HAS_BIAS
 @group(0) @binding(5) var<storage, read_write> out: array<Map>;  // [N, C_total, Ho, Wo]
 
-var<workgroup> sa: array<f16, BM * BK>;     // [BM][BK] weights, row-major
+var<workgroup> sa: array<f16, BK * BM>;     // [BK][BM] weights: A column-major
 var<workgroup> sb: array<f16, BK * BN>;     // [BK][BN] im2col patch, row-major
 var<workgroup> sc: array<f32, WG / SG_MIN * S * S>; // one S x S accumulator per subgroup, row-major
 
@@ -125,10 +128,11 @@ fn conv2d_coop8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
     let xbase = ((pp / hw) * p.c_in + grp * p.cin_g) * p.h * p.w;
     let iy0 = i32((pix / p.wo) * p.sy) - i32(p.pt);
     let ix0 = i32((pix % p.wo) * p.sx) - i32(p.pl);
-    // Weight staging: column ak of rows arow, arow + WG/BK, ...; consecutive invocations read consecutive k.
-    let ak = lid % BK;
-    let arow = lid / BK;
-    let wrow0 = grp * p.cout_g + m0;
+    // Weight staging: channel am of depths akr, akr + WG/BM, ...; consecutive invocations read consecutive
+    // channels of one packed run.
+    let am = lid % BM;
+    let akr = lid / BM;
+    let wbase = grp * p.kp * p.mp + m0 + am;
 
     let q = sg % 4u;             // this subgroup's quadrant: first row and column within the tile
     let sm = (q / 2u) * 2u * S;
@@ -138,13 +142,8 @@ fn conv2d_coop8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
     var c10 = MatC();
     var c11 = MatC();
     for (var k0 = 0u; k0 < p.k; k0 += BK) {
-        let ka = k0 + ak;
-        for (var r = arow; r < BM; r += WG / BK) {
-            var v = 0.0;
-            if (ka < p.k && m0 + r < p.cout_g) {
-                v = f32(wt[(wrow0 + r) * p.k + ka]);
-            }
-            sa[r * BK + ak] = f16(v);
+        for (var r = akr; r < BK; r += WG / BM) {
+            sa[r * BM + am] = f16(wt[wbase + (k0 + r) * p.mp]);
         }
         for (var r = brow; r < BK; r += WG / BN) {
             let kb = k0 + r;
@@ -162,8 +161,8 @@ fn conv2d_coop8(@builtin(local_invocation_index) lid: u32, @builtin(workgroup_id
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk += S) {
-            let a0 = coopLoadT<MatA>(&sa[sm * BK + kk], BK);
-            let a1 = coopLoadT<MatA>(&sa[(sm + S) * BK + kk], BK);
+            let a0 = coopLoad<MatA>(&sa[kk * BM + sm], BM);
+            let a1 = coopLoad<MatA>(&sa[kk * BM + sm + S], BM);
             let b0 = coopLoadT<MatB>(&sb[kk * BN + sn], BN);
             let b1 = coopLoadT<MatB>(&sb[kk * BN + sn + S], BN);
             c00 = coopMultiplyAdd(a0, b0, c00);

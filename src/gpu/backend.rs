@@ -59,9 +59,12 @@ pub(crate) fn coop_sizes(adapter: &wgpu::Adapter, features: wgpu::Features) -> V
         .cooperative_matrix_properties()
         .iter()
         .filter(|p| {
+            // The staging loops step by WG / (4 · size) rows: a workgroup needs at least one thread per
+            // column of a 4-matrix-wide tile, so a subgroup at least as wide as a matrix.
             p.m_size == p.n_size
                 && p.n_size == p.k_size
                 && matches!(p.m_size, 8 | 16)
+                && p.m_size <= info.subgroup_max_size
                 && p.ab_type == wgpu::CooperativeScalarType::F16
                 && p.cr_type == wgpu::CooperativeScalarType::F32
         })

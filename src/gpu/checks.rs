@@ -71,10 +71,13 @@ pub(crate) fn create_module(
             //   and pixel < p_total; group and m0 follow from the dispatch y = groups·m_tiles, and c_off + C_out <=
             //   C_total is checked by `conv2d_with` ("cannot write output … at channels"), the weight's shape against
             //   the input by `Conv2d::out_shape`, and conv2d_grad's dy window dy_off + C_out <= dy_c by its host
-            //   ("output gradient … has shape"); conv2d_gemm's weight loads have no guard but lid < BK·BM/4: its
-            //   weights come packed [groups, kp, mp] by pack_kmajor (one thread per packed element, i < p.total),
-            //   whose layout `conv2d_gemm::packed_layout` pads to multiples of every tile's BK and BM (unit test
-            //   `packing_covers_every_tile`), and the conv's Params take kp and mp from that same layout; its vec4
+            //   ("output gradient … has shape"); the weight loads of conv2d_gemm (no guard but lid < BK·BM/4) and
+            //   conv2d_coop8/16 (none: r < BK, column am < BM) read weights packed [groups, kp, mp] by pack_kmajor
+            //   (one thread per packed element, i < p.total), whose layout pads to multiples of the tiles' BK and
+            //   BM (`conv2d_gemm::packed_layout`, unit test `packing_covers_every_tile`;
+            //   `conv2d_coop::packed_layout`: 2S and 4S), and the conv's Params take kp and mp from that same
+            //   layout; the coop staging loops step by WG / BM and WG / BN, at least 1 since `coop_sizes` keeps
+            //   only matrix sizes no wider than the largest subgroup; its vec4
             //   patch loads run only where a quad cannot cross a row (the _v4 entry, H·W % 4 == 0), and its workgroup indices hold for each
             //   (TM, RM, RN) of the fixed table `conv2d_gemm::TILES` (256 threads, BK·BN = 1024, the second row of
             //   sa/sb read only when RM/RN is 8), all of which its case table runs.

@@ -262,9 +262,15 @@ pub fn conv2d_with(
             [tiles.div_ceil(z) as u32, y as u32, z as u32]
         }
     };
-    // The wide tier reads its weights packed k-major (`pack_kmajor`).
-    let packed = (kernel == ConvKernel::Gemm128)
-        .then(|| super::conv2d_gemm::packed_layout(groups, cout_g, cin_g * kh * kw));
+    // The wide and cooperative-matrix tiers read their weights packed k-major (`pack_kmajor`).
+    let k = cin_g * kh * kw;
+    let packed = match (kernel, coop) {
+        (ConvKernel::Gemm128, _) => Some(super::conv2d_gemm::packed_layout(groups, cout_g, k)),
+        (ConvKernel::Coop, Some((size, _))) => {
+            Some(conv2d_coop::packed_layout(groups, cout_g, k, size))
+        }
+        _ => None,
+    };
     let u = |v: usize| v as u32;
     let params = Params {
         n: u(n),

@@ -1,7 +1,7 @@
 //! The cooperative-matrix tier of [`conv2d`](crate::ops::conv2d): implicit GEMM on tensor cores with f16
 //! operands and f32 accumulators (`shaders/conv2d_coop8.wgsl`, `shaders/conv2d_coop16.wgsl`: one kernel
-//! in the two matrix sizes adapters offer). Shapes, weights, `Params` and the fused epilogue are those of
-//! `conv2d`, which decides when this tier runs.
+//! in the two matrix sizes adapters offer). Shapes, `Params` and the fused epilogue are those of `conv2d`,
+//! which decides when this tier runs; the weights come packed k-major ([`packed_layout`]), once per weight.
 
 use crate::error::{Error, Result};
 use crate::gpu::DType;
@@ -25,6 +25,24 @@ pub fn shader(size: u32, dtype: DType) -> Result<(&'static Shader, &'static str)
         _ => Err(Error::Config(format!(
             "no cooperative-matrix convolution for {size}x{size} matrices (have 8x8 and 16x16)"
         ))),
+    }
+}
+
+/// The packed weights of this tier for `size`×`size` matrices: channels padded to whole tiles (`4·size`),
+/// depths to whole slices (`2·size`), so the shader stages them without bounds checks.
+pub fn packed_layout(
+    groups: usize,
+    cout_g: usize,
+    k: usize,
+    size: u32,
+) -> crate::ops::pack_kmajor::Layout {
+    let s = size as usize;
+    crate::ops::pack_kmajor::Layout {
+        groups,
+        rows: cout_g,
+        k,
+        kp: k.next_multiple_of(2 * s),
+        mp: cout_g.next_multiple_of(TILE_MATRICES * s),
     }
 }
 
