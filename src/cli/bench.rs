@@ -189,11 +189,7 @@ pub fn bench(a: BenchArgs) -> anyhow::Result<ExitCode> {
                     precision: det.precision().name(),
                     conv_path: det.numerics().describe(),
                     requested_precision: requested.name(),
-                    gemm: if det.numerics().wide_gemm {
-                        "wide"
-                    } else {
-                        "small"
-                    },
+                    gemm: det.numerics().gemm().name(),
                     shader_checks: det.shader_checks().name(),
                     model: det.model().name(),
                     weights: a.net.weights_label(),

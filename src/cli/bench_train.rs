@@ -76,7 +76,7 @@ pub(super) fn bench_train(a: &BenchArgs) -> anyhow::Result<ExitCode> {
     let mut recipe = RecipeArgs::default();
     recipe.freeze = a.freeze.unwrap_or(recipe.freeze);
     recipe.sampling = a.sampling.unwrap_or(recipe.sampling);
-    recipe.gemm = a.net.gemm.into();
+    recipe.gemm = a.net.gemm;
     let ctx = a.net.gpu_context()?;
     let mut t = a.net.with_weights(|path| match path {
         Some(p) => recipe.trainer(&ctx, &WeightFile::open(p)?),
@@ -128,11 +128,7 @@ pub(super) fn bench_train(a: &BenchArgs) -> anyhow::Result<ExitCode> {
         iter_size: a.iter_size,
         freeze,
         sampling,
-        gemm: if recipe.gemm.wide_on(ctx.info.device_type) {
-            "wide"
-        } else {
-            "small"
-        },
+        gemm: recipe.gemm.resolve(ctx.info.device_type).name(),
         faces: faces.len(),
         iters,
         ms_per_iter_median: median,

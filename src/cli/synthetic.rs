@@ -30,28 +30,10 @@ pub struct NetArgs {
     scale: Option<f64>,
     /// Register-tiled GEMM of the f32 and f16 convolutions: wide (256 threads, 128x128 tiles), small (64
     /// threads) or auto (wide on GPUs, small on CPU adapters). Cooperative-matrix convolutions ignore it.
-    #[arg(long, value_enum, default_value = "auto")]
-    pub gemm: GemmArg,
+    #[arg(long, default_value = "auto", value_parser = super::precision::gemm_parser())]
+    pub gemm: GemmTier,
     #[command(flatten)]
     gpu: GpuArgs,
-}
-
-/// `--gemm`: [`GemmTier`] by name.
-#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq)]
-pub enum GemmArg {
-    Auto,
-    Wide,
-    Small,
-}
-
-impl From<GemmArg> for GemmTier {
-    fn from(g: GemmArg) -> GemmTier {
-        match g {
-            GemmArg::Auto => GemmTier::Auto,
-            GemmArg::Wide => GemmTier::Wide,
-            GemmArg::Small => GemmTier::Small,
-        }
-    }
 }
 
 impl NetArgs {
@@ -74,7 +56,7 @@ impl NetArgs {
                 let mut b = Detector::builder()
                     .model(self.model.into())
                     .precision(p)
-                    .gemm(self.gemm.into())
+                    .gemm(self.gemm)
                     .shader_checks(checks);
                 b = match &ctx {
                     Some(c) => b.context(c.clone()),

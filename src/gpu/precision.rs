@@ -119,13 +119,18 @@ impl GemmTier {
         )
     }
 
+    /// The tier that runs on an adapter of this kind: `Wide` or `Small`, never `Auto`.
+    pub fn resolve(self, device: wgpu::DeviceType) -> GemmTier {
+        match self {
+            GemmTier::Auto if Self::wide_for(device) => GemmTier::Wide,
+            GemmTier::Auto => GemmTier::Small,
+            t => t,
+        }
+    }
+
     /// Whether convolutions run on the wide tier on an adapter of this kind.
     pub fn wide_on(self, device: wgpu::DeviceType) -> bool {
-        match self {
-            GemmTier::Auto => Self::wide_for(device),
-            GemmTier::Wide => true,
-            GemmTier::Small => false,
-        }
+        self.resolve(device) == GemmTier::Wide
     }
 }
 
@@ -189,6 +194,15 @@ impl Numerics {
             conv,
             wide_gemm: GemmTier::Auto.wide_on(ctx.info.device_type),
         })
+    }
+
+    /// The GEMM tier that runs: `Wide` or `Small`.
+    pub fn gemm(self) -> GemmTier {
+        if self.wide_gemm {
+            GemmTier::Wide
+        } else {
+            GemmTier::Small
+        }
     }
 
     /// `self` with the GEMM tier `t` (resolved for the adapter of `ctx`).

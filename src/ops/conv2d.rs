@@ -193,16 +193,18 @@ pub fn conv2d_with(
         && conv.dilation == [1, 1]
         && conv.stride[0] == conv.stride[1]
         && conv.stride[0] <= 2;
+    // The GEMM depth of the implicit-GEMM kernels.
+    let k = cin_g * kh * kw;
     let coop = match g.conv_path() {
         ConvPath::Coop { size, subgroup } => Some((size, subgroup)),
         ConvPath::F32 => None,
     };
     let kernel = match kernel {
-        ConvKernel::Auto if coop.is_some() && conv2d_coop::pays(cin_g, cout_g, cin_g * kh * kw) => {
+        ConvKernel::Auto if coop.is_some() && conv2d_coop::pays(cin_g, cout_g, k) => {
             ConvKernel::Coop
         }
         // The conv2d_gemm tier, on adapters the graph was built for (see `Graph::with_big_tiles`).
-        ConvKernel::Auto if g.big_tiles() && super::conv2d_gemm::pays(cin_g, cin_g * kh * kw) => {
+        ConvKernel::Auto if g.big_tiles() && super::conv2d_gemm::pays(cin_g, k) => {
             ConvKernel::Gemm128
         }
         ConvKernel::Auto if dw3 => ConvKernel::Depthwise3x3,
@@ -263,7 +265,6 @@ pub fn conv2d_with(
         }
     };
     // The wide and cooperative-matrix tiers read their weights packed k-major (`pack_kmajor`).
-    let k = cin_g * kh * kw;
     let packed = match (kernel, coop) {
         (ConvKernel::Gemm128, _) => Some(super::conv2d_gemm::packed_layout(groups, cout_g, k)),
         (ConvKernel::Coop, Some((size, _))) => {
@@ -292,7 +293,7 @@ pub fn conv2d_with(
         dx: u(conv.dilation[1]),
         cin_g: u(cin_g),
         cout_g: u(cout_g),
-        k: u(cin_g * kh * kw),
+        k: u(k),
         p_total: u(p_total),
         m_tiles: u(m_tiles),
         kp: packed.map_or(0, |l| u(l.kp)),
